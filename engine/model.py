@@ -1,0 +1,153 @@
+"""The exhibit format (v1) as pydantic models: the only schema there is.
+
+Driver configurations (sensors, devices) are defined next to their drivers and
+joined here into one model through the registry, discriminated by ``kind``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from engine.registry import Registry
+
+FORMAT_VERSION = 1
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+"""Sensor, device, signal and property names: lower-case, so ``sensor.signal`` is unambiguous."""
+
+SignalType = Literal["float", "int", "bool", "str"]
+
+
+class Strict(BaseModel):
+    """Every model forbids unknown keys, so a typo is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SensorConfig(Strict):
+    """Base of every sensor's configuration. Subclasses set ``kind`` to a Literal."""
+
+    kind: str
+
+    def signal_types(self) -> dict[str, SignalType]:
+        """The signals this sensor feeds, by short name (``wash`` for ``controls.wash``)."""
+        return {}
+
+    def resources(self) -> list[str]:
+        """Exclusive resources it holds (``udp 0.0.0.0:9000``), so two sensors cannot clash."""
+        return []
+
+
+class DeviceConfig(Strict):
+    """Base of every device's configuration. Subclasses set ``kind`` to a Literal."""
+
+    kind: str
+
+    def settable_properties(self) -> list[str]:
+        """The properties mappings and cues may set."""
+        return []
+
+    def property_range(self, name: str) -> tuple[float, float] | None:
+        """The natural range of a numeric property, used when a mapping gives no output range."""
+        return None
+
+    def safe_state(self) -> dict[str, Any]:
+        """What the device is sent on PANIC, at startup and before a clean stop."""
+        return {}
+
+
+class Title(Strict):
+    en: str = Field(description="English title, shown to operators and visitors.")
+    zh: str | None = Field(None, description="Simplified Chinese title (中文标题).")
+
+
+class MqttSettings(Strict):
+    broker: str = Field(
+        "embedded",
+        description="`embedded` starts a broker on loopback (zero setup); or `mqtt://host:port` for a real one "
+        "such as Mosquitto. `--broker` on the command line overrides it.",
+    )
+    prefix: str = Field("exhibit", pattern=r"^[^#+/][^#+]*$", description="First level of every topic.")
+    client_id: str | None = Field(None, description="Stable MQTT client id; default `exhibit-<id>`.")
+    keepalive: int = Field(10, ge=2, le=600, description="Seconds; the Last Will fires after about 1.5x this.")
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        if value != "embedded":
+            parse_broker_url(value)
+        return value
+
+
+def parse_broker_url(url: str) -> tuple[str, int]:
+    """``mqtt://host[:port]`` to ``(host, port)``; raises ValueError with a readable reason."""
+    parts = urlsplit(url)
+    if parts.scheme != "mqtt" or not parts.hostname:
+        raise ValueError(f"broker must be `embedded` or `mqtt://host:port`, not `{url}`")
+    try:
+        port = parts.port or 1883
+    except ValueError:
+        raise ValueError(f"broker port in `{url}` is not a number between 1 and 65535") from None
+    return parts.hostname, port
+
+
+class Mapping(Strict):
+    """A continuous link from a signal to a device property: input range to output range."""
+
+    source: str = Field(alias="from", description="Signal, as `sensor.signal` (e.g. `controls.wash`).")
+    target: str = Field(alias="to", description="Device property, as `device.property` (e.g. `wash.brightness`).")
+    input: tuple[float, float] = Field((0.0, 1.0), description="Signal range [from, to].")
+    output: tuple[float, float] | None = Field(
+        None, description="Property range [from, to]; default: the property's own range."
+    )
+    clamp: bool = Field(True, description="Keep the result inside the output range.")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Mapping:
+        if self.input[0] == self.input[1]:
+            raise ValueError("input range is empty: its two ends are equal")
+        return self
+
+
+REFERENCE = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)$")
+
+
+class ExhibitBase(Strict):
+    format_version: Literal[1] = Field(description="Version of this file format; old versions are migrated.")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Stable id, used in MQTT topics.")
+    title: Title
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
+    mappings: list[Mapping] = Field(default_factory=list)
+
+
+def _union(models: list[type[BaseModel]]) -> Any:
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[tuple(models)], Field(discriminator="kind")]  # noqa: UP007
+
+
+def build_exhibit_model(registry: Registry) -> type[ExhibitBase]:
+    """The complete exhibit model for the drivers in ``registry``."""
+    sensor = _union([spec.config for spec in registry.sensors.values()])
+    device = _union([spec.config for spec in registry.devices.values()])
+    model = create_model(
+        "Exhibit",
+        __base__=ExhibitBase,
+        sensors=(dict[Name, sensor], Field(default_factory=dict, description="Inputs, by name.")),  # type: ignore[valid-type]
+        devices=(dict[Name, device], Field(default_factory=dict, description="Outputs, by name.")),  # type: ignore[valid-type]
+    )
+    return model
+
+
+def component_adapter(registry: Registry, section: Literal["sensors", "devices"]) -> Any:
+    """A validator for one sensor or device, used to check components one by one."""
+    from pydantic import TypeAdapter
+
+    specs = registry.sensors if section == "sensors" else registry.devices
+    return TypeAdapter(_union([spec.config for spec in specs.values()]))

@@ -1,0 +1,256 @@
+"""Validation in stages: YAML syntax, format version, schema, cross-references, final checks.
+
+Every problem found is reported, each with its ``file:line:col``; the later
+stages run on whatever parts of the file are valid, so one run shows all the
+mistakes a curator has to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.errors import UserError
+from engine.migrations import migrate
+from engine.model import REFERENCE, DeviceConfig, ExhibitBase, SensorConfig, build_exhibit_model, component_adapter
+from engine.problems import ExhibitInvalid, Problem, did_you_mean
+from engine.registry import Registry
+from engine.yamlpos import PositionedData, YamlPath, load_yaml
+
+EXHIBIT_FILE = "exhibit.yaml"
+
+
+def resolve_exhibit_path(spec: str | Path, exhibits_dir: Path) -> Path:
+    """An exhibit named by folder, by file, or by its folder name under ``exhibits/``."""
+    candidates = list(dict.fromkeys([Path(spec), Path(spec) / EXHIBIT_FILE, exhibits_dir / str(spec) / EXHIBIT_FILE]))
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise UserError(f"No exhibit file found at `{spec}` (looked for {', '.join(str(c) for c in candidates)}).")
+
+
+def load_exhibit(path: Path, registry: Registry) -> ExhibitBase:
+    """Load and validate an exhibit file; raises :class:`ExhibitInvalid` with every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"The exhibit file `{path}` does not exist.") from None
+    except UnicodeDecodeError as exc:
+        raise ExhibitInvalid([Problem(str(path), 1, 1, f"the file is not UTF-8 text ({exc.reason})")]) from None
+    except OSError as exc:
+        raise UserError(f"The exhibit file `{path}` cannot be read: {exc.strerror}.") from None
+    return validate_text(text, str(path), registry)
+
+
+def validate_text(text: str, file: str, registry: Registry) -> ExhibitBase:
+    doc = load_yaml(text, file)
+    if not isinstance(doc.data, dict):
+        raise ExhibitInvalid([doc.problem((), "an exhibit file must be a mapping of keys (`format_version: 1`, ...)")])
+    version_problems = migrate(doc)
+    if version_problems:
+        raise ExhibitInvalid(version_problems)
+
+    model_cls = build_exhibit_model(registry)
+    problems: list[Problem] = []
+    exhibit: ExhibitBase | None = None
+    try:
+        exhibit = model_cls.model_validate(doc.data)
+    except ValidationError as exc:
+        schema = model_cls.model_json_schema(by_alias=True)
+        problems += [_schema_problem(doc, error, schema) for error in exc.errors()]
+    problems += _cross_reference_problems(doc, registry)
+    if exhibit is not None and not problems:
+        problems += _final_problems(doc, exhibit)
+    if problems:
+        raise ExhibitInvalid(_unique(problems))
+    assert exhibit is not None
+    return exhibit
+
+
+# --- schema stage -----------------------------------------------------------------
+
+
+def _data_path(data: Any, loc: Iterable[Any]) -> YamlPath:
+    """Follow pydantic's error location through the data, skipping union tags and markers."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        in_mapping = isinstance(node, dict) and isinstance(part, str) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_mapping or in_list:
+            path.append(part)
+            node = node[part]
+    return tuple(path)
+
+
+def _schema_node(schema: dict[str, Any], loc: Iterable[Any]) -> dict[str, Any]:
+    """The JSON Schema node at an error location, to list the keys allowed there."""
+    defs = schema.get("$defs", {})
+
+    def deref(node: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in node:
+            node = defs[node["$ref"].rsplit("/", 1)[-1]]
+        return node
+
+    node = deref(schema)
+    for part in loc:
+        if isinstance(part, str) and part in node.get("properties", {}):
+            node = deref(node["properties"][part])
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = deref(node["additionalProperties"])
+        elif isinstance(part, int) and isinstance(node.get("items"), dict):
+            node = deref(node["items"])
+        elif "discriminator" in node and part in node["discriminator"].get("mapping", {}):
+            node = deref({"$ref": node["discriminator"]["mapping"][part]})
+    return node
+
+
+def _schema_problem(doc: PositionedData, error: Any, schema: dict[str, Any]) -> Problem:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    path = _data_path(doc.data, loc)
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = _schema_node(schema, loc[:-1]).get("properties", {}).keys()
+        return doc.problem(path, f"unknown key `{key}`", did_you_mean(key, allowed), key=True)
+    if kind == "literal_error" and loc[-1] == "kind":
+        tag = str(error["input"])
+        expected = [t.strip(" '") for t in str(error["ctx"]["expected"]).replace(" or ", ",").split(",")]
+        return doc.problem(path, f"unknown kind `{tag}`", did_you_mean(tag, expected))
+    if kind == "missing":
+        where = ""
+        if path:
+            where = f" in item {path[-1] + 1} of `{path[-2]}`" if isinstance(path[-1], int) else f" in `{path[-1]}`"
+        return doc.problem(path, f"missing required key `{loc[-1]}`{where}", key=True)
+    if kind == "union_tag_invalid":
+        tag = str(error["ctx"]["tag"])
+        expected = [t.strip(" '") for t in str(error["ctx"]["expected_tags"]).split(",")]
+        return doc.problem((*path, "kind"), f"unknown kind `{tag}`", did_you_mean(tag, expected))
+    if kind == "union_tag_not_found":
+        return doc.problem(path, "missing `kind`", "every sensor and device names its driver with `kind:`", key=True)
+    if "[key]" in loc:
+        name = str(loc[loc.index("[key]") - 1])
+        return doc.problem(
+            path,
+            f"name `{name}` is not allowed",
+            "use lower-case letters, digits and `_`, starting with a letter",
+            key=True,
+        )
+    field = next((p for p in reversed(path) if isinstance(p, str)), None)
+    message = str(error["msg"])
+    message = message[0].lower() + message[1:]
+    if kind.startswith("value_error"):
+        message = message.removeprefix("value error, ")
+    subject = f"`{field}`: " if field else ""
+    got = "" if kind in ("value_error", "assertion_error") else f", got {error['input']!r}"
+    return doc.problem(path, f"{subject}{message}{got}")
+
+
+# --- cross-reference stage ---------------------------------------------------------
+
+
+def _declared(doc: PositionedData, registry: Registry, section: str) -> dict[str, Any]:
+    """Each component by name: its validated config, or None if it is itself invalid."""
+    raw = doc.data.get(section)
+    if not isinstance(raw, dict):
+        return {}
+    adapter = component_adapter(registry, section)  # type: ignore[arg-type]
+    declared: dict[str, Any] = {}
+    for name, config in raw.items():
+        try:
+            declared[str(name)] = adapter.validate_python(config)
+        except ValidationError:
+            declared[str(name)] = None
+    return declared
+
+
+def _cross_reference_problems(doc: PositionedData, registry: Registry) -> list[Problem]:
+    sensors = _declared(doc, registry, "sensors")
+    devices = _declared(doc, registry, "devices")
+    problems: list[Problem] = []
+    mappings = doc.data.get("mappings")
+    for index, mapping in enumerate(mappings if isinstance(mappings, list) else []):
+        if not isinstance(mapping, dict):
+            continue
+        path: YamlPath = ("mappings", index)
+        problems += _reference_problems(
+            doc, (*path, "from"), mapping.get("from"), "sensor", "signal", sensors, lambda c: list(c.signal_types())
+        )
+        problems += _reference_problems(
+            doc, (*path, "to"), mapping.get("to"), "device", "property", devices, lambda c: c.settable_properties()
+        )
+    return problems
+
+
+def _reference_problems(
+    doc: PositionedData, path: YamlPath, ref: Any, owner: str, member: str, table: dict[str, Any], members: Any
+) -> list[Problem]:
+    if not isinstance(ref, str):
+        return []  # the schema stage reports a missing or mistyped reference
+    match = REFERENCE.match(ref)
+    if not match:
+        return [doc.problem(path, f"`{ref}` is not a {owner} {member}", f"write it as `{owner}.{member}`")]
+    name, part = match.groups()
+    if name not in table:
+        return [doc.problem(path, f"no {owner} named `{name}`", did_you_mean(name, table))]
+    config = table[name]
+    if config is None:
+        return []  # that component has its own problems, reported by the schema stage
+    known = members(config)
+    if part not in known:
+        return [doc.problem(path, f"{owner} `{name}` has no {member} `{part}`", did_you_mean(part, known))]
+    return []
+
+
+# --- final checks -----------------------------------------------------------------
+
+
+def _final_problems(doc: PositionedData, exhibit: ExhibitBase) -> list[Problem]:
+    problems: list[Problem] = []
+    sensors: dict[str, SensorConfig] = getattr(exhibit, "sensors", {})
+    devices: dict[str, DeviceConfig] = getattr(exhibit, "devices", {})
+
+    claimed: dict[str, str] = {}
+    for name, sensor in sensors.items():
+        for resource in sensor.resources():
+            if resource in claimed:
+                problems.append(
+                    doc.problem(
+                        ("sensors", name),
+                        f"`{name}` and `{claimed[resource]}` both use {resource}",
+                        "give each its own port",
+                        key=True,
+                    )
+                )
+            claimed.setdefault(resource, name)
+
+    targets: dict[str, int] = {}
+    for index, mapping in enumerate(exhibit.mappings):
+        path: YamlPath = ("mappings", index)
+        if mapping.target in targets:
+            problems.append(
+                doc.problem(
+                    (*path, "to"),
+                    f"`{mapping.target}` is already driven by mapping {targets[mapping.target] + 1}",
+                    "one mapping per device property",
+                )
+            )
+        targets.setdefault(mapping.target, index)
+        device_name, prop = mapping.target.split(".")
+        if mapping.output is None and devices[device_name].property_range(prop) is None:
+            problems.append(
+                doc.problem(
+                    path,
+                    f"`{mapping.target}` has no range of its own",
+                    "give the mapping an `output: [from, to]`",
+                    key=True,
+                )
+            )
+    return problems
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    return sorted(set(problems))

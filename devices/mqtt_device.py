@@ -1,0 +1,200 @@
+"""A generic MQTT device: properties sent as one JSON object, QoS 1.
+
+Commands go to ``<prefix>/<exhibit>/devices/<device>/set`` (or the device's own
+``command_topic``, e.g. ``zigbee2mqtt/wash/set``); the last commanded state is
+retained on ``.../<device>/state`` and re-published after every reconnect.
+Values asked for while the broker is away are coalesced (the latest per
+property wins) and sent on reconnect; nothing blocks the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from devices.mqtt_link import MqttLink, NotConnected, Topics
+from engine.drivers import Device, DriverContext
+from engine.model import DeviceConfig, Name, SignalType, Strict
+
+log = logging.getLogger("devices.mqtt_device")
+
+PropertyValue = float | int | bool | str
+
+
+class PropertySpec(Strict):
+    type: SignalType = Field("float", description="Value type sent in the JSON payload.")
+    range: tuple[float, float] | None = Field(None, description="[min, max] for numbers; values are clamped into it.")
+    safe: PropertyValue = Field(description="Value in the device's safe state (PANIC, start-up, clean stop).")
+
+    @model_validator(mode="after")
+    def _safe_fits(self) -> PropertySpec:
+        numeric = self.type in ("float", "int")
+        if self.range is not None and not numeric:
+            raise ValueError(f"a `range` only applies to numbers, not to {self.type}")
+        if numeric and (isinstance(self.safe, bool | str)):
+            raise ValueError(f"`safe` must be a number for a {self.type} property")
+        if self.type == "bool" and not isinstance(self.safe, bool):
+            raise ValueError("`safe` must be true or false for a bool property")
+        if self.type == "str" and not isinstance(self.safe, str):
+            raise ValueError("`safe` must be text for a str property")
+        if self.range is not None:
+            low, high = self.range
+            if low >= high:
+                raise ValueError("`range` must be [min, max] with min < max")
+            if not low <= float(self.safe) <= high:
+                raise ValueError(f"`safe` value {self.safe} is outside the range [{low:g}, {high:g}]")
+        return self
+
+    def coerce(self, value: Any) -> PropertyValue:
+        if self.type == "bool":
+            return bool(value)
+        if self.type == "str":
+            return str(value)
+        number = float(value)
+        if self.range is not None:
+            number = min(max(number, self.range[0]), self.range[1])
+        return round(number) if self.type == "int" else number
+
+
+class MqttDeviceConfig(DeviceConfig):
+    """Any MQTT-controlled device that takes a JSON object of properties."""
+
+    kind: Literal["mqtt"]
+    properties: dict[Name, PropertySpec] = Field(min_length=1, description="What can be set, with safe values.")
+    command_topic: str | None = Field(
+        None, description="Where commands go, for gear with its own topic (default: `.../devices/<name>/set`)."
+    )
+
+    def settable_properties(self) -> list[str]:
+        return list(self.properties)
+
+    def property_range(self, name: str) -> tuple[float, float] | None:
+        return self.properties[name].range
+
+    def safe_state(self) -> dict[str, Any]:
+        return {name: spec.safe for name, spec in self.properties.items()}
+
+
+class MqttDevice(Device):
+    config: MqttDeviceConfig
+
+    def __init__(self, name: str, config: MqttDeviceConfig, context: DriverContext) -> None:
+        super().__init__(name, config, context)
+        self.link = context.resources.get(MqttLink)
+        topics = context.resources.get(Topics)
+        self.specs = config.properties
+        self.command_topic = config.command_topic or topics.device(name, "set")
+        self.state_topic = topics.device(name, "state")
+        self.state: dict[str, PropertyValue] = {}
+        """The last state the broker acknowledged."""
+        self._pending: dict[str, PropertyValue] = config.safe_state()  # start-up: safe state goes first
+        self._wake = asyncio.Event()
+        self._wake.set()
+        self.commands_sent = 0
+        self.link.on_connect(self._republish_state)
+
+    def set(self, values: Mapping[str, Any]) -> None:
+        for prop, value in values.items():
+            self._pending[prop] = self.specs[prop].coerce(value)
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._pending:
+                continue
+            await self.link.connected.wait()
+            batch, self._pending = self._pending, {}
+            try:
+                await self._send(batch)
+            except NotConnected:
+                self._pending = {**batch, **self._pending}  # newer values asked meanwhile win
+                self._wake.set()
+
+    async def _send(self, batch: dict[str, PropertyValue]) -> None:
+        await self.link.publish(self.command_topic, json.dumps(batch, ensure_ascii=False))
+        self.commands_sent += 1
+        self.state.update(batch)
+        await self.link.publish(self.state_topic, json.dumps(self.state, ensure_ascii=False), retain=True)
+
+    async def _republish_state(self) -> None:
+        if self.state:
+            await self.link.publish(self.state_topic, json.dumps(self.state, ensure_ascii=False), retain=True)
+
+    async def go_safe(self, timeout: float) -> bool:
+        self._pending = {}
+        try:
+            async with asyncio.timeout(timeout):
+                await self.link.connected.wait()
+                await self._send(self.config.safe_state())
+        except (TimeoutError, NotConnected) as exc:
+            log.error("device %s: safe state not confirmed (%s)", self.name, exc or "timed out")
+            return False
+        return True
+
+
+GearFault = Literal["offline", "slow", "clear"]
+
+
+class SimulatedGear(Device):
+    """An MQTT device without a broker: keeps what it is sent, with scriptable faults.
+
+    ``inject("offline")`` makes it unreachable (commands are held, like the
+    real driver does while the broker is away), ``inject("slow")`` delays each
+    delivery by ``slow_delay`` seconds, ``inject("clear")`` heals it.
+    """
+
+    config: MqttDeviceConfig
+
+    def __init__(self, name: str, config: MqttDeviceConfig, context: DriverContext, slow_delay: float = 0.5) -> None:
+        super().__init__(name, config, context)
+        self.specs = config.properties
+        self.state: dict[str, PropertyValue] = {}
+        self.history: list[dict[str, PropertyValue]] = []
+        self.fault: GearFault = "clear"
+        self.slow_delay = slow_delay
+        self._pending: dict[str, PropertyValue] = config.safe_state()
+        self._wake = asyncio.Event()
+        self._wake.set()
+        self._reachable = asyncio.Event()
+        self._reachable.set()
+
+    def inject(self, fault: GearFault) -> None:
+        self.fault = fault
+        if fault == "offline":
+            self._reachable.clear()
+        else:
+            self._reachable.set()
+
+    def set(self, values: Mapping[str, Any]) -> None:
+        for prop, value in values.items():
+            self._pending[prop] = self.specs[prop].coerce(value)
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._reachable.wait()
+            if self.fault == "slow":
+                await self.context.clock.sleep(self.slow_delay)
+            if self._pending:
+                batch, self._pending = self._pending, {}
+                self._deliver(batch)
+
+    def _deliver(self, batch: dict[str, PropertyValue]) -> None:
+        self.state.update(batch)
+        self.history.append(batch)
+
+    async def go_safe(self, timeout: float) -> bool:
+        self._pending = {}
+        if self.fault == "offline":
+            return False
+        self._deliver(self.config.safe_state())
+        return True

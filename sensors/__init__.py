@@ -1,0 +1,8 @@
+"""Input drivers. Each module holds a config model, the driver and its simulator."""
+
+from engine.registry import DriverSpec, Registry
+from sensors.osc import OscSensor, OscSensorConfig, SimulatedOscSensor
+
+
+def register(registry: Registry) -> None:
+    registry.add_sensor(DriverSpec("osc", OscSensorConfig, OscSensor, SimulatedOscSensor))

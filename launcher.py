@@ -64,8 +64,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             status = 2
         else:
             print(
-                f"{path}: ok ({exhibit.id}: {len(getattr(exhibit, 'sensors', {}))} sensors, "
-                f"{len(getattr(exhibit, 'devices', {}))} devices, {len(exhibit.mappings)} mappings)"
+                f"{path}: ok ({exhibit.id}: {len(exhibit.sensors)} sensors, "
+                f"{len(exhibit.devices)} devices, {len(exhibit.mappings)} mappings)"
             )
     return status
 

@@ -37,11 +37,11 @@ class PropertySpec(Strict):
         if self.range is not None and not numeric:
             raise ValueError(f"a `range` only applies to numbers, not to {self.type}")
         if numeric and (isinstance(self.safe, bool | str)):
-            raise ValueError(f"`safe` must be a number for a {self.type} property")
+            raise ValueError(f"`safe` must be a number for a {self.type} property, not {self.safe!r}")
         if self.type == "bool" and not isinstance(self.safe, bool):
-            raise ValueError("`safe` must be true or false for a bool property")
+            raise ValueError(f"`safe` must be true or false for a bool property, not {self.safe!r}")
         if self.type == "str" and not isinstance(self.safe, str):
-            raise ValueError("`safe` must be text for a str property")
+            raise ValueError(f"`safe` must be text for a str property, not {self.safe!r}")
         if self.range is not None:
             low, high = self.range
             if low >= high:

@@ -123,6 +123,9 @@ class ExhibitBase(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Stable id, used in MQTT topics.")
     title: Title
     mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
+    # Narrowed to the registered drivers' configs by build_exhibit_model().
+    sensors: dict[str, SensorConfig] = Field(default_factory=dict)
+    devices: dict[str, DeviceConfig] = Field(default_factory=dict)
     mappings: list[Mapping] = Field(default_factory=list)
 
 

@@ -46,11 +46,11 @@ class Runtime:
 
     @property
     def sensor_configs(self) -> dict[str, SensorConfig]:
-        return getattr(self.exhibit, "sensors", {})
+        return self.exhibit.sensors
 
     @property
     def device_configs(self) -> dict[str, DeviceConfig]:
-        return getattr(self.exhibit, "devices", {})
+        return self.exhibit.devices
 
     async def start(self) -> None:
         """Build and start everything; a ``UserError`` from a sensor's ``open`` stops the start."""

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from engine.errors import UserError
 from engine.migrations import migrate
-from engine.model import REFERENCE, DeviceConfig, ExhibitBase, SensorConfig, build_exhibit_model, component_adapter
+from engine.model import REFERENCE, ExhibitBase, build_exhibit_model, component_adapter
 from engine.problems import ExhibitInvalid, Problem, did_you_mean
 from engine.registry import Registry
 from engine.yamlpos import PositionedData, YamlPath, load_yaml
@@ -101,6 +101,8 @@ def _schema_node(schema: dict[str, Any], loc: Iterable[Any]) -> dict[str, Any]:
             node = deref(node["properties"][part])
         elif isinstance(node.get("additionalProperties"), dict):
             node = deref(node["additionalProperties"])
+        elif node.get("patternProperties"):
+            node = deref(next(iter(node["patternProperties"].values())))
         elif isinstance(part, int) and isinstance(node.get("items"), dict):
             node = deref(node["items"])
         elif "discriminator" in node and part in node["discriminator"].get("mapping", {}):
@@ -210,8 +212,8 @@ def _reference_problems(
 
 def _final_problems(doc: PositionedData, exhibit: ExhibitBase) -> list[Problem]:
     problems: list[Problem] = []
-    sensors: dict[str, SensorConfig] = getattr(exhibit, "sensors", {})
-    devices: dict[str, DeviceConfig] = getattr(exhibit, "devices", {})
+    sensors = exhibit.sensors
+    devices = exhibit.devices
 
     claimed: dict[str, str] = {}
     for name, sensor in sensors.items():

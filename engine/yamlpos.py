@@ -57,7 +57,13 @@ def load_yaml(text: str, file: str) -> PositionedData:
         if "duplicate key" in message:
             message = message.replace('found duplicate key "', "duplicate key `").split('" with value')[0] + "`"
         hint = None
-        if exc.context and exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
+        if (
+            "duplicate key" not in message
+            and exc.context
+            and exc.context_mark
+            and exc.problem_mark
+            and exc.context_mark.line != exc.problem_mark.line
+        ):
             hint = f"{exc.context.strip()} at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
         raise ExhibitInvalid([Problem(file, line, col, f"YAML syntax error: {message}", hint)]) from None
     except YAMLError as exc:

@@ -1,0 +1,62 @@
+"""The whole path, as an operator runs it: a real `oscsend` changes a real light
+command on a real Mosquitto, through `launcher.py run` in its own process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+
+from tests.conftest import require_tool
+
+STATUS = "exhibit/canal-lanterns/status"
+WASH_SET = "exhibit/canal-lanterns/devices/wash/set"
+WASH_STATE = "exhibit/canal-lanterns/devices/wash/state"
+
+
+def oscsend(*args: str) -> None:
+    subprocess.run([require_tool("oscsend"), "127.0.0.1", "9000", *args], check=True, timeout=5)
+
+
+def test_oscsend_drives_the_wash_light_then_sigterm_goes_safe_and_offline(mosquitto, subscriber, launcher):
+    watch = subscriber(mosquitto.port, "exhibit/canal-lanterns/#")
+    show = launcher("run", "canal-lanterns", "--broker", mosquitto.url, "--headless")
+    watch.wait_for(lambda line: line == f"{STATUS} online")
+
+    oscsend("/canal/wash", "f", "0.5")
+    watch.wait_for(lambda line: line == f'{WASH_SET} {{"brightness": 128}}')
+    watch.wait_for(lambda line: line == f'{WASH_STATE} {{"brightness": 128}}')
+    oscsend("/canal/wash", "f", "1.5")  # out of range: clamped, never beyond what the light takes
+    watch.wait_for(lambda line: line == f'{WASH_SET} {{"brightness": 255}}')
+
+    show.signal(signal.SIGTERM)
+    code, output = show.wait()
+    assert code == 0, output
+    offline = watch.wait_for(lambda line: line == f"{STATUS} offline")
+    lines = watch.lines
+    safe = lines.index(f'{WASH_SET} {{"brightness": 0}}', lines.index(f'{WASH_SET} {{"brightness": 255}}'))
+    assert safe < lines.index(offline), "devices must be safe before offline is published"
+    assert "Traceback" not in output
+
+
+def test_sigkill_leaves_offline_through_the_last_will(mosquitto, subscriber, launcher):
+    watch = subscriber(mosquitto.port, STATUS)
+    show = launcher("run", "canal-lanterns", "--broker", mosquitto.url, "--headless")
+    watch.wait_for(lambda line: line == f"{STATUS} online")
+    show.signal(signal.SIGKILL)
+    show.wait()
+    watch.wait_for(lambda line: line == f"{STATUS} offline")
+    # Retained: a console that connects afterwards still learns the exhibit is down.
+    late = subscriber(mosquitto.port, STATUS)
+    late.wait_for(lambda line: line == f"{STATUS} offline")
+
+
+def test_retained_state_reflects_the_last_command(mosquitto, subscriber, launcher):
+    show = launcher("run", "canal-lanterns", "--broker", mosquitto.url, "--headless")
+    subscriber(mosquitto.port, STATUS).wait_for(lambda line: line == f"{STATUS} online")
+    oscsend("/canal/wash", "f", "0.2")
+    late = subscriber(mosquitto.port, WASH_STATE)
+    line = late.wait_for(lambda line: line.startswith(WASH_STATE) and '"brightness": 51' in line)
+    assert json.loads(line.split(" ", 1)[1]) == {"brightness": 51}
+    show.signal(signal.SIGINT)
+    assert show.wait()[0] == 0

@@ -1,0 +1,255 @@
+"""The MQTT link and the generic MQTT device against real brokers (Mosquitto, and amqtt)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import aiomqtt
+import pytest
+
+from devices.embedded_broker import EmbeddedBroker
+from devices.mqtt_device import MqttDevice, MqttDeviceConfig, SimulatedGear
+from devices.mqtt_link import MqttLink, Topics
+from engine.clock import MonotonicClock, VirtualClock
+from engine.drivers import DriverContext, Resources
+from engine.signals import SignalStore
+from engine.supervisor import Backoff
+from tests.conftest import free_port, start_mosquitto
+
+TOPICS = Topics("exhibit", "demo")
+WASH = MqttDeviceConfig.model_validate(
+    {
+        "kind": "mqtt",
+        "properties": {
+            "brightness": {"type": "int", "range": [0, 255], "safe": 0},
+            "colour": {"type": "str", "safe": "#000000"},
+        },
+    }
+)
+
+
+def make_link(port: int, client_id: str = "exhibit-demo") -> MqttLink:
+    return MqttLink(
+        "127.0.0.1", port, client_id=client_id, topics=TOPICS, keepalive=5, backoff=Backoff(initial=0.05, cap=0.2)
+    )
+
+
+def make_device(link: MqttLink, name: str = "wash", config: MqttDeviceConfig = WASH) -> MqttDevice:
+    resources = Resources()
+    resources.put(link)
+    resources.put(TOPICS)
+    return MqttDevice(name, config, DriverContext("demo", SignalStore(), MonotonicClock(), resources))
+
+
+class Watcher:
+    """An outside aiomqtt client that records what it receives."""
+
+    def __init__(self, port: int, *filters: str) -> None:
+        self.port, self.filters = port, filters
+        self.messages: list[tuple[str, str, bool]] = []
+
+    async def __aenter__(self) -> Watcher:
+        self.client = aiomqtt.Client("127.0.0.1", self.port, identifier=f"watcher-{id(self)}")
+        await self.client.__aenter__()
+        for topic_filter in self.filters:
+            await self.client.subscribe(topic_filter, qos=1)
+        self.task = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        async for message in self.client.messages:
+            self.messages.append((message.topic.value, message.payload.decode(), message.retain))
+
+    async def wait_for(self, topic: str, payload: str | None = None, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(t == topic and (payload is None or p == payload) for t, p, _ in self.messages):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic} {payload} not seen; got {self.messages}")
+            await asyncio.sleep(0.02)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.task.cancel()
+        await self.client.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[list[asyncio.Task[None]]]:
+    tasks: list[asyncio.Task[None]] = []
+    yield tasks
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_status_is_online_while_running_and_offline_after_close(mosquitto, running):
+    link = make_link(mosquitto.port)
+    running.append(asyncio.create_task(link.run()))
+    await asyncio.wait_for(link.connected.wait(), 10)
+    async with Watcher(mosquitto.port, TOPICS.status) as watcher:
+        await watcher.wait_for(TOPICS.status, "online")
+        await link.close(2.0)
+        await watcher.wait_for(TOPICS.status, "offline")
+    assert watcher.messages[0][2] is True  # retained, so a late subscriber learns it too
+
+
+async def test_device_commands_and_retained_state(mosquitto, running):
+    link = make_link(mosquitto.port)
+    device = make_device(link)
+    running += [asyncio.create_task(link.run()), asyncio.create_task(device.run())]
+    async with Watcher(mosquitto.port, "exhibit/demo/devices/#") as watcher:
+        await asyncio.wait_for(link.connected.wait(), 10)
+        await watcher.wait_for("exhibit/demo/devices/wash/set", '{"brightness": 0, "colour": "#000000"}')
+        device.set({"brightness": 127.6})
+        await watcher.wait_for("exhibit/demo/devices/wash/set", '{"brightness": 128}')
+        device.set({"brightness": 999, "colour": "#ffaa00"})
+        await watcher.wait_for("exhibit/demo/devices/wash/set", '{"brightness": 255, "colour": "#ffaa00"}')
+        await watcher.wait_for("exhibit/demo/devices/wash/state", '{"brightness": 255, "colour": "#ffaa00"}')
+    # A subscriber that arrives later gets the last state, retained.
+    async with Watcher(mosquitto.port, "exhibit/demo/devices/wash/state") as late:
+        await late.wait_for("exhibit/demo/devices/wash/state", '{"brightness": 255, "colour": "#ffaa00"}')
+    assert late.messages[0][2] is True
+    assert await device.go_safe(2.0)
+
+
+async def test_a_device_with_its_own_command_topic(mosquitto, running):
+    config = MqttDeviceConfig.model_validate(
+        {
+            "kind": "mqtt",
+            "command_topic": "zigbee2mqtt/wash/set",
+            "properties": {"brightness": {"type": "int", "range": [0, 254], "safe": 0}},
+        }
+    )
+    link = make_link(mosquitto.port)
+    device = make_device(link, config=config)
+    running += [asyncio.create_task(link.run()), asyncio.create_task(device.run())]
+    async with Watcher(mosquitto.port, "zigbee2mqtt/#") as watcher:
+        await asyncio.wait_for(link.connected.wait(), 10)
+        device.set({"brightness": 100})
+        await watcher.wait_for("zigbee2mqtt/wash/set", '{"brightness": 100}')
+
+
+async def test_an_absent_broker_is_waited_for_and_commands_are_coalesced(tmp_path, running, caplog):
+    port = free_port()
+    link = make_link(port)
+    device = make_device(link)
+    caplog.set_level(logging.INFO)
+    running += [asyncio.create_task(link.run()), asyncio.create_task(device.run())]
+    for value in range(0, 200, 10):
+        device.set({"brightness": value})  # never blocks, whatever the broker does
+    await asyncio.sleep(0.5)
+    waiting = [r for r in caplog.records if "waiting for the MQTT broker" in r.getMessage()]
+    assert len(waiting) == 1  # said once, not once per retry
+
+    broker = start_mosquitto(tmp_path, port)
+    try:
+        async with Watcher(port, "exhibit/demo/devices/wash/state") as watcher:
+            await asyncio.wait_for(link.connected.wait(), 10)
+            # The safe state and the 20 values collapse into the latest of each property.
+            await watcher.wait_for("exhibit/demo/devices/wash/state", '{"brightness": 190, "colour": "#000000"}')
+        assert device.commands_sent == 1
+    finally:
+        broker.stop()
+
+
+async def test_reconnects_after_a_broker_restart_and_republishes_state(tmp_path, running, caplog):
+    broker = start_mosquitto(tmp_path)
+    caplog.set_level(logging.INFO)
+    link = make_link(broker.port)
+    device = make_device(link)
+    running += [asyncio.create_task(link.run()), asyncio.create_task(device.run())]
+    await asyncio.wait_for(link.connected.wait(), 10)
+    device.set({"brightness": 42})
+    async with Watcher(broker.port, "exhibit/demo/devices/wash/state") as watcher:
+        await watcher.wait_for("exhibit/demo/devices/wash/state", '{"brightness": 42, "colour": "#000000"}')
+
+    broker.stop()  # mosquitto runs without persistence: its retained state is gone
+    await asyncio.sleep(0.3)
+    broker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while link.connections < 2:
+            assert time.monotonic() < deadline, "did not reconnect"
+            await asyncio.sleep(0.05)
+        async with Watcher(broker.port, "exhibit/demo/devices/wash/state", TOPICS.status) as watcher:
+            await watcher.wait_for("exhibit/demo/devices/wash/state", '{"brightness": 42, "colour": "#000000"}')
+            await watcher.wait_for(TOPICS.status, "online")
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("lost the MQTT broker" in m for m in messages) == 1
+        assert sum("reconnected to the MQTT broker" in m for m in messages) == 1
+    finally:
+        broker.stop()
+
+
+async def test_retained_messages_for_topics_we_never_subscribed_to_are_ignored(running):
+    """amqtt 0.12.1 sends a connecting client the retained messages of *other* clients'
+    subscriptions. The raw client below shows the broker does it; our link must drop them."""
+    embedded = EmbeddedBroker(port=free_port())
+    embedded.start()
+    try:
+        port = embedded.port
+        async with aiomqtt.Client("127.0.0.1", port, identifier="other-app") as other:
+            await other.subscribe("venue/#", qos=1)
+            await other.publish("venue/house-lights/set", b'{"state": "OFF"}', qos=1, retain=True)
+            await asyncio.sleep(0.2)
+
+            async with aiomqtt.Client("127.0.0.1", port, identifier="raw-client") as raw:
+                await raw.subscribe("exhibit/demo/devices/wash/availability", qos=1)
+                leaked = []
+                try:
+                    async with asyncio.timeout(1.0):
+                        async for message in raw.messages:
+                            leaked.append(message.topic.value)
+                except TimeoutError:
+                    pass
+            assert leaked == ["venue/house-lights/set"], "amqtt no longer shows the bug this test guards against"
+
+            link = make_link(port)
+            seen: list[str] = []
+            arrived = asyncio.Event()
+
+            def on_availability(message: aiomqtt.Message) -> None:
+                seen.append(message.payload.decode())
+                arrived.set()
+
+            link.subscribe("exhibit/demo/devices/wash/availability", on_availability)
+            running.append(asyncio.create_task(link.run()))
+            await asyncio.wait_for(link.connected.wait(), 10)
+            await other.publish("exhibit/demo/devices/wash/availability", b"online", qos=1)
+            await asyncio.wait_for(arrived.wait(), 5)
+            await asyncio.sleep(0.2)  # room for anything else the broker might send
+            assert seen == ["online"]
+            assert link.unsolicited >= 1
+    finally:
+        embedded.stop()
+
+
+async def test_simulated_gear_holds_commands_while_offline_and_goes_safe():
+    clock = VirtualClock()
+    gear = SimulatedGear("wash", WASH, DriverContext("demo", SignalStore(), clock, Resources()))
+    task = asyncio.create_task(gear.run())
+    await clock.advance(0.1)
+    assert gear.state == {"brightness": 0, "colour": "#000000"}  # safe state first
+    gear.inject("offline")
+    gear.set({"brightness": 10})
+    gear.set({"brightness": 20})
+    await clock.advance(1.0)
+    assert gear.state["brightness"] == 0
+    assert not await gear.go_safe(1.0)
+    gear.inject("slow")
+    gear.set({"brightness": 30})
+    await clock.advance(0.1)
+    assert gear.state["brightness"] == 0
+    await clock.advance(1.0)
+    assert gear.state["brightness"] == 30
+    gear.inject("clear")
+    assert await gear.go_safe(1.0) and gear.state["brightness"] == 0
+    task.cancel()
+
+
+def test_device_payload_is_json_with_chinese_text_kept():
+    config = MqttDeviceConfig.model_validate({"kind": "mqtt", "properties": {"label": {"type": "str", "safe": "关"}}})
+    assert json.dumps(config.safe_state(), ensure_ascii=False) == '{"label": "关"}'

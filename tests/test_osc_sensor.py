@@ -1,0 +1,211 @@
+"""The OSC sensor with real UDP datagrams, the real `oscsend`, and garbage."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pythonosc.osc_bundle_builder import OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from engine.clock import VirtualClock
+from engine.drivers import DriverContext, Resources
+from engine.errors import UserError
+from engine.signals import SignalStore
+from sensors.osc import OscSensor, OscSensorConfig, SimulatedOscSensor, coerce
+from tests.conftest import free_port, require_tool
+
+
+def make_sensor(port: int, cls=OscSensor, clock=None) -> tuple[OscSensor, SignalStore]:
+    config = OscSensorConfig.model_validate(
+        {
+            "kind": "osc",
+            "host": "127.0.0.1",
+            "port": port,
+            "signals": {
+                "wash": {"address": "/canal/wash", "type": "float", "range": [0, 1]},
+                "count": {"address": "/canal/count", "type": "int"},
+                "second": {"address": "/canal/pair", "arg": 1, "type": "float"},
+                "armed": {"address": "/canal/armed", "type": "bool"},
+                "label": {"address": "/canal/label", "type": "str"},
+            },
+        }
+    )
+    store = SignalStore(clock)
+    for name, type_ in config.signal_types().items():
+        store.declare(f"osc.{name}", type_)
+    context = DriverContext("test", store, clock or VirtualClock(), Resources())
+    return cls("osc", config, context), store
+
+
+def message(address: str, *args) -> bytes:
+    builder = OscMessageBuilder(address)
+    for arg in args:
+        builder.add_arg(arg)
+    return builder.build().dgram
+
+
+async def wait_until(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def test_real_udp_datagrams_become_signals():
+    port = free_port(socket.SOCK_DGRAM)
+    sensor, store = make_sensor(port)
+    await sensor.open()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(message("/canal/wash", 0.5), ("127.0.0.1", port))
+            sock.sendto(message("/canal/count", 3.7), ("127.0.0.1", port))
+            sock.sendto(message("/canal/pair", 1.0, 2.5), ("127.0.0.1", port))
+            sock.sendto(message("/canal/armed", True), ("127.0.0.1", port))
+            sock.sendto(message("/canal/label", "灯"), ("127.0.0.1", port))
+        await wait_until(lambda: sensor.received == 5)
+        assert store.get("osc.wash").value == 0.5
+        assert store.get("osc.count").value == 4
+        assert store.get("osc.second").value == 2.5
+        assert store.get("osc.armed").value is True
+        assert store.get("osc.label").value == "灯"
+        assert sensor._transport is not None
+        rcvbuf = sensor._transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        assert rcvbuf > 212992  # larger than Linux's default, so bursts are not dropped
+    finally:
+        await sensor.close()
+
+
+async def test_oscsend_from_liblo_is_understood():
+    oscsend = require_tool("oscsend")
+    port = free_port(socket.SOCK_DGRAM)
+    sensor, store = make_sensor(port)
+    await sensor.open()
+    try:
+        await asyncio.to_thread(
+            subprocess.run, [oscsend, "127.0.0.1", str(port), "/canal/wash", "f", "0.75"], check=True, timeout=5
+        )
+        await asyncio.to_thread(
+            subprocess.run, [oscsend, "127.0.0.1", str(port), "/canal/count", "i", "12"], check=True, timeout=5
+        )
+        await asyncio.to_thread(
+            subprocess.run, [oscsend, "127.0.0.1", str(port), "/canal/armed", "T"], check=True, timeout=5
+        )
+        await wait_until(lambda: sensor.received == 3)
+        assert store.get("osc.wash").value == 0.75
+        assert store.get("osc.count").value == 12
+        assert store.get("osc.armed").value is True
+    finally:
+        await sensor.close()
+
+
+def test_bundles_are_delivered_at_once_even_with_a_future_time_tag():
+    sensor, store = make_sensor(1)
+    bundle = OscBundleBuilder(int(time.time()) + 3600)  # an hour ahead: must not be held back
+    bundle.add_content(_built("/canal/wash", 0.25))
+    inner = OscBundleBuilder(int(time.time()) + 60)
+    inner.add_content(_built("/canal/count", 9))
+    bundle.add_content(inner.build())
+    sensor.handle_datagram(bundle.build().dgram)
+    assert store.get("osc.wash").value == 0.25
+    assert store.get("osc.count").value == 9
+
+
+def _built(address: str, value):
+    builder = OscMessageBuilder(address)
+    builder.add_arg(value)
+    return builder.build()
+
+
+def test_garbage_is_counted_and_the_next_valid_message_still_works():
+    sensor, store = make_sensor(1)
+    # (python-osc deliberately pads a float cut short, as Reaktor sends them, so that is not garbage.)
+    for junk in (b"", b"\x00", b"not osc at all", b"/canal/wash\x00,s\x00\x00\x00", b"#bundle\x00\x01"):
+        sensor.handle_datagram(junk)
+    assert sensor.parse_errors == 5
+    sensor.handle_datagram(message("/canal/wash", 0.1))
+    assert store.get("osc.wash").value == pytest.approx(0.1)
+
+
+def test_unknown_addresses_and_wrong_types_are_counted():
+    sensor, store = make_sensor(1)
+    sensor.handle_datagram(message("/elsewhere", 1.0))
+    sensor.handle_datagram(message("/canal/wash", "loud"))
+    sensor.handle_datagram(message("/canal/pair", 1.0))  # the value is the missing second argument
+    assert (sensor.unmatched, sensor.type_errors) == (1, 2)
+    assert store.get("osc.wash").stale
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=256))
+def test_no_datagram_can_crash_the_sensor(junk: bytes):
+    sensor, store = make_sensor(1)
+    sensor.handle_datagram(junk)
+    sensor.handle_datagram(message("/canal/wash", 0.5))
+    assert store.get("osc.wash").value == 0.5
+
+
+@settings(max_examples=200)
+@given(
+    st.sampled_from(["/canal/wash", "/canal/count", "/canal/armed"]),
+    st.one_of(
+        st.floats(allow_nan=True, width=32), st.integers(-(2**31), 2**31 - 1), st.booleans(), st.text(max_size=8)
+    ),
+)
+def test_any_argument_value_is_either_accepted_or_counted(address: str, value):
+    sensor, store = make_sensor(1)
+    sensor.handle_datagram(message(address, value))
+    assert sensor.parse_errors == 0
+    assert sensor.type_errors + sum(not store.get(n).stale for n in store.names()) == 1
+
+
+def test_coercion_rules():
+    assert coerce(1, "float") == 1.0 and isinstance(coerce(1, "float"), float)
+    assert coerce(2.6, "int") == 3
+    assert coerce(float("inf"), "int") is None
+    assert coerce(0.0, "bool") is False
+    assert coerce("x", "float") is None
+    assert coerce(b"blob", "str") is None
+
+
+async def test_a_port_in_use_is_one_clear_sentence():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        sensor, _ = make_sensor(port)
+        with pytest.raises(UserError, match=f"UDP port {port} is already in use"):
+            await sensor.open()
+
+
+async def test_simulator_sends_real_osc_and_obeys_faults():
+    clock = VirtualClock()
+    sensor, store = make_sensor(1, SimulatedOscSensor, clock)
+    assert isinstance(sensor, SimulatedOscSensor)
+    await sensor.open()
+    task = asyncio.create_task(sensor.run())
+    await clock.advance(2.0)
+    assert not store.get("osc.wash").stale
+    assert 0.0 <= float(store.get("osc.wash").value or -1) <= 1.0
+    received = sensor.received
+    assert received >= 30 * 5 // 2  # 20 Hz x 5 signals x 2 s, give or take the first tick
+
+    sensor.inject("garbage")
+    await clock.advance(1.0)
+    assert sensor.parse_errors >= 15
+
+    sensor.inject("disconnect")
+    assert sensor.health == "offline" and store.get("osc.wash").stale
+    before = sensor.received
+    await clock.advance(1.0)
+    assert sensor.received == before
+
+    sensor.inject("clear")
+    await clock.advance(1.0)
+    assert sensor.health == "ok" and not store.get("osc.wash").stale
+    task.cancel()

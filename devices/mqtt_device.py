@@ -34,10 +34,11 @@ class PropertySpec(Strict):
     @model_validator(mode="after")
     def _safe_fits(self) -> PropertySpec:
         numeric = self.type in ("float", "int")
+        article = "an" if self.type == "int" else "a"
         if self.range is not None and not numeric:
             raise ValueError(f"a `range` only applies to numbers, not to {self.type}")
         if numeric and (isinstance(self.safe, bool | str)):
-            raise ValueError(f"`safe` must be a number for a {self.type} property, not {self.safe!r}")
+            raise ValueError(f"`safe` must be a number for {article} {self.type} property, not {self.safe!r}")
         if self.type == "bool" and not isinstance(self.safe, bool):
             raise ValueError(f"`safe` must be true or false for a bool property, not {self.safe!r}")
         if self.type == "str" and not isinstance(self.safe, str):

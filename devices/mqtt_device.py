@@ -10,6 +10,7 @@ property wins) and sent on reconnect; nothing blocks the caller.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Mapping
@@ -24,6 +25,8 @@ from engine.model import DeviceConfig, Name, SignalType, Strict
 log = logging.getLogger("devices.mqtt_device")
 
 PropertyValue = float | int | bool | str
+RETRY_DELAY = 0.05
+"""Seconds between attempts to send a command the broker refused."""
 
 
 class PropertySpec(Strict):
@@ -96,6 +99,7 @@ class MqttDevice(Device):
         self._pending: dict[str, PropertyValue] = config.safe_state()  # start-up: safe state goes first
         self._wake = asyncio.Event()
         self._wake.set()
+        self._state_changed = asyncio.Event()
         self.commands_sent = 0
         self.link.on_connect(self._republish_state)
 
@@ -105,6 +109,11 @@ class MqttDevice(Device):
         self._wake.set()
 
     async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._send_commands())
+            tasks.create_task(self._send_state())
+
+    async def _send_commands(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -113,16 +122,25 @@ class MqttDevice(Device):
             await self.link.connected.wait()
             batch, self._pending = self._pending, {}
             try:
-                await self._send(batch)
+                await self.link.publish(self.command_topic, json.dumps(batch, ensure_ascii=False))
             except NotConnected:
                 self._pending = {**batch, **self._pending}  # newer values asked meanwhile win
                 self._wake.set()
+                # The link may not have noticed the loss yet; yield so it can, instead of spinning.
+                await self.context.clock.sleep(RETRY_DELAY)
+                continue
+            self.commands_sent += 1
+            self.state.update(batch)
+            self._state_changed.set()
 
-    async def _send(self, batch: dict[str, PropertyValue]) -> None:
-        await self.link.publish(self.command_topic, json.dumps(batch, ensure_ascii=False))
-        self.commands_sent += 1
-        self.state.update(batch)
-        await self.link.publish(self.state_topic, json.dumps(self.state, ensure_ascii=False), retain=True)
+    async def _send_state(self) -> None:
+        # Off the command path: a command waits for one acknowledgement, not two, and
+        # a burst of commands collapses into one retained state message.
+        while True:
+            await self._state_changed.wait()
+            self._state_changed.clear()
+            with contextlib.suppress(NotConnected):  # the link's connect hook re-publishes it
+                await self._republish_state()
 
     async def _republish_state(self) -> None:
         if self.state:
@@ -133,7 +151,10 @@ class MqttDevice(Device):
         try:
             async with asyncio.timeout(timeout):
                 await self.link.connected.wait()
-                await self._send(self.config.safe_state())
+                safe = self.config.safe_state()
+                await self.link.publish(self.command_topic, json.dumps(safe, ensure_ascii=False))
+                self.state.update(safe)
+                await self._republish_state()
         except (TimeoutError, NotConnected) as exc:
             log.error("device %s: safe state not confirmed (%s)", self.name, exc or "timed out")
             return False

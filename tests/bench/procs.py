@@ -1,0 +1,161 @@
+"""Child processes for the benchmark: started here, always stopped here, logs kept for errors."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+log = logging.getLogger("bench")
+
+HERE = Path(__file__).resolve().parent
+MOSQUITTO_HINT = "Mosquitto is needed for the benchmark: apt-get install mosquitto"
+
+
+class BenchError(Exception):
+    """The benchmark could not run; the message says why."""
+
+
+def free_port(kind: socket.SocketKind) -> int:
+    """A loopback port that is free now (the OS picks it; a tiny race with other programs remains)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_mosquitto() -> str | None:
+    # Debian puts it in /usr/sbin, which is often not on a normal user's PATH.
+    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+
+
+class Children:
+    """Every process the benchmark starts; :meth:`stop_all` ends whatever is still running."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.procs: dict[str, subprocess.Popen[str]] = {}
+
+    def start(
+        self, name: str, argv: list[str], *, pipes: bool = False, cwd: Path | None = None
+    ) -> subprocess.Popen[str]:
+        """Start ``argv``; stderr (and stdout unless ``pipes``) go to ``<workdir>/<name>.log``."""
+        log_file = (self.workdir / f"{name}.log").open("w")
+        with log_file:  # the child keeps its own descriptor
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                text=True,
+                stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if pipes else log_file,
+                stderr=log_file,
+            )
+        self.procs[name] = proc
+        return proc
+
+    def script(self, name: str, script: str, *args: object) -> subprocess.Popen[str]:
+        """Run one of the helper scripts next to this file, talking to it over stdin/stdout."""
+        return self.start(name, [sys.executable, str(HERE / script), *map(str, args)], pipes=True)
+
+    def log_text(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def failed(self, name: str, what: str) -> BenchError:
+        """An error that carries the child's own output, which usually says what went wrong."""
+        output = self.log_text(name).rstrip()
+        return BenchError(f"{what}\n--- output of {name} ---\n{output}" if output else what)
+
+    def wait_ready(self, name: str, timeout: float) -> None:
+        """Wait for the line ``ready`` on the child's stdout."""
+        proc = self.procs[name]
+        assert proc.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            if selector.select(timeout) and proc.stdout.readline().strip() == "ready":
+                return
+        raise self.failed(name, f"{name} did not get ready within {timeout:.0f} s")
+
+    def finish(self, name: str, timeout: float) -> None:
+        """Wait for a child that ends by itself; a non-zero exit is an error."""
+        proc = self.procs[name]
+        try:
+            code = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise self.failed(name, f"{name} did not finish within {timeout:.0f} s") from None
+        if code != 0:
+            raise self.failed(name, f"{name} exited with status {code}")
+
+    def stop(self, name: str, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL if it does not end in ``timeout``; returns the exit status."""
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0f s; killing it", name, timeout)
+                proc.kill()
+                proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        return proc.returncode
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.procs)):  # the broker, started first, goes last
+            self.stop(name, timeout=5.0)
+
+
+def start_mosquitto(children: Children, exe: str) -> int:
+    """A private broker on a free loopback port, with nothing kept between runs; returns the port."""
+    port = free_port(socket.SOCK_STREAM)
+    config = children.workdir / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = children.start("mosquitto", [exe, "-c", str(config)])
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise children.failed("mosquitto", f"mosquitto exited with status {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return port
+        time.sleep(0.05)
+    raise children.failed("mosquitto", "mosquitto did not accept connections within 10 s")
+
+
+def wait_for_payload(port: int, topic: str, payload: bytes, timeout: float, alive: subprocess.Popen[str]) -> bool:
+    """True once ``payload`` (e.g. a retained ``online``) is seen on ``topic``; False if ``alive`` exits first."""
+    seen = threading.Event()
+
+    def on_connect(client: mqtt.Client, *_: object) -> None:
+        client.subscribe(topic, qos=1)
+
+    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        if message.payload == payload:
+            seen.set()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_connect = on_connect
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and alive.poll() is None:
+            if seen.wait(0.05):
+                return True
+        return False
+    finally:
+        client.disconnect()
+        client.loop_stop()

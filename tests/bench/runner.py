@@ -1,0 +1,184 @@
+"""``launcher.py bench``: OSC-to-MQTT latency of the engine against a minimal bridge.
+
+OSC datagrams are sent from a separate process at 1 kHz, go through the bridge
+under test and a private Mosquitto on loopback, and are received by a separate
+subscriber. The baseline (``baseline_bridge.py``) and the engine
+(``launcher.py run``) are measured the same way, in that order, in one run.
+Every figure is informative: no timing here fails a build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tests.bench.procs import (
+    MOSQUITTO_HINT,
+    BenchError,
+    Children,
+    find_mosquitto,
+    free_port,
+    start_mosquitto,
+    wait_for_payload,
+)
+from tests.bench.results import Latencies, as_json, as_table, figures, latencies
+
+log = logging.getLogger("bench")
+
+ROOT = Path(__file__).resolve().parents[2]
+BASELINE_TOPIC = "bench/baseline/set"
+ENGINE_TOPIC = "exhibit/bench/devices/probe/set"
+ENGINE_STATUS = "exhibit/bench/status"
+
+EXHIBIT = """\
+format_version: 1
+id: bench
+title: {{en: Benchmark}}
+sensors:
+  probe_in:
+    kind: osc
+    host: 127.0.0.1
+    port: {udp_port}
+    signals:
+      seq: {{address: /bench/seq, type: float}}
+devices:
+  probe:
+    kind: mqtt
+    properties:
+      value: {{type: int, range: [0, 10000000], safe: 0}}
+mappings:
+  - {{from: probe_in.seq, to: probe.value, input: [0, 10000000]}}
+"""
+
+
+@dataclass(frozen=True)
+class Plan:
+    warmup: int
+    measured: int
+    rate: float = 1000.0
+
+    @property
+    def count(self) -> int:
+        return self.warmup + self.measured
+
+    @property
+    def send_seconds(self) -> float:
+        return self.count / self.rate
+
+
+def main(json_output: bool = False, quick: bool = False) -> int:
+    """Run the benchmark and print the figures; 1 if it could not run (timings never fail it)."""
+    exe = find_mosquitto()
+    if exe is None:
+        print(MOSQUITTO_HINT, file=sys.stderr)
+        return 1
+    plan = Plan(warmup=300, measured=500 if quick else 5000)
+    try:
+        with sigterm_raises():
+            engine, baseline = run_all(exe, plan)
+    except BenchError as exc:
+        print(f"The benchmark could not run: {exc}", file=sys.stderr)
+        return 1
+    results = figures(engine, baseline)
+    print(as_json(results) if json_output else as_table(results, engine, baseline))
+    return 0
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """SIGTERM as SystemExit: by default it ends this process at once and leaves the broker and engine running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough; a second must not cut the clean-up short
+    raise SystemExit(128 + signum)  # unwinds through the `finally` that stops the children
+
+
+def run_all(mosquitto: str, plan: Plan) -> tuple[Latencies, Latencies]:
+    """(engine, baseline) latencies; every child process is stopped and every temp file removed."""
+    with tempfile.TemporaryDirectory(prefix="exhibit-bench-") as tmp:
+        children = Children(Path(tmp))
+        try:
+            mqtt_port = start_mosquitto(children, mosquitto)
+            log.info("mosquitto listening on 127.0.0.1:%d", mqtt_port)
+            baseline = run_baseline(children, mqtt_port, plan)
+            engine = run_engine(children, mqtt_port, plan)
+        finally:
+            children.stop_all()
+    return engine, baseline
+
+
+def run_baseline(children: Children, mqtt_port: int, plan: Plan) -> Latencies:
+    udp_port = free_port(socket.SOCK_DGRAM)
+    children.script("baseline", "baseline_bridge.py", "--osc-port", udp_port, "--mqtt-port", mqtt_port)
+    children.wait_ready("baseline", timeout=20.0)
+    log.info("baseline bridge ready; sending %d messages", plan.count)
+    result = measure(children, "baseline", BASELINE_TOPIC, mqtt_port, udp_port, plan)
+    children.stop("baseline")
+    return result
+
+
+def run_engine(children: Children, mqtt_port: int, plan: Plan) -> Latencies:
+    udp_port = free_port(socket.SOCK_DGRAM)
+    exhibit = children.workdir / "bench-exhibit.yaml"
+    exhibit.write_text(EXHIBIT.format(udp_port=udp_port), encoding="utf-8")
+    argv = [sys.executable, "launcher.py", "run", str(exhibit), "--broker", f"mqtt://127.0.0.1:{mqtt_port}"]
+    proc = children.start("engine", argv, cwd=ROOT)
+    # The engine opens its OSC port before it connects, so `online` means it is listening too.
+    if not wait_for_payload(mqtt_port, ENGINE_STATUS, b"online", timeout=20.0, alive=proc):
+        state = f"exited with status {proc.returncode}" if proc.poll() is not None else "did not say online in 20 s"
+        raise children.failed("engine", f"the engine {state}")
+    log.info("engine online; sending %d messages", plan.count)
+    result = measure(children, "engine", ENGINE_TOPIC, mqtt_port, udp_port, plan)
+    code = children.stop("engine")
+    if code != 0:
+        log.warning("the engine exited with status %s after SIGTERM:\n%s", code, children.log_text("engine"))
+    return result
+
+
+def measure(children: Children, name: str, topic: str, mqtt_port: int, udp_port: int, plan: Plan) -> Latencies:
+    """Send ``plan.count`` messages to ``udp_port`` and time their arrival on ``topic``."""
+    sent_file = children.workdir / f"{name}-sent.npy"
+    received_file = children.workdir / f"{name}-received.npy"
+    sub = f"{name}-subscriber"
+    children.script(sub, "subscriber.py", "--port", mqtt_port, "--topic", topic, "--out", received_file)
+    children.wait_ready(sub, timeout=10.0)
+
+    sender = f"{name}-sender"
+    started = time.monotonic()
+    children.script(
+        sender, "sender.py", "--port", udp_port, "--count", plan.count, "--rate", plan.rate, "--out", sent_file
+    )
+    children.finish(sender, timeout=plan.send_seconds + 20.0)
+    log.info("%s: sent %d messages in %.1f s", name, plan.count, time.monotonic() - started)
+
+    stdin = children.procs[sub].stdin
+    assert stdin is not None
+    stdin.write("done\n")  # the subscriber drains, saves and exits
+    stdin.flush()
+    children.finish(sub, timeout=15.0)
+
+    result = latencies(np.load(sent_file), np.load(received_file), plan.warmup)
+    if len(result.ms) == 0:
+        raise BenchError(f"none of the {plan.measured} measured messages reached {topic} through the {name}")
+    log.info("%s: %d of %d measured messages arrived", name, len(result.ms), plan.measured)
+    return result

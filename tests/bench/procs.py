@@ -15,6 +15,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from tests.net import free_port, port_accepts
+
 log = logging.getLogger("bench")
 
 HERE = Path(__file__).resolve().parent
@@ -23,13 +25,6 @@ MOSQUITTO_HINT = "Mosquitto is needed for the benchmark: apt-get install mosquit
 
 class BenchError(Exception):
     """The benchmark could not run; the message says why."""
-
-
-def free_port(kind: socket.SocketKind) -> int:
-    """A loopback port that is free now (the OS picks it; a tiny race with other programs remains)."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def find_mosquitto() -> str | None:
@@ -128,7 +123,7 @@ def start_mosquitto(children: Children, exe: str) -> int:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise children.failed("mosquitto", f"mosquitto exited with status {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        if port_accepts(port):
             return port
         time.sleep(0.05)
     raise children.failed("mosquitto", "mosquitto did not accept connections within 10 s")

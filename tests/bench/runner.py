@@ -28,11 +28,11 @@ from tests.bench.procs import (
     BenchError,
     Children,
     find_mosquitto,
-    free_port,
     start_mosquitto,
     wait_for_payload,
 )
 from tests.bench.results import Latencies, as_json, as_table, figures, latencies
+from tests.net import free_port
 
 log = logging.getLogger("bench")
 

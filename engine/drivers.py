@@ -8,6 +8,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
 from engine.clock import Clock
@@ -39,6 +40,8 @@ class DriverContext:
     store: SignalStore
     clock: Clock
     resources: Resources
+    base_dir: Path = field(default_factory=Path.cwd)
+    """The exhibit's folder: files an exhibit names are relative to it."""
 
 
 class Sensor(ABC):

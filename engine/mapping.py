@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,8 +38,11 @@ def bind_mapping(
     prop = mapping.target.split(".", 1)[1]
 
     def on_signal(signal: Signal) -> None:
-        if signal.stale or signal.value is None or isinstance(signal.value, str):
+        if signal.stale or not isinstance(signal.value, int | float):
             return  # a stale source holds the last output rather than jumping
-        set_property(prop, curve(float(signal.value)))
+        x = float(signal.value)
+        if math.isnan(x):
+            return  # an unknown value (e.g. distance with no shoulders in view) holds the output too
+        set_property(prop, curve(x))
 
     return store.subscribe(mapping.source, on_signal)

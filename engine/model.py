@@ -7,6 +7,7 @@ joined here into one model through the registry, discriminated by ``kind``.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
@@ -22,6 +23,10 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 """Sensor, device, signal and property names: lower-case, so ``sensor.signal`` is unambiguous."""
 
 SignalType = Literal["float", "int", "bool", "str"]
+StoreType = Literal["float", "int", "bool", "str", "event", "object"]
+"""Signal types in the store: values, plus events (a payload at a moment) and objects (snapshots)."""
+ComponentProblem = tuple[tuple[str | int, ...], str]
+"""A problem inside one component: the path below the component's key, and the message."""
 
 
 class Strict(BaseModel):
@@ -35,9 +40,17 @@ class SensorConfig(Strict):
 
     kind: str
 
-    def signal_types(self) -> dict[str, SignalType]:
+    def signal_types(self) -> dict[str, StoreType]:
         """The signals this sensor feeds, by short name (``wash`` for ``controls.wash``)."""
         return {}
+
+    def check_files(self, base: Path) -> list[ComponentProblem]:
+        """Files it names (videos, recordings) that are missing, relative to the exhibit folder."""
+        return []
+
+    def check_hardware(self) -> list[ComponentProblem]:
+        """Hardware it names (a camera, a port) that this machine does not have (``check --hardware``)."""
+        return []
 
     def resources(self) -> list[str]:
         """Exclusive resources it holds (``udp 0.0.0.0:9000``), so two sensors cannot clash."""
@@ -115,7 +128,9 @@ class Mapping(Strict):
         return self
 
 
-REFERENCE = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)$")
+SIGNAL_REFERENCE = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z0-9_]+(?:\.[a-z0-9_]+)*)$")
+"""``sensor.signal``; pose signals have more levels (``body.nearest.hand_height``)."""
+PROPERTY_REFERENCE = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)$")
 
 
 class ExhibitBase(Strict):

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine.clock import Clock, MonotonicClock
@@ -23,6 +24,8 @@ log = logging.getLogger("engine.runtime")
 @dataclass
 class RuntimeOptions:
     simulate: bool = False
+    base_dir: Path | None = None
+    """The exhibit's folder (files it names are relative to it); default: the working directory."""
     safe_timeout: float = 2.0
     """How long a clean stop waits for devices to confirm their safe state."""
 
@@ -39,7 +42,9 @@ class Runtime:
     def __post_init__(self) -> None:
         self.store = SignalStore(self.clock)
         self.supervisor = Supervisor(self.clock)
-        self.context = DriverContext(self.exhibit.id, self.store, self.clock, self.resources)
+        self.context = DriverContext(
+            self.exhibit.id, self.store, self.clock, self.resources, self.options.base_dir or Path.cwd()
+        )
         self.sensors: dict[str, Sensor] = {}
         self.devices: dict[str, Device] = {}
         self._unbind: list[Callable[[], None]] = []

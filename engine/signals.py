@@ -10,23 +10,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from engine.clock import Clock, MonotonicClock
-from engine.model import SignalType
+from engine.model import StoreType
 
 log = logging.getLogger("engine.signals")
 
 Value = float | int | bool | str
+Payload = Any
+"""An event's payload (a visitor id...) or an object snapshot (the visitors)."""
 Subscriber = Callable[["Signal"], None]
 
-_PYTHON_TYPES: dict[SignalType, type] = {"float": float, "int": int, "bool": bool, "str": str}
+_PYTHON_TYPES: dict[StoreType, type] = {"float": float, "int": int, "bool": bool, "str": str}
 
 
 @dataclass(slots=True)
 class Signal:
     name: str
-    type: SignalType
-    value: Value | None = None
+    type: StoreType
+    value: Any = None
+    """A Value for float/int/bool/str signals; an event's payload; an object snapshot; None before the first."""
     timestamp: float | None = None
     stale: bool = True
     """True until the first value, and again while its source is offline."""
@@ -39,7 +43,7 @@ class SignalStore:
         self._subscribers: dict[str, list[Subscriber]] = {}
         self.subscriber_errors = 0
 
-    def declare(self, name: str, type_: SignalType) -> Signal:
+    def declare(self, name: str, type_: StoreType) -> Signal:
         if name in self._signals:
             raise ValueError(f"signal `{name}` is declared twice")
         signal = Signal(name, type_)
@@ -52,10 +56,11 @@ class SignalStore:
     def names(self) -> list[str]:
         return sorted(self._signals)
 
-    def set(self, name: str, value: Value) -> None:
+    def set(self, name: str, value: Value | Payload) -> None:
+        """Set a value (or fire an event with its payload) and notify subscribers."""
         signal = self._signals[name]
-        expected = _PYTHON_TYPES[signal.type]
-        if type(value) is not expected:
+        expected = _PYTHON_TYPES.get(signal.type)
+        if expected is not None and type(value) is not expected:
             raise TypeError(f"signal `{name}` is {signal.type}, got {type(value).__name__}")
         signal.value = value
         signal.timestamp = self._clock.now()

@@ -7,6 +7,7 @@ mistakes a curator has to fix.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from pydantic import ValidationError
 
 from engine.errors import UserError
 from engine.migrations import migrate
-from engine.model import REFERENCE, ExhibitBase, build_exhibit_model, component_adapter
+from engine.model import PROPERTY_REFERENCE, SIGNAL_REFERENCE, ExhibitBase, build_exhibit_model, component_adapter
 from engine.problems import ExhibitInvalid, Problem, did_you_mean
 from engine.registry import Registry
 from engine.yamlpos import PositionedData, YamlPath, load_yaml
@@ -32,7 +33,7 @@ def resolve_exhibit_path(spec: str | Path, exhibits_dir: Path) -> Path:
     raise UserError(f"No exhibit file found at `{spec}` (looked for {', '.join(str(c) for c in candidates)}).")
 
 
-def load_exhibit(path: Path, registry: Registry) -> ExhibitBase:
+def load_exhibit(path: Path, registry: Registry, *, hardware: bool = False) -> ExhibitBase:
     """Load and validate an exhibit file; raises :class:`ExhibitInvalid` with every problem."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -42,10 +43,11 @@ def load_exhibit(path: Path, registry: Registry) -> ExhibitBase:
         raise ExhibitInvalid([Problem(str(path), 1, 1, f"the file is not UTF-8 text ({exc.reason})")]) from None
     except OSError as exc:
         raise UserError(f"The exhibit file `{path}` cannot be read: {exc.strerror}.") from None
-    return validate_text(text, str(path), registry)
+    return validate_text(text, str(path), registry, hardware=hardware)
 
 
-def validate_text(text: str, file: str, registry: Registry) -> ExhibitBase:
+def validate_text(text: str, file: str, registry: Registry, *, hardware: bool = False) -> ExhibitBase:
+    """Validate an exhibit; ``hardware`` also checks that named cameras and ports exist here."""
     doc = load_yaml(text, file)
     if not isinstance(doc.data, dict):
         raise ExhibitInvalid([doc.problem((), "an exhibit file must be a mapping of keys (`format_version: 1`, ...)")])
@@ -64,6 +66,7 @@ def validate_text(text: str, file: str, registry: Registry) -> ExhibitBase:
     problems += _cross_reference_problems(doc, registry)
     if exhibit is not None and not problems:
         problems += _final_problems(doc, exhibit)
+        problems += _component_problems(doc, exhibit, hardware)
     if problems:
         raise ExhibitInvalid(_unique(problems))
     assert exhibit is not None
@@ -179,20 +182,36 @@ def _cross_reference_problems(doc: PositionedData, registry: Registry) -> list[P
             continue
         path: YamlPath = ("mappings", index)
         problems += _reference_problems(
-            doc, (*path, "from"), mapping.get("from"), "sensor", "signal", sensors, lambda c: list(c.signal_types())
+            doc,
+            (*path, "from"),
+            mapping.get("from"),
+            ("sensor", "signal", SIGNAL_REFERENCE),
+            sensors,
+            lambda c: list(c.signal_types()),
         )
         problems += _reference_problems(
-            doc, (*path, "to"), mapping.get("to"), "device", "property", devices, lambda c: c.settable_properties()
+            doc,
+            (*path, "to"),
+            mapping.get("to"),
+            ("device", "property", PROPERTY_REFERENCE),
+            devices,
+            lambda c: c.settable_properties(),
         )
     return problems
 
 
 def _reference_problems(
-    doc: PositionedData, path: YamlPath, ref: Any, owner: str, member: str, table: dict[str, Any], members: Any
+    doc: PositionedData,
+    path: YamlPath,
+    ref: Any,
+    what: tuple[str, str, re.Pattern[str]],
+    table: dict[str, Any],
+    members: Any,
 ) -> list[Problem]:
     if not isinstance(ref, str):
         return []  # the schema stage reports a missing or mistyped reference
-    match = REFERENCE.match(ref)
+    owner, member, pattern = what
+    match = pattern.match(ref)
     if not match:
         return [doc.problem(path, f"`{ref}` is not a {owner} {member}", f"write it as `{owner}.{member}`")]
     name, part = match.groups()
@@ -241,6 +260,16 @@ def _final_problems(doc: PositionedData, exhibit: ExhibitBase) -> list[Problem]:
                 )
             )
         targets.setdefault(mapping.target, index)
+        sensor_name, signal = mapping.source.split(".", 1)
+        signal_type = sensors[sensor_name].signal_types()[signal]
+        if signal_type in ("event", "object", "str"):
+            problems.append(
+                doc.problem(
+                    (*path, "from"),
+                    f"`{mapping.source}` is {_a(signal_type)}, not a number",
+                    "a mapping follows a number or a true/false signal",
+                )
+            )
         device_name, prop = mapping.target.split(".")
         if mapping.output is None and devices[device_name].property_range(prop) is None:
             problems.append(
@@ -251,6 +280,20 @@ def _final_problems(doc: PositionedData, exhibit: ExhibitBase) -> list[Problem]:
                     key=True,
                 )
             )
+    return problems
+
+
+def _a(signal_type: str) -> str:
+    return {"event": "an event", "object": "a list of visitors", "str": "text"}.get(signal_type, signal_type)
+
+
+def _component_problems(doc: PositionedData, exhibit: ExhibitBase, hardware: bool) -> list[Problem]:
+    """Driver-specific checks: missing files always, missing hardware with ``check --hardware``."""
+    base = Path(doc.file).parent
+    problems: list[Problem] = []
+    for name, sensor in exhibit.sensors.items():
+        found = sensor.check_files(base) + (sensor.check_hardware() if hardware else [])
+        problems += [doc.problem(("sensors", name, *where), message) for where, message in found]
     return problems
 
 

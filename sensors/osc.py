@@ -22,7 +22,7 @@ from pythonosc.osc_packet import OscPacket
 
 from engine.drivers import DriverContext, Sensor
 from engine.errors import UserError
-from engine.model import Name, SensorConfig, SignalType, Strict
+from engine.model import Name, SensorConfig, SignalType, StoreType, Strict
 from engine.signals import Value
 
 log = logging.getLogger("sensors.osc")
@@ -44,7 +44,7 @@ class OscSensorConfig(SensorConfig):
     receive_buffer: int = Field(4 << 20, ge=65536, description="Socket receive buffer in bytes, for bursts.")
     signals: dict[Name, OscSignalSpec] = Field(min_length=1, description="Signals fed by this sensor, by name.")
 
-    def signal_types(self) -> dict[str, SignalType]:
+    def signal_types(self) -> dict[str, StoreType]:
         return {name: spec.type for name, spec in self.signals.items()}
 
     def resources(self) -> list[str]:

@@ -3,6 +3,7 @@ and helpers to run the launcher as a separate process."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -160,7 +161,14 @@ def launcher() -> Iterator[type[Launcher]]:
         proc.kill()
 
 
-def run_launcher(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_launcher(
+    *args: str, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(ROOT / "launcher.py"), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, str(ROOT / "launcher.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )

@@ -99,8 +99,9 @@ async def test_status_is_online_while_running_and_offline_after_close(mosquitto,
 async def test_device_commands_and_retained_state(mosquitto, running):
     link = make_link(mosquitto.port)
     device = make_device(link)
-    running += [asyncio.create_task(link.run()), asyncio.create_task(device.run())]
     async with Watcher(mosquitto.port, "exhibit/demo/devices/#") as watcher:
+        # Watch first: the start-up safe state is a command, not retained.
+        running += [asyncio.create_task(link.run()), asyncio.create_task(device.run())]
         await asyncio.wait_for(link.connected.wait(), 10)
         await watcher.wait_for("exhibit/demo/devices/wash/set", '{"brightness": 0, "colour": "#000000"}')
         device.set({"brightness": 127.6})

@@ -8,7 +8,7 @@ from typing import Literal
 from devices.mqtt_device import MqttDeviceConfig, SimulatedGear
 from engine.clock import VirtualClock
 from engine.drivers import Sensor
-from engine.model import SensorConfig, SignalType
+from engine.model import SensorConfig, StoreType
 from engine.registry import DriverSpec, Registry
 from engine.runtime import Runtime, RuntimeOptions
 from engine.validate import validate_text
@@ -18,7 +18,7 @@ from sensors.osc import OscSensorConfig, SimulatedOscSensor
 class FlakyConfig(SensorConfig):
     kind: Literal["flaky"]
 
-    def signal_types(self) -> dict[str, SignalType]:
+    def signal_types(self) -> dict[str, StoreType]:
         return {"level": "float"}
 
 

@@ -2,7 +2,9 @@
 
 from engine.registry import DriverSpec, Registry
 from sensors.osc import OscSensor, OscSensorConfig, SimulatedOscSensor
+from sensors.pose.driver import PoseSensor, PoseSensorConfig, SimulatedPoseSensor
 
 
 def register(registry: Registry) -> None:
     registry.add_sensor(DriverSpec("osc", OscSensorConfig, OscSensor, SimulatedOscSensor))
+    registry.add_sensor(DriverSpec("pose", PoseSensorConfig, PoseSensor, SimulatedPoseSensor))

@@ -1,0 +1,1 @@
+"""Body tracking: MediaPipe pose for several visitors, turned into signals."""

@@ -1,0 +1,321 @@
+"""The pose sensor: a camera, a video file or a landmark recording, through
+MediaPipe, to visitor signals. Inference runs on a worker thread, never on the
+event loop; frames are latest-wins and drops are counted. A camera that stalls
+or disappears degrades the exhibit and is reopened with back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, Field, Tag
+
+from engine.drivers import DriverContext, Health, Sensor
+from engine.model import ComponentProblem, SensorConfig, StoreType, Strict
+from engine.supervisor import Backoff
+from sensors.pose import models
+from sensors.pose.filters import OneEuroSettings
+from sensors.pose.gestures import GestureSettings
+from sensors.pose.inference import PoseEstimator
+from sensors.pose.pipeline import PipelineSettings, PosePipeline, pipeline_signals
+from sensors.pose.recording import Recording, RecordingError, read_recording
+from sensors.pose.sources import CameraSource, FrameSource, SourceLost, VideoFileSource, camera_present
+from sensors.pose.tracking import TrackingSettings
+from sensors.pose.types import PoseFrame
+from sensors.pose.zones import FloorCalibration, ZoneSpec
+
+log = logging.getLogger("sensors.pose")
+
+
+class CameraSpec(Strict):
+    camera: int | str = Field(description="Camera index (`0`) or device path (`/dev/v4l/by-id/usb-...`).")
+    width: int = Field(640, ge=160, le=3840, description="Capture width in pixels.")
+    height: int = Field(480, ge=120, le=2160, description="Capture height in pixels.")
+    fps: int = Field(30, ge=1, le=240, description="Requested frame rate.")
+
+
+class VideoSpec(Strict):
+    video: str = Field(description="Video file, relative to the exhibit folder (for rehearsals).")
+    loop: bool = Field(True, description="Start again at the end.")
+    realtime: bool = Field(True, description="Play at the file's frame rate (false: as fast as inference goes).")
+
+
+class ReplaySpec(Strict):
+    replay: str = Field(description="Landmark recording (`.jsonl.gz`), relative to the exhibit folder.")
+    loop: bool = Field(True, description="Start again at the end.")
+
+
+def _source_kind(value: Any) -> str | None:
+    keys = value if isinstance(value, dict) else vars(value)
+    return next((key for key in ("camera", "video", "replay") if key in keys), None)
+
+
+Source = Annotated[
+    Annotated[CameraSpec, Tag("camera")] | Annotated[VideoSpec, Tag("video")] | Annotated[ReplaySpec, Tag("replay")],
+    Discriminator(
+        _source_kind,
+        custom_error_type="source_kind",
+        custom_error_message="a source needs one of `camera`, `video` or `replay`",
+    ),
+]
+
+
+class PoseSensorConfig(SensorConfig):
+    """Body tracking with MediaPipe: several visitors, stable anonymous ids, gestures and zones."""
+
+    kind: Literal["pose"]
+    source: Source = Field(description="Where frames come from: `camera`, `video` or `replay`.")
+    model: str = Field("full", description="`lite`, `full` (ships with the project) or `heavy`, or a `.task` path.")
+    num_poses: int = Field(4, ge=1, le=10, description="Most visitors tracked at once.")
+    min_detection: float = Field(0.5, ge=0, le=1, description="Confidence to detect a new visitor.")
+    min_tracking: float = Field(0.5, ge=0, le=1, description="Confidence to keep tracking one.")
+    smoothing: OneEuroSettings = Field(default_factory=OneEuroSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    gestures: GestureSettings = Field(default_factory=GestureSettings)
+    zones: dict[str, ZoneSpec] = Field(default_factory=dict, description="Named floor zones.")
+    floor: FloorCalibration | None = Field(None, description="Image-to-floor calibration for `space: floor` zones.")
+    hfov_deg: float = Field(60.0, gt=10, lt=180, description="Camera's horizontal field of view, for distance.")
+    simulate: str | None = Field(
+        None, description="Recording that `--simulate` replays instead of the camera (default: the replay source)."
+    )
+
+    def signal_types(self) -> dict[str, StoreType]:
+        return pipeline_signals(list(self.zones))
+
+    def check_files(self, base: Path) -> list[ComponentProblem]:
+        problems: list[ComponentProblem] = []
+        named = [
+            ("source", "video", getattr(self.source, "video", None)),
+            ("source", "replay", getattr(self.source, "replay", None)),
+            ("simulate", None, self.simulate),
+        ]
+        for key, sub, value in named:
+            if value is not None and not (base / value).is_file():
+                where: tuple[str | int, ...] = (key, sub) if sub else (key,)
+                problems.append((where, f"file `{value}` not found in {base}"))
+        if self.model not in models.OFFICIAL and not (base / self.model).is_file():
+            problems.append((("model",), f"model file `{self.model}` not found in {base}"))
+        for name, zone in self.zones.items():
+            if zone.space == "floor" and self.floor is None:
+                problems.append((("zones", name, "space"), "a `floor` zone needs a `floor` calibration"))
+        return problems
+
+    def check_hardware(self) -> list[ComponentProblem]:
+        if isinstance(self.source, CameraSpec) and not camera_present(self.source.camera):
+            return [(("source", "camera"), f"this machine has no camera {self.source.camera!r}")]
+        return []
+
+    def pipeline_settings(self) -> PipelineSettings:
+        return PipelineSettings(self.smoothing, self.tracking, self.gestures, self.zones, self.floor, self.hfov_deg)
+
+
+class PoseSensor(Sensor):
+    config: PoseSensorConfig
+
+    def __init__(self, name: str, config: PoseSensorConfig, context: DriverContext) -> None:
+        super().__init__(name, config, context)
+        self.base = context.base_dir
+        self.pipeline = PosePipeline(name, config.pipeline_settings(), context.store)
+        self.backoff = Backoff(initial=0.5, cap=5.0)
+        self.frames = 0
+        self.dropped = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._latest: tuple[PoseFrame, int] | None = None
+        self._drain_scheduled = False
+        self._window: list[float] = []
+        self._inference_ms = 0.0
+        self._source_dropped = 0
+        self._rng = random.Random()
+        self._estimator_instance: PoseEstimator | None = None
+
+    # --- health -------------------------------------------------------------------
+
+    def _status(self, health: Health) -> None:
+        self.health = health
+        self.context.store.set(f"{self.name}.health.status", health)
+
+    def _metrics(self, latency_ms: float) -> None:
+        now = time.monotonic()
+        self._window = [t for t in self._window if now - t < 1.0] + [now]
+        store, prefix = self.context.store, f"{self.name}.health."
+        store.set(prefix + "fps", float(len(self._window)))
+        store.set(prefix + "inference_ms", self._inference_ms)
+        store.set(prefix + "latency_ms", latency_ms)
+        store.set(prefix + "dropped", self.dropped + self._source_dropped)
+
+    # --- sources ------------------------------------------------------------------
+
+    def _frame_source(self) -> FrameSource:
+        source = self.config.source
+        if isinstance(source, CameraSpec):
+            return CameraSource(source.camera, size=(source.width, source.height), fps=source.fps)
+        assert isinstance(source, VideoSpec)
+        return VideoFileSource(self.base / source.video, loop=source.loop, realtime=source.realtime)
+
+    def _estimator(self) -> PoseEstimator:
+        model = models.resolve(self.config.model, self.base)
+        return PoseEstimator(
+            model,
+            num_poses=self.config.num_poses,
+            min_detection=self.config.min_detection,
+            min_tracking=self.config.min_tracking,
+        )
+
+    async def open(self) -> None:
+        if not isinstance(self.config.source, ReplaySpec):
+            models.resolve(self.config.model, self.base)  # a missing model is the user's to fix: say it at start
+
+    async def run(self) -> None:
+        self._stop.clear()
+        if isinstance(self.config.source, ReplaySpec):
+            await self.replay(self._load(self.config.source.replay), loop=self.config.source.loop)
+            return
+        try:
+            await self._capture_forever()
+        finally:
+            self._stop.set()
+            if self._estimator_instance is not None:
+                self._estimator_instance.close()
+                self._estimator_instance = None
+
+    async def _capture_forever(self) -> None:
+        attempt, lost = 0, False
+        while True:
+            source = self._frame_source()
+            try:
+                await asyncio.to_thread(source.open)
+                if self._estimator_instance is None:  # loaded once a source exists, kept across reopenings
+                    self._estimator_instance = await asyncio.to_thread(self._estimator)
+                if lost:
+                    log.info("pose sensor %s: %s is back", self.name, source.description)
+                attempt, lost = 0, False
+                self._status("ok")
+                await asyncio.to_thread(self._infer, source, self._estimator_instance, asyncio.get_running_loop())
+                return
+            except SourceLost as exc:
+                if not lost:
+                    log.warning("pose sensor %s: %s; the exhibit goes on without it and keeps retrying", self.name, exc)
+                lost = True
+                self.context.store.mark_stale(f"{self.name}.")
+                self._status("offline")
+            finally:
+                self._stop.set()
+                await asyncio.to_thread(source.close)
+                self._stop.clear()
+            await self.context.clock.sleep(self.backoff.delay(attempt, self._rng))
+            attempt += 1
+
+    def _infer(self, source: FrameSource, estimator: PoseEstimator, loop: asyncio.AbstractEventLoop) -> None:
+        """Worker thread: read, infer, hand over the numbers. The image goes out of scope here."""
+        while not self._stop.is_set():
+            captured = source.read()
+            started = time.perf_counter()
+            people = estimator.estimate(captured.image, captured.timestamp)
+            self._inference_ms = (time.perf_counter() - started) * 1000
+            height, width = captured.image.shape[:2]
+            frame = PoseFrame(captured.index, captured.timestamp, width, height, people)
+            with self._lock:
+                if self._latest is not None:
+                    self.dropped += 1  # the loop had not taken the previous result: latest wins
+                self._latest = (frame, source.dropped)
+                schedule = not self._drain_scheduled
+                self._drain_scheduled = True
+            if schedule:
+                loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            item, self._latest, self._drain_scheduled = self._latest, None, False
+        if item is None:
+            return
+        frame, self._source_dropped = item
+        self.frames += 1
+        self.pipeline.process(frame)
+        self._metrics((time.monotonic() - frame.timestamp) * 1000)
+
+    # --- replay -------------------------------------------------------------------
+
+    def _load(self, relative: str) -> Recording:
+        try:
+            recording = read_recording(self.base / relative)
+        except RecordingError as exc:
+            raise SourceLost(str(exc)) from None
+        if recording.bad_lines:
+            log.warning(
+                "pose sensor %s: %d malformed lines in %s were skipped", self.name, recording.bad_lines, relative
+            )
+        return recording
+
+    async def replay(self, recording: Recording, *, loop: bool = True) -> None:
+        """Play a recording on the engine's clock: deterministic under a virtual clock."""
+        clock = self.context.clock
+        self._status("ok")
+        while True:
+            start = clock.now()
+            for frame in recording.frames:
+                await clock.sleep(start + frame.timestamp - clock.now())
+                if not await self._replay_gate():
+                    continue
+                self.frames += 1
+                self.pipeline.process(
+                    PoseFrame(frame.index, start + frame.timestamp, frame.width, frame.height, frame.people)
+                )
+            if not loop or not recording.frames:
+                return
+            await clock.sleep(1.0 / 30)
+
+    async def _replay_gate(self) -> bool:
+        """Whether to deliver the next frame (the simulator's faults hook in here)."""
+        return True
+
+    async def close(self) -> None:
+        self._stop.set()
+
+
+Fault = Literal["disconnect", "stall", "slow", "clear"]
+
+
+class SimulatedPoseSensor(PoseSensor):
+    """Replays the exhibit's recording instead of the camera, with scriptable faults:
+    ``disconnect`` (status offline, signals stale), ``stall`` (frames stop, status degraded),
+    ``slow`` (every other frame is dropped), ``clear``."""
+
+    def __init__(self, name: str, config: PoseSensorConfig, context: DriverContext) -> None:
+        super().__init__(name, config, context)
+        self.fault: Fault = "clear"
+        self._tick = 0
+
+    def inject(self, fault: Fault) -> None:
+        self.fault = fault
+        if fault == "disconnect":
+            self.context.store.mark_stale(f"{self.name}.")
+            self._status("offline")
+        elif fault == "stall":
+            self._status("degraded")
+        else:
+            self._status("ok")
+        log.info("simulated pose sensor %s: fault %s", self.name, fault)
+
+    async def run(self) -> None:
+        source = self.config.source
+        recording_path = self.config.simulate or (source.replay if isinstance(source, ReplaySpec) else None)
+        if recording_path is None:
+            log.info("pose sensor %s is simulated with nobody in view (set `simulate:` to a recording)", self.name)
+            self._status("ok")
+            self.pipeline.process(PoseFrame(0, self.context.clock.now(), 640, 480, ()))
+            return
+        log.info("pose sensor %s is simulated from %s", self.name, recording_path)
+        await self.replay(self._load(recording_path), loop=True)
+
+    async def _replay_gate(self) -> bool:
+        self._tick += 1
+        if self.fault in ("disconnect", "stall"):
+            return False
+        return not (self.fault == "slow" and self._tick % 2)

@@ -1,0 +1,129 @@
+"""From what the model found to what curators use: visitors with stable ids,
+smoothed landmarks, body features, gestures, zones, and health, as signals.
+
+Runs on the event loop; it sees landmark numbers only, never an image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from engine.model import StoreType
+from engine.signals import SignalStore
+from sensors.pose.features import BodyFeatures, body_features
+from sensors.pose.filters import LandmarkFilter, OneEuroSettings
+from sensors.pose.gestures import GESTURES, GestureDetector, GestureSettings
+from sensors.pose.tracking import TrackingSettings, VisitorTracker, nearest
+from sensors.pose.types import Landmarks, PoseFrame
+from sensors.pose.zones import FloorCalibration, ZoneSpec, ZoneTracker
+
+FEATURES: dict[str, StoreType] = {
+    f.name: "bool" if f.type in (bool, "bool") else "float" for f in dataclasses.fields(BodyFeatures)
+}
+NOBODY: dict[str, float | bool] = {
+    name: (False if kind == "bool" else math.nan if name == "distance" else 0.0) for name, kind in FEATURES.items()
+}
+"""What ``nearest.*`` reads when nobody is there: a neutral pose, unknown distance."""
+HEALTH: dict[str, StoreType] = {
+    "health.status": "str",
+    "health.fps": "float",
+    "health.inference_ms": "float",
+    "health.latency_ms": "float",
+    "health.dropped": "int",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class VisitorSnapshot:
+    """One visitor as logic and scenes see it: an anonymous id, smoothed landmarks, features."""
+
+    id: int
+    landmarks: Landmarks
+    features: BodyFeatures
+    since: float
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    smoothing: OneEuroSettings
+    tracking: TrackingSettings
+    gestures: GestureSettings
+    zones: dict[str, ZoneSpec]
+    floor: FloorCalibration | None
+    hfov_deg: float
+
+
+def pipeline_signals(zones: list[str]) -> dict[str, StoreType]:
+    """Every signal a pose sensor feeds, by short name."""
+    signals: dict[str, StoreType] = {"count": "int", "visitors": "object", "enter": "event", "leave": "event"}
+    signals["nearest.id"] = "int"
+    signals.update({f"nearest.{name}": kind for name, kind in FEATURES.items()})
+    signals.update({gesture: "event" for gesture in GESTURES})
+    for zone in zones:
+        signals[f"zone.{zone}.count"] = "int"
+        signals[f"zone.{zone}.dwell"] = "float"
+    signals.update(HEALTH)
+    return signals
+
+
+class PosePipeline:
+    def __init__(self, sensor: str, settings: PipelineSettings, store: SignalStore) -> None:
+        self.prefix = f"{sensor}."
+        self.settings = settings
+        self.store = store
+        self.tracker = VisitorTracker(settings.tracking)
+        self.gestures = GestureDetector(settings.gestures)
+        self.zones = ZoneTracker(settings.zones, settings.floor) if settings.zones else None
+        self._filters: dict[int, LandmarkFilter] = {}
+        self.visitors: tuple[VisitorSnapshot, ...] = ()
+
+    def _set(self, name: str, value: object) -> None:
+        self.store.set(self.prefix + name, value)
+
+    def process(self, frame: PoseFrame) -> None:
+        t = frame.timestamp
+        update = self.tracker.update(frame.people, t)
+        for visitor_id in update.left:
+            self._filters.pop(visitor_id, None)
+            self.gestures.forget(visitor_id)
+        snapshots = []
+        fired: list[tuple[str, int]] = []
+        for visitor in update.visitors:
+            smoothing = self._filters.setdefault(visitor.id, LandmarkFilter(self.settings.smoothing))
+            landmarks = smoothing(visitor.landmarks, t)
+            features = body_features(landmarks, self.settings.hfov_deg, aspect=frame.width / frame.height)
+            snapshots.append(VisitorSnapshot(visitor.id, landmarks, features, visitor.first_seen))
+            fired += [(gesture, visitor.id) for gesture in self.gestures.update(visitor.id, landmarks, t)]
+        self.visitors = tuple(snapshots)
+
+        self._set("count", len(snapshots))
+        self._set("visitors", self.visitors)
+        closest = nearest(update.visitors)
+        chosen = next((s for s in snapshots if closest is not None and s.id == closest.id), None)
+        self._set("nearest.id", chosen.id if chosen else 0)
+        values = dataclasses.asdict(chosen.features) if chosen else NOBODY
+        for name in FEATURES:
+            value = values[name]
+            self._set(f"nearest.{name}", bool(value) if FEATURES[name] == "bool" else float(value))
+        if self.zones is not None:
+            self._update_zones(snapshots, t)
+        for visitor_id in update.entered:
+            self._set("enter", visitor_id)
+        for gesture, visitor_id in fired:
+            self._set(gesture, visitor_id)
+        for visitor_id in update.left:
+            self._set("leave", visitor_id)
+
+    def _update_zones(self, snapshots: list[VisitorSnapshot], t: float) -> None:
+        assert self.zones is not None
+        feet = [
+            (s.id, s.features.floor_x, s.features.floor_y)
+            for s in snapshots
+            if math.isfinite(s.features.floor_x) and math.isfinite(s.features.floor_y)
+        ]
+        result = self.zones.update(feet, t)
+        for zone, state in result.zones.items():
+            self._set(f"zone.{zone}.count", state.count)
+            self._set(f"zone.{zone}.dwell", float(state.dwell))

@@ -5,6 +5,8 @@
     exhibit run EXHIBIT           run it (--broker, --duration, --headless, --simulate)
     exhibit schema                regenerate exhibits/exhibit.schema.json
     exhibit list                  the exhibits under exhibits/
+    exhibit models [--install]    pose models: list them, install official ones
+    exhibit record --camera|--video --out FILE   a landmark-only recording
     exhibit bench [--json]        performance figures against a baseline
 
 This module wires the engine to the concrete drivers; the engine itself never
@@ -55,7 +57,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for spec in args.exhibits:
         path = resolve_exhibit_path(spec, EXHIBITS)
         try:
-            exhibit = load_exhibit(path, registry)
+            exhibit = load_exhibit(path, registry, hardware=args.hardware)
         except ExhibitInvalid as invalid:
             for problem in invalid.problems:
                 print(problem, file=sys.stderr)
@@ -84,6 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             host, port = parse_broker_url(broker_url)
         except ValueError as exc:
             raise UserError(f"The broker address is not valid: {exc}.") from None
+    args.base_dir = path.parent
     try:
         asyncio.run(run_exhibit(exhibit, host, port, args))
     finally:
@@ -105,7 +108,13 @@ async def run_exhibit(exhibit: ExhibitBase, host: str, port: int, args: argparse
     resources = Resources()
     resources.put(link)
     resources.put(topics)
-    runtime = Runtime(exhibit, registry, resources, services=[link], options=RuntimeOptions(simulate=args.simulate))
+    runtime = Runtime(
+        exhibit,
+        registry,
+        resources,
+        services=[link],
+        options=RuntimeOptions(simulate=args.simulate, base_dir=args.base_dir),
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -149,6 +158,44 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from sensors.pose import models
+
+    for name in args.install or []:
+        path = models.install(name)
+        print(f"installed {name}: {path}")
+    print(f"{'model':8} {'origin':10} {'MB':>6}  path")
+    for info in models.available():
+        print(f"{info.name:8} {info.origin:10} {info.size_mb:6.1f}  {info.path}")
+    print(f"official bundles install into {models.user_dir()} (`models --install lite|full|heavy`, needs internet)")
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from sensors.pose import models
+    from sensors.pose.inference import PoseEstimator
+    from sensors.pose.record import record
+    from sensors.pose.sources import CameraSource, FrameSource, SourceLost, VideoFileSource
+
+    source: FrameSource
+    if args.video is not None:
+        if not Path(args.video).is_file():
+            raise UserError(f"The video file `{args.video}` does not exist.")
+        source = VideoFileSource(Path(args.video), loop=False, realtime=False)
+    else:
+        camera = int(args.camera) if str(args.camera).isdigit() else args.camera
+        source = CameraSource(camera)
+    estimator = PoseEstimator(models.resolve(args.model), num_poses=args.num_poses)
+    try:
+        stats = record(source, estimator, Path(args.out), duration=args.duration, max_frames=args.frames)
+    except SourceLost as exc:
+        raise UserError(f"Nothing was recorded: {exc}.") from None
+    finally:
+        estimator.close()
+    print(f"wrote {args.out}: {stats.frames} frames ({stats.frames_with_people} with people), landmarks only")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(ROOT))
     from tests.bench.runner import main as bench_main
@@ -164,6 +211,7 @@ def parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate exhibit files (exit 0 valid, 2 invalid)")
     check.add_argument("exhibits", nargs="+", metavar="EXHIBIT", help="folder, exhibit.yaml, or name under exhibits/")
+    check.add_argument("--hardware", action="store_true", help="also check that the cameras it names exist here")
     check.set_defaults(handler=cmd_check)
 
     run = commands.add_parser("run", help="run an exhibit until SIGINT/SIGTERM or --duration")
@@ -191,6 +239,27 @@ def parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="list the exhibits under exhibits/")
     listing.set_defaults(handler=cmd_list)
+
+    model_list = commands.add_parser("models", help="list pose models; install the official ones")
+    model_list.add_argument(
+        "--install",
+        nargs="+",
+        choices=["lite", "full", "heavy"],
+        metavar="NAME",
+        help="download official bundles (lite, full, heavy) into the user model folder",
+    )
+    model_list.set_defaults(handler=cmd_models)
+
+    rec = commands.add_parser("record", help="record landmarks (never images) from a camera or a video")
+    where = rec.add_mutually_exclusive_group(required=True)
+    where.add_argument("--camera", help="camera index or device path")
+    where.add_argument("--video", help="video file")
+    rec.add_argument("--out", required=True, help="recording file (.jsonl or .jsonl.gz)")
+    rec.add_argument("--duration", type=float, help="seconds to record")
+    rec.add_argument("--frames", type=int, help="frames to record")
+    rec.add_argument("--num-poses", type=int, default=4, help="most people per frame")
+    rec.add_argument("--model", default="full", help="lite, full, heavy or a .task file")
+    rec.set_defaults(handler=cmd_record)
 
     bench = commands.add_parser("bench", help="measure performance figures against baselines")
     bench.add_argument("--json", action="store_true", help="one JSON object instead of a table")

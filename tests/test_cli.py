@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import FLAGSHIP, ROOT, free_port, run_launcher
+
+
+def copy_flagship(tmp_path: Path, edit: Callable[[str], str]) -> Path:
+    """The flagship folder (with its recordings) copied, and its exhibit file edited."""
+    folder = tmp_path / "canal-lanterns"
+    shutil.copytree(FLAGSHIP.parent, folder)
+    exhibit = folder / "exhibit.yaml"
+    exhibit.write_text(edit(exhibit.read_text(encoding="utf-8")), encoding="utf-8")
+    return exhibit
 
 
 def test_flagship_runs_on_the_embedded_defaults_with_simulated_sensors():
@@ -18,7 +29,8 @@ def test_flagship_runs_on_the_embedded_defaults_with_simulated_sensors():
     log = result.stderr
     assert "embedded MQTT broker (amqtt) listening" in log
     assert "connected to the MQTT broker" in log
-    assert "all 1 devices are in their safe state" in log
+    assert "all 2 devices are in their safe state" in log
+    assert "pose sensor body is simulated from recordings/visitors.jsonl.gz" in log
     assert "published offline" in log
     assert "Traceback" not in log
 
@@ -43,8 +55,7 @@ def test_a_port_in_use_is_one_sentence(tmp_path: Path):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
         holder.bind(("0.0.0.0", 0))
         port = holder.getsockname()[1]
-        exhibit = tmp_path / "exhibit.yaml"
-        exhibit.write_text(FLAGSHIP.read_text(encoding="utf-8").replace("port: 9000", f"port: {port}"))
+        exhibit = copy_flagship(tmp_path, lambda text: text.replace("port: 9000", f"port: {port}"))
         result = run_launcher("run", str(exhibit), "--duration", "5", "--embedded-port", str(free_port()))
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -73,11 +84,11 @@ def test_an_unreachable_broker_is_not_fatal():
 
 
 def test_run_refuses_an_invalid_exhibit_and_starts_nothing(tmp_path: Path):
-    exhibit = tmp_path / "exhibit.yaml"
-    exhibit.write_text(FLAGSHIP.read_text(encoding="utf-8").replace("kind: mqtt", "kind: mqtt\n    colour: red"))
+    exhibit = copy_flagship(tmp_path, lambda text: text.replace("kind: mqtt", "kind: mqtt\n    colour: red", 1))
+    line = exhibit.read_text().splitlines().index("    colour: red") + 1
     result = run_launcher("run", str(exhibit), "--duration", "1")
     assert result.returncode == 2
-    assert f"{exhibit}:29:5: unknown key `colour`" in result.stderr
+    assert f"{exhibit}:{line}:5: unknown key `colour`" in result.stderr
     assert "nothing was started" in result.stderr
     assert "exhibit canal-lanterns started" not in result.stderr and "broker" not in result.stderr
 

@@ -64,6 +64,18 @@ class Sensor(ABC):
         """Release what :meth:`open` acquired."""
 
 
+class WritableSensor(Sensor):
+    """A sensor that also takes commands on the same connection (a board with an LED)."""
+
+    @abstractmethod
+    def set(self, values: Mapping[str, Any]) -> None:
+        """Ask for new output values. Never blocks; they are sent when the board is there."""
+
+    @abstractmethod
+    async def go_safe(self, timeout: float) -> bool:
+        """Send the outputs' safe values now; False if the board could not take them."""
+
+
 class Device(ABC):
     """Receives property values and sends them to real gear."""
 

@@ -35,8 +35,48 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class SensorConfig(Strict):
-    """Base of every sensor's configuration. Subclasses set ``kind`` to a Literal."""
+class Outputs:
+    """What mappings may drive: devices, and sensors that also take commands (a board's LED)."""
+
+    def settable_properties(self) -> list[str]:
+        """The properties mappings and cues may set."""
+        return []
+
+    def property_range(self, name: str) -> tuple[float, float] | None:
+        """The natural range of a numeric property, used when a mapping gives no output range."""
+        return None
+
+    def safe_state(self) -> dict[str, Any]:
+        """What it is sent on PANIC, at startup and before a clean stop."""
+        return {}
+
+
+class Scale(Strict):
+    """A linear conversion applied where a value enters (a 10-bit reading to 0..1)."""
+
+    input: tuple[float, float] = Field(description="Raw range [from, to].")
+    output: tuple[float, float] = Field((0.0, 1.0), description="Signal range [from, to].")
+    clamp: bool = Field(True, description="Keep results inside the output range.")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Scale:
+        if self.input[0] == self.input[1]:
+            raise ValueError("`input` range is empty: its two ends are equal")
+        return self
+
+    def apply(self, x: float) -> float:
+        t = (x - self.input[0]) / (self.input[1] - self.input[0])
+        if self.clamp:
+            t = min(1.0, max(0.0, t))
+        return self.output[0] + t * (self.output[1] - self.output[0])
+
+
+class SensorConfig(Outputs, Strict):
+    """Base of every sensor's configuration. Subclasses set ``kind`` to a Literal.
+
+    A sensor that also takes commands (a board with an LED) overrides the
+    :class:`Outputs` methods; mappings may then target ``sensor.output``.
+    """
 
     kind: str
 
@@ -57,22 +97,10 @@ class SensorConfig(Strict):
         return []
 
 
-class DeviceConfig(Strict):
+class DeviceConfig(Outputs, Strict):
     """Base of every device's configuration. Subclasses set ``kind`` to a Literal."""
 
     kind: str
-
-    def settable_properties(self) -> list[str]:
-        """The properties mappings and cues may set."""
-        return []
-
-    def property_range(self, name: str) -> tuple[float, float] | None:
-        """The natural range of a numeric property, used when a mapping gives no output range."""
-        return None
-
-    def safe_state(self) -> dict[str, Any]:
-        """What the device is sent on PANIC, at startup and before a clean stop."""
-        return {}
 
 
 class Title(Strict):

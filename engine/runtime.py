@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.clock import Clock, MonotonicClock
-from engine.drivers import Device, DriverContext, Resources, Sensor, Service
+from engine.drivers import Device, DriverContext, Resources, Sensor, Service, WritableSensor
 from engine.mapping import bind_mapping
-from engine.model import DeviceConfig, ExhibitBase, SensorConfig
+from engine.model import DeviceConfig, ExhibitBase, Outputs, SensorConfig
 from engine.registry import Registry
 from engine.signals import SignalStore
 from engine.supervisor import Supervisor
@@ -80,10 +80,12 @@ class Runtime:
 
         for mapping in self.exhibit.mappings:
             device_name, prop = mapping.target.split(".", 1)
-            output = mapping.output or self.device_configs[device_name].property_range(prop)
+            outputs: Outputs = self.device_configs.get(device_name) or self.sensor_configs[device_name]
+            output = mapping.output or outputs.property_range(prop)
             assert output is not None, "validation guarantees an output range"
-            device = self.devices[device_name]
-            self._unbind.append(bind_mapping(mapping, output, self.store, _setter(device)))
+            target = self.devices.get(device_name) or self.sensors[device_name]
+            assert isinstance(target, Device | WritableSensor), "validation guarantees a writable target"
+            self._unbind.append(bind_mapping(mapping, output, self.store, _setter(target)))
 
         for service in self.services:
             self.supervisor.start(f"service:{service.name}", service.run)
@@ -103,7 +105,9 @@ class Runtime:
     async def stop(self) -> None:
         """Stop inputs, bring every device to its safe state, then close the services."""
         await self.supervisor.cancel(*[f"sensor:{n}" for n in self.sensors])
-        for sensor in self.sensors.values():
+        for name, sensor in self.sensors.items():
+            if isinstance(sensor, WritableSensor) and not await sensor.go_safe(self.options.safe_timeout):
+                log.error("could not confirm the safe state of the outputs of %s", name)
             await sensor.close()
         for unbind in self._unbind:
             unbind()
@@ -120,7 +124,7 @@ class Runtime:
         log.info("exhibit %s stopped", self.exhibit.id)
 
 
-def _setter(device: Device) -> Callable[[str, Any], None]:
+def _setter(device: Device | WritableSensor) -> Callable[[str, Any], None]:
     def set_property(prop: str, value: Any) -> None:
         device.set({prop: value})
 

@@ -175,6 +175,8 @@ def _declared(doc: PositionedData, registry: Registry, section: str) -> dict[str
 def _cross_reference_problems(doc: PositionedData, registry: Registry) -> list[Problem]:
     sensors = _declared(doc, registry, "sensors")
     devices = _declared(doc, registry, "devices")
+    # Mappings drive devices, and sensors that take commands too (a board's LED).
+    targets = {name: c for name, c in sensors.items() if c is None or c.settable_properties()} | devices
     problems: list[Problem] = []
     mappings = doc.data.get("mappings")
     for index, mapping in enumerate(mappings if isinstance(mappings, list) else []):
@@ -194,7 +196,7 @@ def _cross_reference_problems(doc: PositionedData, registry: Registry) -> list[P
             (*path, "to"),
             mapping.get("to"),
             ("device", "property", PROPERTY_REFERENCE),
-            devices,
+            targets,
             lambda c: c.settable_properties(),
         )
     return problems
@@ -234,6 +236,10 @@ def _final_problems(doc: PositionedData, exhibit: ExhibitBase) -> list[Problem]:
     sensors = exhibit.sensors
     devices = exhibit.devices
 
+    for name in sensors.keys() & devices.keys():
+        problems.append(doc.problem(("devices", name), f"`{name}` is both a sensor and a device",
+                                    "names must be unique", key=True))
+
     claimed: dict[str, str] = {}
     for name, sensor in sensors.items():
         for resource in sensor.resources():
@@ -271,7 +277,8 @@ def _final_problems(doc: PositionedData, exhibit: ExhibitBase) -> list[Problem]:
                 )
             )
         device_name, prop = mapping.target.split(".")
-        if mapping.output is None and devices[device_name].property_range(prop) is None:
+        target = devices.get(device_name) or sensors[device_name]
+        if mapping.output is None and target.property_range(prop) is None:
             problems.append(
                 doc.problem(
                     path,

@@ -25,12 +25,22 @@ from sensors.pose.gestures import GestureSettings
 from sensors.pose.inference import PoseEstimator
 from sensors.pose.pipeline import PipelineSettings, PosePipeline, pipeline_signals
 from sensors.pose.recording import Recording, RecordingError, read_recording
-from sensors.pose.sources import CameraSource, FrameSource, SourceLost, VideoFileSource, camera_present
+from sensors.pose.sources import (
+    CameraSource,
+    FrameSource,
+    SourceEnded,
+    SourceLost,
+    VideoFileSource,
+    camera_present,
+)
 from sensors.pose.tracking import TrackingSettings
 from sensors.pose.types import PoseFrame
 from sensors.pose.zones import FloorCalibration, ZoneSpec
 
 log = logging.getLogger("sensors.pose")
+
+WORKER_STOP_TIMEOUT = 5.0
+"""Longest wait for the inference thread to finish its current frame when the sensor stops."""
 
 
 class CameraSpec(Strict):
@@ -197,7 +207,12 @@ class PoseSensor(Sensor):
                     log.info("pose sensor %s: %s is back", self.name, source.description)
                 attempt, lost = 0, False
                 self._status("ok")
-                await asyncio.to_thread(self._infer, source, self._estimator_instance, asyncio.get_running_loop())
+                await self._infer_until_stopped(source, self._estimator_instance)
+                return
+            except SourceEnded as exc:
+                log.info("pose sensor %s: %s", self.name, exc)
+                self.context.store.mark_stale(f"{self.name}.")
+                self._status("offline")
                 return
             except SourceLost as exc:
                 if not lost:
@@ -211,6 +226,22 @@ class PoseSensor(Sensor):
                 self._stop.clear()
             await self.context.clock.sleep(self.backoff.delay(attempt, self._rng))
             attempt += 1
+
+    async def _infer_until_stopped(self, source: FrameSource, estimator: PoseEstimator) -> None:
+        """Run the worker thread; on cancellation, wait for it to finish its frame before the
+        source and the model are closed under it."""
+        loop = asyncio.get_running_loop()
+        worker = loop.run_in_executor(None, self._infer, source, estimator, loop)
+        try:
+            await asyncio.shield(worker)
+        finally:
+            self._stop.set()
+            if not worker.done():
+                await asyncio.wait([worker], timeout=WORKER_STOP_TIMEOUT)
+            if not worker.done():
+                log.error(
+                    "pose sensor %s: the inference worker did not stop within %.0f s", self.name, WORKER_STOP_TIMEOUT
+                )
 
     def _infer(self, source: FrameSource, estimator: PoseEstimator, loop: asyncio.AbstractEventLoop) -> None:
         """Worker thread: read, infer, hand over the numbers. The image goes out of scope here."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pydantic import Field
 
 from engine.model import Strict
-from sensors.pose.features import SHOULDERS, body_features, shoulder_width, visible
+from sensors.pose.features import SHOULDERS, BodyFeatures, body_features, shoulder_width, visible
 from sensors.pose.types import Landmark, Landmarks
 
 GESTURES = ("wave", "raise_both_hands", "t_pose", "step_forward")
@@ -134,11 +134,14 @@ class GestureDetector:
         self.settings = settings or GestureSettings()
         self._visitors: dict[int, _VisitorState] = {}
 
-    def update(self, visitor_id: int, landmarks: Landmarks, t: float) -> list[str]:
-        """The gestures (names from :data:`GESTURES`) that fire at this sample, at time ``t`` seconds."""
+    def update(self, visitor_id: int, landmarks: Landmarks, t: float, body: BodyFeatures | None = None) -> list[str]:
+        """The gestures (names from :data:`GESTURES`) that fire at this sample, at time ``t`` seconds.
+
+        ``body`` passes features already computed for this sample, so they are not computed twice.
+        """
         s = self.settings
         state = self._visitors.setdefault(visitor_id, _VisitorState())
-        body = body_features(landmarks)
+        body = body or body_features(landmarks)
         conditions = {
             "wave": self._waving(state, landmarks, t),
             "raise_both_hands": body.both_hands_up,

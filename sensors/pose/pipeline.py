@@ -95,7 +95,7 @@ class PosePipeline:
             landmarks = smoothing(visitor.landmarks, t)
             features = body_features(landmarks, self.settings.hfov_deg, aspect=frame.width / frame.height)
             snapshots.append(VisitorSnapshot(visitor.id, landmarks, features, visitor.first_seen))
-            fired += [(gesture, visitor.id) for gesture in self.gestures.update(visitor.id, landmarks, t)]
+            fired += [(gesture, visitor.id) for gesture in self.gestures.update(visitor.id, landmarks, t, features)]
         self.visitors = tuple(snapshots)
 
         self._set("count", len(snapshots))

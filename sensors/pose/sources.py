@@ -29,6 +29,10 @@ class SourceLost(Exception):
     """The camera or file is gone or stalled; the sensor reopens it with back-off."""
 
 
+class SourceEnded(SourceLost):
+    """A video that does not loop has played to its end: there is nothing to reopen."""
+
+
 @dataclass(frozen=True, slots=True)
 class Captured:
     image: Image
@@ -87,18 +91,22 @@ class VideoFileSource(FrameSource):
         self._capture = capture
         self._fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
         self._index = 0
-        self._started = time.monotonic()
+        self._started = 0.0  # set by the first read, so loading the model does not count as lateness
 
     def read(self) -> Captured:
         capture = self._capture
         if capture is None:
             raise SourceLost("the video file is not open")
+        if self._index == 0 and self._started == 0.0:
+            self._started = time.monotonic()
         if self.realtime:
             self._keep_pace(capture)
         ok, bgr = capture.read()
         if not ok:
-            if not self.loop or self._index == 0:
-                raise SourceLost(f"the video file {self.path.name} has no more frames")
+            if self._index == 0:
+                raise SourceLost(f"the video file {self.path.name} has no frames")
+            if not self.loop:
+                raise SourceEnded(f"the video file {self.path.name} has played to its end")
             capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, bgr = capture.read()
             if not ok:

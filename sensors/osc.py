@@ -10,29 +10,80 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import logging
 import math
 import os
+import re
 import socket
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, IPvAnyNetwork, field_validator
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from engine.drivers import DriverContext, Sensor
 from engine.errors import UserError
-from engine.model import Name, SensorConfig, SignalType, StoreType, Strict
+from engine.health import HEALTH_SIGNALS, InputHealth
+from engine.model import Name, Scale, SensorConfig, SignalType, StoreType, Strict
 from engine.signals import Value
 
 log = logging.getLogger("sensors.osc")
 
+Route = tuple[str, "OscSignalSpec"]
+
+
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    """An OSC 1.0 address pattern (``*``, ``?``, ``[a-z]``, ``[!0-9]``, ``{wash,spot}``) as a regex."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = pattern.find("]", i + 1)
+            if end < 0:
+                raise ValueError(f"`[` at position {i + 1} of `{pattern}` is never closed")
+            body = pattern[i + 1 : end]
+            negate = body.startswith("!")
+            body = re.escape(body[1:] if negate else body).replace("\\-", "-")
+            out.append(f"[{'^' if negate else ''}{body}]")
+            i = end
+        elif c == "{":
+            end = pattern.find("}", i + 1)
+            if end < 0:
+                raise ValueError(f"`{{` at position {i + 1} of `{pattern}` is never closed")
+            out.append("(?:" + "|".join(re.escape(part) for part in pattern[i + 1 : end].split(",")) + ")")
+            i = end
+        elif c in "]}":
+            raise ValueError(f"`{c}` at position {i + 1} of `{pattern}` was never opened")
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out) + r"\Z")
+
 
 class OscSignalSpec(Strict):
-    address: str = Field(pattern=r"^/[^\s#*,?\[\]{}]*$", description="OSC address, e.g. `/canal/wash`.")
+    address: str = Field(
+        pattern=r"^/[^\s#,]*$",
+        description="OSC address, e.g. `/canal/wash`, or a pattern: `/canal/*/level`, `/fader[1-4]`, `/{wash,spot}`.",
+    )
     arg: int = Field(0, ge=0, description="Which argument of the message carries the value (0 = first).")
     type: SignalType = Field("float", description="Signal type; OSC arguments are converted to it.")
-    range: tuple[float, float] | None = Field(None, description="Expected range, used by the simulator.")
+    range: tuple[float, float] | None = Field(None, description="Expected range, used by the simulator and OSCQuery.")
+    scale: Scale | None = Field(None, description="Convert the incoming number, e.g. input [0, 127] (MIDI) to [0, 1].")
+
+    @field_validator("address")
+    @classmethod
+    def _valid_pattern(cls, value: str) -> str:
+        pattern_regex(value)
+        return value
+
+    @property
+    def is_pattern(self) -> bool:
+        return any(c in self.address for c in "*?[{")
 
 
 class OscSensorConfig(SensorConfig):
@@ -42,18 +93,23 @@ class OscSensorConfig(SensorConfig):
     host: str = Field("0.0.0.0", description="Address to listen on; `127.0.0.1` for this machine only.")
     port: int = Field(9000, ge=1, le=65535, description="UDP port.")
     receive_buffer: int = Field(4 << 20, ge=65536, description="Socket receive buffer in bytes, for bursts.")
+    allow: list[IPvAnyNetwork] | None = Field(
+        None, description="Only accept datagrams from these addresses or networks (`192.168.1.0/24`, `127.0.0.1`)."
+    )
     signals: dict[Name, OscSignalSpec] = Field(min_length=1, description="Signals fed by this sensor, by name.")
 
     def signal_types(self) -> dict[str, StoreType]:
-        return {name: spec.type for name, spec in self.signals.items()}
+        return {name: spec.type for name, spec in self.signals.items()} | HEALTH_SIGNALS
 
     def resources(self) -> list[str]:
         return [f"UDP port {self.port}"]
 
 
-def coerce(value: Any, type_: SignalType) -> Value | None:
+def coerce(value: Any, type_: SignalType, scale: Scale | None = None) -> Value | None:
     """An OSC argument as a signal value, or None if it cannot be one."""
     if isinstance(value, bool | int | float):
+        if scale is not None and not isinstance(value, bool):
+            value = scale.apply(float(value))
         if type_ == "float":
             return float(value)
         if type_ == "int":
@@ -87,13 +143,22 @@ class OscSensor(Sensor):
 
     def __init__(self, name: str, config: OscSensorConfig, context: DriverContext) -> None:
         super().__init__(name, config, context)
-        self.routes: dict[str, list[tuple[str, OscSignalSpec]]] = {}
+        self.exact: dict[str, list[Route]] = {}
+        self.patterns: list[tuple[re.Pattern[str], Route]] = []
         for short, spec in config.signals.items():
-            self.routes.setdefault(spec.address, []).append((f"{name}.{short}", spec))
+            route = (f"{name}.{short}", spec)
+            if spec.is_pattern:
+                self.patterns.append((pattern_regex(spec.address), route))
+            else:
+                self.exact.setdefault(spec.address, []).append(route)
+        self._resolved: dict[str, list[Route]] = {}
+        self.allow = config.allow
+        self.health_signals = InputHealth(name, context.store, context.clock)
         self.received = 0
         self.parse_errors = 0
         self.unmatched = 0
         self.type_errors = 0
+        self.rejected = 0
         self._transport: asyncio.DatagramTransport | None = None
         self._protocol: _Protocol | None = None
 
@@ -117,15 +182,22 @@ class OscSensor(Sensor):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.config.receive_buffer)
         self._transport, self._protocol = transport, protocol
         self.health = "ok"
+        self.health_signals.set_status("ok")
         log.info("OSC sensor %s listening on udp://%s", self.name, where)
 
     async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.health_signals.run())
+            tasks.create_task(self._serve())
+
+    async def _serve(self) -> None:
         if self._transport is None or self._transport.is_closing():
             await self.open()
         assert self._protocol is not None
         exc = await self._protocol.lost
         self.health = "offline"
         self.context.store.mark_stale(f"{self.name}.")
+        self.health_signals.set_status("offline")
         raise OSError(f"OSC socket closed: {exc}")
 
     async def close(self) -> None:
@@ -137,10 +209,17 @@ class OscSensor(Sensor):
     def handle_datagram(self, data: bytes, addr: Any = None) -> None:
         """Parse one datagram and set the signals it addresses; bad input is counted, never raised."""
         self.received += 1
+        if self.allow is not None and not self._allowed(addr):
+            self.rejected += 1
+            self.health_signals.error("rejected")
+            if self.rejected == 1:
+                log.warning("OSC sensor %s ignores datagrams from %s (not in `allow`)", self.name, addr)
+            return
         try:
             messages = OscPacket(data).messages
         except Exception as exc:  # python-osc raises several types on garbage
             self.parse_errors += 1
+            self.health_signals.error("parse")
             if self.parse_errors == 1 or self.parse_errors % 1000 == 0:
                 log.warning(
                     "OSC sensor %s dropped a malformed datagram from %s (%s; %d so far)",
@@ -153,17 +232,44 @@ class OscSensor(Sensor):
         for timed in messages:
             self._route(timed.message.address, timed.message.params)
 
-    def _route(self, address: str, params: list[Any]) -> None:
-        routes = self.routes.get(address)
+    def _allowed(self, addr: Any) -> bool:
+        try:
+            source = ipaddress.ip_address(addr[0])
+        except (TypeError, ValueError, IndexError):
+            return False
+        return any(source in network for network in self.allow or ())
+
+    def routes_for(self, address: str) -> list[Route]:
+        """Exact routes plus the patterns that match; remembered per address (bounded)."""
+        routes = self._resolved.get(address)
         if routes is None:
+            routes = self.exact.get(address, []) + [r for regex, r in self.patterns if regex.match(address)]
+            if len(self._resolved) >= 4096:  # senders inventing addresses must not grow memory
+                self._resolved.clear()
+            self._resolved[address] = routes
+        return routes
+
+    def _route(self, address: str, params: list[Any]) -> None:
+        routes = self.routes_for(address)
+        if not routes:
             self.unmatched += 1
             return
         for signal, spec in routes:
-            value = coerce(params[spec.arg], spec.type) if spec.arg < len(params) else None
+            value = coerce(params[spec.arg], spec.type, spec.scale) if spec.arg < len(params) else None
             if value is None:
                 self.type_errors += 1
+                self.health_signals.error("type")
                 continue
             self.context.store.set(signal, value)
+            self.health_signals.message()
+
+
+def example_address(pattern: str) -> str:
+    """An address that ``pattern`` matches, for the simulator (``/fader[1-4]`` -> ``/fader1``)."""
+    address = re.sub(r"\{([^,}]*)[^}]*\}", r"\1", pattern)
+    address = re.sub(r"\[![^\]]*\]", "~", address)  # OSC addresses never use `~`, so it is never excluded
+    address = re.sub(r"\[([^\]])[^\]]*\]", r"\1", address)
+    return address.replace("*", "x").replace("?", "x")
 
 
 Fault = Literal["disconnect", "stall", "garbage", "slow", "clear"]
@@ -183,6 +289,7 @@ class SimulatedOscSensor(OscSensor):
 
     async def open(self) -> None:
         self.health = "ok"
+        self.health_signals.set_status("ok")
         log.info("OSC sensor %s is simulated (no UDP port is opened)", self.name)
 
     def inject(self, fault: Fault) -> None:
@@ -190,9 +297,10 @@ class SimulatedOscSensor(OscSensor):
         self.health = "offline" if fault == "disconnect" else "ok"
         if fault == "disconnect":
             self.context.store.mark_stale(f"{self.name}.")
+        self.health_signals.set_status(self.health)
         log.info("simulated OSC sensor %s: fault %s", self.name, fault)
 
-    async def run(self) -> None:
+    async def _serve(self) -> None:
         clock = self.context.clock
         start = clock.now()
         while True:
@@ -209,9 +317,9 @@ class SimulatedOscSensor(OscSensor):
         """The datagrams a panel would send at time ``t``."""
         datagrams = []
         for index, spec in enumerate(self.config.signals.values()):
-            low, high = spec.range or (0.0, 1.0)
+            low, high = spec.scale.input if spec.scale else spec.range or (0.0, 1.0)
             wave = 0.5 - 0.5 * math.cos(2 * math.pi * t / (8.0 + index))
-            builder = OscMessageBuilder(spec.address)
+            builder = OscMessageBuilder(example_address(spec.address))
             for _ in range(spec.arg):
                 builder.add_arg(0.0)
             if spec.type == "bool":

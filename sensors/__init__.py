@@ -3,8 +3,10 @@
 from engine.registry import DriverSpec, Registry
 from sensors.osc import OscSensor, OscSensorConfig, SimulatedOscSensor
 from sensors.pose.driver import PoseSensor, PoseSensorConfig, SimulatedPoseSensor
+from sensors.serial import SerialSensor, SerialSensorConfig, SimulatedSerialSensor
 
 
 def register(registry: Registry) -> None:
     registry.add_sensor(DriverSpec("osc", OscSensorConfig, OscSensor, SimulatedOscSensor))
     registry.add_sensor(DriverSpec("pose", PoseSensorConfig, PoseSensor, SimulatedPoseSensor))
+    registry.add_sensor(DriverSpec("serial", SerialSensorConfig, SerialSensor, SimulatedSerialSensor))

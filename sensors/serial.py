@@ -488,6 +488,10 @@ class SimulatedSerialSensor(SerialSensor):
             if self.board_simulator is not None:
                 self.board_simulator.handle(encoded)
 
+    async def go_safe(self, timeout: float) -> bool:
+        self.set(self.config.safe_state())
+        return self.fault != "disconnect"
+
     def raw_values(self, t: float) -> dict[str, float | int | bool]:
         """What each signal's field or pin reads at time ``t``."""
         values: dict[str, float | int | bool] = {}

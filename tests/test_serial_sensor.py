@@ -267,3 +267,13 @@ def test_configuration_mistakes(config: dict, message: str):
     base = {"kind": "serial", "signals": {"b": {"field": "b"}}}
     with pytest.raises(ValidationError, match=message.replace("`", ".").replace("{", ".").replace("}", ".")):
         SerialSensorConfig.model_validate({**base, **config})
+
+
+async def test_simulated_outputs_go_safe_unless_unplugged():
+    clock = VirtualClock()
+    sensor, _ = make({"port": "/dev/ttyACM9", **JSON_BOARD}, clock, SimulatedSerialSensor)
+    assert isinstance(sensor, SimulatedSerialSensor)
+    sensor.set({"led": True})
+    assert await sensor.go_safe(1.0) and sensor.outputs == {"led": False}
+    sensor.inject("disconnect")
+    assert not await sensor.go_safe(1.0)

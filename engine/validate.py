@@ -237,8 +237,9 @@ def _final_problems(doc: PositionedData, exhibit: ExhibitBase) -> list[Problem]:
     devices = exhibit.devices
 
     for name in sensors.keys() & devices.keys():
-        problems.append(doc.problem(("devices", name), f"`{name}` is both a sensor and a device",
-                                    "names must be unique", key=True))
+        problems.append(
+            doc.problem(("devices", name), f"`{name}` is both a sensor and a device", "names must be unique", key=True)
+        )
 
     claimed: dict[str, str] = {}
     for name, sensor in sensors.items():

@@ -27,6 +27,7 @@ from engine.errors import UserError
 from engine.health import HEALTH_SIGNALS, InputHealth
 from engine.model import Name, Scale, SensorConfig, SignalType, StoreType, Strict
 from engine.signals import Value
+from sensors.oscquery import OscQueryServer, OscQuerySettings, build_namespace
 
 log = logging.getLogger("sensors.osc")
 
@@ -67,7 +68,7 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
 
 class OscSignalSpec(Strict):
     address: str = Field(
-        pattern=r"^/[^\s#,]*$",
+        pattern=r"^/[^\s#]*$",
         description="OSC address, e.g. `/canal/wash`, or a pattern: `/canal/*/level`, `/fader[1-4]`, `/{wash,spot}`.",
     )
     arg: int = Field(0, ge=0, description="Which argument of the message carries the value (0 = first).")
@@ -97,12 +98,18 @@ class OscSensorConfig(SensorConfig):
         None, description="Only accept datagrams from these addresses or networks (`192.168.1.0/24`, `127.0.0.1`)."
     )
     signals: dict[Name, OscSignalSpec] = Field(min_length=1, description="Signals fed by this sensor, by name.")
+    oscquery: OscQuerySettings | None = Field(
+        None, description="Publish these addresses over OSCQuery (HTTP JSON + zeroconf) for TouchOSC, Chataigne, ossia."
+    )
 
     def signal_types(self) -> dict[str, StoreType]:
         return {name: spec.type for name, spec in self.signals.items()} | HEALTH_SIGNALS
 
     def resources(self) -> list[str]:
-        return [f"UDP port {self.port}"]
+        claimed = [f"UDP port {self.port}"]
+        if self.oscquery is not None and self.oscquery.port:
+            claimed.append(f"TCP port {self.oscquery.port}")
+        return claimed
 
 
 def coerce(value: Any, type_: SignalType, scale: Scale | None = None) -> Value | None:
@@ -161,6 +168,7 @@ class OscSensor(Sensor):
         self.rejected = 0
         self._transport: asyncio.DatagramTransport | None = None
         self._protocol: _Protocol | None = None
+        self.oscquery: OscQueryServer | None = None
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -184,6 +192,26 @@ class OscSensor(Sensor):
         self.health = "ok"
         self.health_signals.set_status("ok")
         log.info("OSC sensor %s listening on udp://%s", self.name, where)
+        if self.config.oscquery is not None and self.oscquery is None:
+            await self._start_oscquery(self.config.oscquery)
+
+    async def _start_oscquery(self, settings: OscQuerySettings) -> None:
+        namespace = build_namespace(self.config.signals, f"{self.context.exhibit_id}: OSC inputs of {self.name}")
+        server = OscQueryServer(
+            self.context.exhibit_id, self.config.port, namespace, http_host=self.config.host, settings=settings
+        )
+        try:
+            await server.start()
+        except BaseException:
+            await self.close()
+            raise
+        self.oscquery = server
+        log.info(
+            "OSC sensor %s publishes its addresses over OSCQuery on http://%s:%d",
+            self.name,
+            self.config.host,
+            server.port,
+        )
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
@@ -204,6 +232,9 @@ class OscSensor(Sensor):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        if self.oscquery is not None:
+            await self.oscquery.close()
+            self.oscquery = None
         self.health = "offline"
 
     def handle_datagram(self, data: bytes, addr: Any = None) -> None:

@@ -41,7 +41,7 @@ def test_the_flagship_is_valid(registry):
     exhibit = load_exhibit(FLAGSHIP, registry)
     assert exhibit.id == "canal-lanterns"
     assert exhibit.title.zh == "运河灯影"
-    assert exhibit.sensors["controls"].resources() == ["UDP port 9000"]
+    assert exhibit.sensors["controls"].resources() == ["UDP port 9000", "TCP port 9001"]
     assert exhibit.devices["wash"].safe_state() == {"brightness": 0}
 
 
@@ -162,3 +162,11 @@ def test_not_a_mapping(registry):
     assert problems_of("- 1\n- 2\n", registry) == [
         "demo.yaml:1:1: an exhibit file must be a mapping of keys (`format_version: 1`, ...)"
     ]
+
+
+def test_a_name_cannot_be_both_a_sensor_and_a_device(registry):
+    text = GOOD.replace("  wash:\n    kind: mqtt", "  controls:\n    kind: mqtt").replace(
+        "to: wash.brightness", "to: controls.brightness"
+    )
+    errors = problems_of(text, registry)
+    assert any("`controls` is both a sensor and a device" in e for e in errors)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import time
@@ -209,3 +210,43 @@ async def test_simulator_sends_real_osc_and_obeys_faults():
     await clock.advance(1.0)
     assert sensor.health == "ok" and not store.get("osc.wash").stale
     task.cancel()
+
+
+async def test_oscquery_publishes_the_addresses_over_http():
+    port = free_port(socket.SOCK_DGRAM)
+    config = OscSensorConfig.model_validate(
+        {
+            "kind": "osc",
+            "host": "127.0.0.1",
+            "port": port,
+            "oscquery": {"port": 0, "advertise": False},
+            "signals": {
+                "wash": {"address": "/canal/wash", "range": [0, 1]},
+                "season": {"address": "/canal/season", "type": "int", "range": [0, 3]},
+                "any": {"address": "/canal/*/level"},
+            },
+        }
+    )
+    store = SignalStore()
+    for name, type_ in config.signal_types().items():
+        store.declare(f"osc.{name}", type_)
+    sensor = OscSensor("osc", config, DriverContext("test", store, VirtualClock(), Resources()))
+    await sensor.open()
+    try:
+        assert sensor.oscquery is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", sensor.oscquery.port)
+        writer.write(b"GET /canal HTTP/1.1\r\nHost: x\r\n\r\n")
+        body = (await reader.read()).split(b"\r\n\r\n", 1)[1]
+        writer.close()
+        tree = json.loads(body)
+        assert tree["CONTENTS"]["wash"]["TYPE"] == "f" and tree["CONTENTS"]["wash"]["RANGE"] == [{"MIN": 0, "MAX": 1}]
+        assert tree["CONTENTS"]["season"]["TYPE"] == "i"
+        assert "*" not in json.dumps(tree)  # patterns are not concrete addresses
+    finally:
+        await sensor.close()
+    assert sensor.oscquery is None
+
+
+def test_brace_patterns_can_be_declared():
+    config = OscSensorConfig.model_validate({"kind": "osc", "signals": {"level": {"address": "/{wash,spot}/level"}}})
+    assert config.signals["level"].is_pattern

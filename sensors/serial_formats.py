@@ -26,6 +26,8 @@ FieldValue = int | float | bool | str
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _BOOLS = {"true": True, "on": True, "false": False, "off": False}
+_DECODER = json.JSONDecoder(parse_constant=lambda _name: None)
+"""Built once: json.loads with options builds a new decoder per call (1.3 µs of a 4.8 µs line)."""
 
 
 class FormatError(ValueError):
@@ -84,7 +86,7 @@ class JsonLinesFormat(LineFormat):
         if not line.strip():
             raise FormatError("empty line")
         try:
-            data = json.loads(line, parse_constant=lambda _name: None)
+            data = _DECODER.decode(line)
         except RecursionError:
             raise FormatError("JSON nested too deeply") from None
         except ValueError as exc:  # JSONDecodeError, or an integer with too many digits

@@ -1,4 +1,5 @@
-"""From send and receive times (OSC) and frame times (pose) to figures, and the figures as JSON or a table."""
+"""From send and receive times (OSC, serial), frame times (pose) and rate searches (OSC ingest) to figures,
+and the figures as JSON or a table."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ P99_RATIO_LIMIT = 1.25
 POSE_FPS_1P_LIMIT = 30.0
 POSE_FPS_1P_RATIO_LIMIT = 0.9
 POSE_FPS_4P_LIMIT = 15.0
+OSC_RATE_LIMIT = 20_000.0
+OSC_RATE_RATIO_LIMIT = 0.8
+SERIAL_P99_LIMIT_MS = 2.0
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,11 @@ def as_json(results: dict[str, Figure]) -> str:
 
 
 def as_table(
-    results: dict[str, Figure], engine: Latencies, baseline: Latencies, pose: PoseResults | None = None
+    results: dict[str, Figure],
+    engine: Latencies,
+    baseline: Latencies,
+    pose: PoseResults | None = None,
+    inputs: InputResults | None = None,
 ) -> str:
     lines = [f"{'figure':<26} {'value':>10} {'baseline':>10} {'ratio':>7}  unit"]
     for name, fig in results.items():
@@ -154,9 +162,13 @@ def as_table(
     )
     if pose is not None:
         lines += pose_samples(pose)
+    if inputs is not None:
+        lines += input_samples(inputs)
     lines += osc_targets(results)
     if pose is not None:
         lines += pose_targets(results, pose)
+    if inputs is not None:
+        lines += input_targets(results)
     return "\n".join(lines)
 
 
@@ -211,3 +223,176 @@ def pose_targets(results: dict[str, Figure], pose: PoseResults) -> list[str]:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
+
+
+# --- inputs: OSC ingest rate and serial latency (inputs.py) ----------------------------------
+
+
+@dataclass(frozen=True)
+class RateStep:
+    """One burst of the OSC rate search: what the sender was asked for, what it managed, what was handled."""
+
+    target: float
+    """Messages per second asked of the sender."""
+    sent: int
+    achieved: float
+    """Messages per second the sender really kept up, from its first send to its last."""
+    handled: int
+    """Signals set (engine) or handler calls (baseline) for this burst."""
+    busy_s: float
+    """From the first send to the last handled message (to a poll's precision, about 10 ms)."""
+
+    @property
+    def lossless(self) -> bool:
+        return self.handled >= self.sent
+
+    @property
+    def throughput(self) -> float:
+        """Handled per second while busy: the receiver's own pace when the burst overran it."""
+        return self.handled / self.busy_s
+
+
+@dataclass(frozen=True)
+class RateSearch:
+    """Every burst sent to one receiver, in the order sent."""
+
+    steps: tuple[RateStep, ...]
+    cap: float
+    """The search never asks for more than this (the sender's side of the comparison)."""
+
+    @property
+    def best(self) -> RateStep | None:
+        """The fastest burst handled whole."""
+        lossless = [step for step in self.steps if step.lossless]
+        return max(lossless, key=lambda step: step.achieved) if lossless else None
+
+    @property
+    def rate(self) -> float:
+        """The highest rate handled with zero loss; 0 if even the slowest burst lost messages."""
+        best = self.best
+        return best.achieved if best is not None else 0.0
+
+    @property
+    def capped(self) -> bool:
+        """No burst lost anything: the real limit lies above the search's cap."""
+        return all(step.lossless for step in self.steps)
+
+    @property
+    def first_loss(self) -> float | None:
+        """The slowest burst above the best one that lost messages: the limit lies between the two."""
+        floor = self.rate
+        lossy = [step.achieved for step in self.steps if not step.lossless and step.achieved > floor]
+        return min(lossy) if lossy else None
+
+    @property
+    def saturated(self) -> float | None:
+        """Median throughput over the bursts that overran the receiver; None if none did."""
+        lossy = [step.throughput for step in self.steps if not step.lossless]
+        return float(np.median(lossy)) if lossy else None
+
+
+@dataclass(frozen=True)
+class OscIngest:
+    """The engine's OSC input and python-osc's server, searched the same way, with the same socket buffer."""
+
+    engine: RateSearch
+    baseline: RateSearch
+    burst: int
+    """Messages per burst."""
+    rcvbuf_asked: int
+    rcvbuf_engine: int
+    """SO_RCVBUF as the kernel reports it after the engine set it (Linux doubles what is asked)."""
+    rcvbuf_baseline: int
+    rmem_max: int | None
+    """net.core.rmem_max, Linux's cap on what SO_RCVBUF may ask; None where it cannot be read."""
+    buffer_datagrams: int
+    """How many of the bench's datagrams a socket with that buffer holds before the kernel drops."""
+
+
+@dataclass(frozen=True)
+class SerialLatency:
+    """From ``os.write`` on the pty to the value being in hand: the engine's signal, or the bare reader's line."""
+
+    engine: Latencies
+    baseline: Latencies
+    rate: float
+    warmup: int
+
+
+@dataclass(frozen=True)
+class InputResults:
+    osc: OscIngest
+    serial: SerialLatency
+
+
+def input_figures(inputs: InputResults) -> dict[str, Figure]:
+    osc, serial = inputs.osc, inputs.serial
+    return {
+        "osc_ingest_rate": figure(osc.engine.rate, osc.baseline.rate, "msg/s"),
+        "serial_latency_p50": figure(serial.engine.percentile(50), serial.baseline.percentile(50), "ms"),
+        "serial_latency_p99": figure(serial.engine.percentile(99), serial.baseline.percentile(99), "ms"),
+    }
+
+
+def input_samples(inputs: InputResults) -> list[str]:
+    """How the input figures were taken, and what bounds them, so a reader can judge them."""
+    osc, serial = inputs.osc, inputs.serial
+    share = max(0.0, 1 - osc.buffer_datagrams / osc.burst)
+    cap = f"net.core.rmem_max {mib(osc.rmem_max)}" if osc.rmem_max is not None else "net.core.rmem_max unknown"
+    return [
+        f"osc_ingest_rate: the fastest burst of {osc.burst:,} `/bench/seq f` datagrams handled with zero loss, sent "
+        "over UDP loopback by a separate process (absolute deadlines); rates doubled, then bisected; "
+        "engine: OscSensor in its own process (one float signal, a subscriber counting sets); "
+        "baseline: python-osc's AsyncIOOSCUDPServer, a Dispatcher with an empty handler counting calls",
+        f"  receive buffer: both ask {mib(osc.rcvbuf_asked)} (SO_RCVBUF) and get {mib(osc.rcvbuf_engine)} (engine) / "
+        f"{mib(osc.rcvbuf_baseline)} (baseline) as Linux reports it ({cap} caps the ask); "
+        f"it holds {osc.buffer_datagrams:,} of these datagrams, so a burst is lossless while the receiver "
+        f"handles at least {share:.2f}x the send rate",
+        f"  engine:   {rate_steps(osc.engine)}",
+        f"  baseline: {rate_steps(osc.baseline)}",
+        f'serial_latency: {serial.engine.measured:,} JSON lines `{{"seq": N}}` at {serial.rate:,.0f}/s written on a '
+        f"pty by a separate process ({serial.warmup} warm-up lines left out), from os.write to the signal set; "
+        "baseline: a bare pyserial-asyncio-fast Protocol splitting lines and calling json.loads, same pty setup",
+        f"  engine:   {latency_summary(serial.engine)}",
+        f"  baseline: {latency_summary(serial.baseline)}",
+    ]
+
+
+def rate_steps(search: RateSearch) -> str:
+    """Each burst as ``rate ok`` or ``rate lost N``, then the pace of the receiver when overrun."""
+    parts = []
+    for step in search.steps:
+        outcome = "ok" if step.lossless else f"lost {step.sent - step.handled:,}"
+        parts.append(f"{step.achieved:,.0f}/s {outcome}")
+    saturated, first_loss = search.saturated, search.first_loss
+    if saturated is None or first_loss is None:
+        return ", ".join(parts) + f"; nothing lost up to the search's cap of {search.cap:,.0f}/s: the limit is higher"
+    return (
+        ", ".join(parts) + f"; the limit lies between {search.rate:,.0f} and {first_loss:,.0f}/s; "
+        f"when overrun it handled about {saturated:,.0f}/s"
+    )
+
+
+def latency_summary(run: Latencies) -> str:
+    return (
+        f"{len(run.ms):,}/{run.measured:,} lines arrived; p50 {run.percentile(50):.3f} ms, "
+        f"p99 {run.percentile(99):.3f} ms, max {float(np.max(run.ms)):.3f} ms"
+    )
+
+
+def mib(size: int | None) -> str:
+    return "?" if size is None else f"{size / (1 << 20):g} MiB"
+
+
+def input_targets(results: dict[str, Figure]) -> list[str]:
+    rate, p99 = results["osc_ingest_rate"], results["serial_latency_p99"]
+    return [
+        f"target: osc_ingest_rate at least {OSC_RATE_LIMIT:,.0f}/s and at least {OSC_RATE_RATIO_LIMIT:g}x the baseline",
+        f"  osc_ingest_rate at least {OSC_RATE_LIMIT:,.0f}/s: {verdict(rate['value'] >= OSC_RATE_LIMIT)} "
+        f"({rate['value']:,.0f} msg/s)",
+        f"  osc_ingest_rate at least {OSC_RATE_RATIO_LIMIT:g}x the baseline: "
+        f"{verdict(rate['ratio'] >= OSC_RATE_RATIO_LIMIT)} ({rate['ratio']:.2f}x)",
+        f"target: serial_latency_p99 at most {SERIAL_P99_LIMIT_MS:g} ms",
+        f"  serial_latency_p99 at most {SERIAL_P99_LIMIT_MS:g} ms: {verdict(p99['value'] <= SERIAL_P99_LIMIT_MS)} "
+        f"({p99['value']:.3f} ms)",
+    ]

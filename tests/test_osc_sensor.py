@@ -250,3 +250,82 @@ async def test_oscquery_publishes_the_addresses_over_http():
 def test_brace_patterns_can_be_declared():
     config = OscSensorConfig.model_validate({"kind": "osc", "signals": {"level": {"address": "/{wash,spot}/level"}}})
     assert config.signals["level"].is_pattern
+
+
+def make_pattern_sensor(allow=None) -> tuple[OscSensor, SignalStore]:
+    config = OscSensorConfig.model_validate(
+        {
+            "kind": "osc",
+            "host": "127.0.0.1",
+            "port": 1,
+            "allow": allow,
+            "signals": {
+                "any_level": {"address": "/canal/*/level"},
+                "fader": {"address": "/fader[1-4]", "type": "int"},
+                "lights": {"address": "/{wash,spot}/on", "type": "bool"},
+                "midi": {"address": "/midi/cc", "scale": {"input": [0, 127], "output": [0, 1]}},
+                "exact": {"address": "/canal/wash/level"},
+            },
+        }
+    )
+    store = SignalStore()
+    for name, type_ in config.signal_types().items():
+        store.declare(f"osc.{name}", type_)
+    return OscSensor("osc", config, DriverContext("test", store, VirtualClock(), Resources())), store
+
+
+def test_address_patterns_route_messages():
+    sensor, store = make_pattern_sensor()
+    sensor.handle_datagram(message("/canal/wash/level", 0.25))  # matches the exact address and the pattern
+    assert store.get("osc.exact").value == 0.25 and store.get("osc.any_level").value == 0.25
+    sensor.handle_datagram(message("/canal/spot/level", 0.75))
+    assert store.get("osc.any_level").value == 0.75 and store.get("osc.exact").value == 0.25
+    sensor.handle_datagram(message("/fader3", 7))
+    sensor.handle_datagram(message("/fader5", 9))  # outside [1-4]
+    assert store.get("osc.fader").value == 7
+    sensor.handle_datagram(message("/spot/on", True))
+    assert store.get("osc.lights").value is True
+    sensor.handle_datagram(message("/canal/a/b/level", 1.0))  # `*` never crosses a `/`
+    assert sensor.unmatched == 2
+
+
+def test_scaling_converts_where_the_value_enters():
+    sensor, store = make_pattern_sensor()
+    sensor.handle_datagram(message("/midi/cc", 127))
+    assert store.get("osc.midi").value == 1.0
+    sensor.handle_datagram(message("/midi/cc", 200))  # clamped
+    assert store.get("osc.midi").value == 1.0
+
+
+def test_the_allow_list_drops_other_sources():
+    sensor, store = make_pattern_sensor(allow=["10.0.0.0/8", "127.0.0.1"])
+    sensor.handle_datagram(message("/midi/cc", 64), ("192.168.1.20", 5000))
+    assert sensor.rejected == 1 and store.get("osc.midi").stale
+    sensor.handle_datagram(message("/midi/cc", 64), ("10.2.3.4", 5000))
+    sensor.handle_datagram(message("/fader1", 2), ("127.0.0.1", 5000))
+    assert store.get("osc.fader").value == 2 and sensor.rejected == 1
+    assert sensor.health_signals.errors == {"rejected": 1}
+
+
+async def test_oscsend_every_argument_type_the_mappings_use():
+    oscsend = require_tool("oscsend")
+    port = free_port(socket.SOCK_DGRAM)
+    sensor, store = make_sensor(port)
+    await sensor.open()
+    try:
+        for address, tag, value in [
+            ("/canal/wash", "d", "0.125"),
+            ("/canal/count", "h", "9000000000"),
+            ("/canal/label", "s", "运河"),
+            ("/canal/armed", "F", None),
+        ]:
+            args = [oscsend, "127.0.0.1", str(port), address, tag] + ([value] if value is not None else [])
+            await asyncio.to_thread(subprocess.run, args, check=True, timeout=5)
+        await wait_until(lambda: sensor.received == 4)
+        assert store.get("osc.wash").value == 0.125
+        assert store.get("osc.count").value == 9_000_000_000
+        assert store.get("osc.label").value == "运河"
+        assert store.get("osc.armed").value is False
+        assert sensor.type_errors == 0
+    finally:
+        await sensor.close()

@@ -29,10 +29,12 @@ from devices.embedded_broker import EmbeddedBroker
 from devices.mqtt_link import MqttLink, Topics
 from engine.drivers import Resources
 from engine.errors import UserError
+from engine.exhibit import ExhibitBase
 from engine.logs import setup_logging
-from engine.model import ExhibitBase, parse_broker_url
+from engine.model import parse_broker_url
 from engine.problems import ExhibitInvalid
 from engine.registry import Registry
+from engine.reload import ExhibitWatcher
 from engine.runtime import Runtime, RuntimeOptions
 from engine.schema import schema_text
 from engine.validate import EXHIBIT_FILE, load_exhibit, resolve_exhibit_path
@@ -87,6 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UserError(f"The broker address is not valid: {exc}.") from None
     args.base_dir = path.parent
+    args.exhibit_path = path
     try:
         asyncio.run(run_exhibit(exhibit, host, port, args))
     finally:
@@ -121,6 +124,9 @@ async def run_exhibit(exhibit: ExhibitBase, host: str, port: int, args: argparse
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await runtime.start()
+    if not args.no_reload:
+        watcher = ExhibitWatcher(args.exhibit_path, registry, runtime, runtime.clock)
+        runtime.supervisor.start("reload", watcher.run)
     try:
         await asyncio.wait_for(stop.wait(), timeout=args.duration)
         log.info("stop requested")
@@ -224,6 +230,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, metavar="SECONDS", help="stop cleanly after this long")
     run.add_argument("--headless", action="store_true", help="never open a window (for servers and CI)")
     run.add_argument("--simulate", action="store_true", help="simulated sensors instead of hardware")
+    run.add_argument("--no-reload", action="store_true", help="do not reload the exhibit file when it changes")
     run.add_argument(
         "--embedded-port",
         type=int,

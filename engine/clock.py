@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import heapq
 import itertools
 import time
@@ -12,6 +13,9 @@ from typing import Protocol
 class Clock(Protocol):
     def now(self) -> float:
         """Seconds on a monotonic scale."""
+
+    def wall(self) -> datetime.datetime:
+        """The date and time now (timezone-aware, UTC), for opening hours."""
 
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of this clock's time."""
@@ -23,6 +27,9 @@ class MonotonicClock:
     def now(self) -> float:
         return time.monotonic()
 
+    def wall(self) -> datetime.datetime:
+        return datetime.datetime.now(datetime.UTC)
+
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
@@ -30,13 +37,19 @@ class MonotonicClock:
 class VirtualClock:
     """A clock that moves only when a test calls :meth:`advance`."""
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, wall: datetime.datetime | None = None) -> None:
         self._now = start
+        self._start = start
+        self._wall = wall or datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
 
     def now(self) -> float:
         return self._now
+
+    def wall(self) -> datetime.datetime:
+        """The wall clock moves with virtual time, from the ``wall`` it was given."""
+        return self._wall + datetime.timedelta(seconds=self._now - self._start)
 
     async def sleep(self, seconds: float) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -1,13 +1,18 @@
-"""Continuous mappings from a signal to a device property."""
+"""Continuous mappings from a signal to a device property: input range to output
+range, through a curve, with a dead-band and optional smoothing; and fan-out, where
+each visitor drives its own device."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
-from engine.model import Mapping
+from engine.curves import curve_function
+from engine.model import Mapping, OneEuroSmoothing
 from engine.signals import Signal, SignalStore
+from engine.smoothing import OneEuro, Slew
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,19 +35,104 @@ class LinearMap:
 PropertySetter = Callable[[str, float], None]
 
 
+class Transfer:
+    """One input value to one output value: dead-band, smoothing, range and curve."""
+
+    def __init__(self, mapping: Mapping, output: tuple[float, float]) -> None:
+        self.mapping = mapping
+        self.output = output
+        self.linear = mapping.curve == "linear"
+        self.curve = curve_function(mapping.curve)
+        self.range = LinearMap(mapping.input[0], mapping.input[1], 0.0, 1.0, mapping.clamp)
+        self.smoother: OneEuro | Slew | None = None
+        if isinstance(mapping.smoothing, OneEuroSmoothing):
+            self.smoother = OneEuro(mapping.smoothing.min_cutoff, mapping.smoothing.beta)
+        elif mapping.smoothing is not None:
+            # The slew is in output units per second; the filter works in input units.
+            span_in = abs(mapping.input[1] - mapping.input[0])
+            span_out = abs(output[1] - output[0]) or 1.0
+            self.smoother = Slew(mapping.smoothing.slew * span_in / span_out)
+        self._last_input: float | None = None
+
+    def __call__(self, x: float, t: float) -> float | None:
+        """The output for input ``x`` at time ``t``; None when inside the dead-band (no change)."""
+        if self.mapping.deadband and self._last_input is not None and abs(x - self._last_input) < self.mapping.deadband:
+            return None
+        self._last_input = x
+        if self.smoother is not None:
+            x = self.smoother(x, t)
+        u = self.range(x)
+        if not self.linear:
+            # Curves shape 0..1; outside it (unclamped mappings) the curve ends are held.
+            u = self.curve(min(1.0, max(0.0, u))) if self.mapping.clamp else self.curve(u)
+        low, high = self.output
+        return low + u * (high - low)
+
+
+def _number(value: Any) -> float | None:
+    if not isinstance(value, int | float):
+        return None
+    x = float(value)
+    return None if math.isnan(x) else x
+
+
 def bind_mapping(
     mapping: Mapping, output: tuple[float, float], store: SignalStore, set_property: PropertySetter
 ) -> Callable[[], None]:
     """Drive ``set_property(prop, value)`` from the mapping's signal; returns an unbind function."""
-    curve = LinearMap(mapping.input[0], mapping.input[1], output[0], output[1], mapping.clamp)
+    transfer = Transfer(mapping, output)
     prop = mapping.target.split(".", 1)[1]
 
     def on_signal(signal: Signal) -> None:
-        if signal.stale or not isinstance(signal.value, int | float):
-            return  # a stale source holds the last output rather than jumping
-        x = float(signal.value)
-        if math.isnan(x):
-            return  # an unknown value (e.g. distance with no shoulders in view) holds the output too
-        set_property(prop, curve(x))
+        x = None if signal.stale else _number(signal.value)
+        if x is None:
+            return  # stale or unknown (distance with no shoulders in view): hold the last output
+        y = transfer(x, signal.timestamp or 0.0)
+        if y is not None:
+            set_property(prop, y)
 
     return store.subscribe(mapping.source, on_signal)
+
+
+def fan_out_slots(mapping: Mapping, targets: Collection[str]) -> list[str]:
+    """The devices a fan-out mapping drives: `spot1`, `spot2`... for as long as they exist."""
+    slots: list[str] = []
+    while (name := mapping.slot_target(len(slots) + 1).split(".", 1)[0]) in targets:
+        slots.append(name)
+    return slots
+
+
+def bind_fan_out(
+    mapping: Mapping,
+    slots: list[tuple[str, tuple[float, float]]],
+    store: SignalStore,
+    set_target: Callable[[str, str, float], None],
+) -> Callable[[], None]:
+    """Each visitor in ``mapping.source`` (a collection) drives the device of its slot.
+
+    ``slots`` lists, for slot 1, 2..., the device name and its output range. A visitor
+    keeps its slot while present; a freed slot goes to the start of its output range.
+    """
+    prop = mapping.target.rsplit(".", 1)[1]
+    field = mapping.field or ""
+    transfers = [Transfer(mapping, output) for _, output in slots]
+    holders: list[int | None] = [None] * len(slots)
+
+    def on_visitors(signal: Signal) -> None:
+        visitors = {getattr(v, "id", None): v for v in (signal.value or ())} if not signal.stale else {}
+        for slot, holder in enumerate(holders):
+            if holder is not None and holder not in visitors:
+                holders[slot] = None
+                set_target(slots[slot][0], prop, slots[slot][1][0])
+        for visitor_id in sorted(k for k in visitors if k is not None and k not in holders):
+            if None in holders:
+                holders[holders.index(None)] = visitor_id
+        for slot, holder in enumerate(holders):
+            if holder is None:
+                continue
+            item = visitors[holder]
+            x = _number(getattr(item, field, getattr(getattr(item, "features", None), field, None)))
+            if x is not None and (y := transfers[slot](x, signal.timestamp or 0.0)) is not None:
+                set_target(slots[slot][0], prop, y)
+
+    return store.subscribe(mapping.source, on_visitors)

@@ -6,15 +6,18 @@ joined here into one model through the registry, discriminated by ``kind``.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from engine.curves import Curve
 
 if TYPE_CHECKING:
-    from engine.registry import Registry
+    pass
 
 FORMAT_VERSION = 1
 
@@ -50,6 +53,10 @@ class Outputs:
         """What it is sent on PANIC, at startup and before a clean stop."""
         return {}
 
+    def max_rate(self) -> float:
+        """Most updates per second it can take; infinite if it coalesces by itself (MQTT waits for acks)."""
+        return math.inf
+
 
 class Scale(Strict):
     """A linear conversion applied where a value enters (a 10-bit reading to 0..1)."""
@@ -82,6 +89,10 @@ class SensorConfig(Outputs, Strict):
 
     def signal_types(self) -> dict[str, StoreType]:
         """The signals this sensor feeds, by short name (``wash`` for ``controls.wash``)."""
+        return {}
+
+    def collection_fields(self) -> dict[str, dict[str, str]]:
+        """For object signals holding items (the visitors): each item's fields and their types."""
         return {}
 
     def check_files(self, base: Path) -> list[ComponentProblem]:
@@ -138,62 +149,49 @@ def parse_broker_url(url: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
+class OneEuroSmoothing(Strict):
+    one_euro: bool = Field(True, description="One Euro filter: little lag when moving fast, little jitter when still.")
+    min_cutoff: float = Field(1.0, gt=0, description="Hz: lower smooths more when the value is still.")
+    beta: float = Field(0.05, ge=0, description="Higher follows fast movement with less lag.")
+
+
+class SlewSmoothing(Strict):
+    slew: float = Field(gt=0, description="At most this many output units per second.")
+
+
 class Mapping(Strict):
-    """A continuous link from a signal to a device property: input range to output range."""
+    """A continuous link from a signal to a device property: input range to output range.
+
+    With `field`, `from` names a collection (`body.visitors`) and `to` a pattern with
+    `{slot}` (`spot{slot}.level`): each visitor drives its own device, slots given in
+    order of arrival (fan-out per visitor)."""
 
     source: str = Field(alias="from", description="Signal, as `sensor.signal` (e.g. `controls.wash`).")
     target: str = Field(alias="to", description="Device property, as `device.property` (e.g. `wash.brightness`).")
+    field: str | None = Field(None, description="Fan-out: the visitor field to map (`hand_height`).")
     input: tuple[float, float] = Field((0.0, 1.0), description="Signal range [from, to].")
     output: tuple[float, float] | None = Field(
         None, description="Property range [from, to]; default: the property's own range."
     )
     clamp: bool = Field(True, description="Keep the result inside the output range.")
+    curve: Curve = Field("linear", description="Shape from input to output: linear, ease-in, exponential, steps(4)...")
+    deadband: float = Field(0.0, ge=0, description="Ignore input changes smaller than this (in input units).")
+    smoothing: OneEuroSmoothing | SlewSmoothing | None = Field(None, description="Smooth the input first.")
 
     @model_validator(mode="after")
     def _ranges(self) -> Mapping:
         if self.input[0] == self.input[1]:
             raise ValueError("input range is empty: its two ends are equal")
+        if (self.field is None) != ("{slot}" not in self.target):
+            raise ValueError("fan-out needs both a `field` and a `to` with `{slot}` (e.g. `spot{slot}.level`)")
         return self
+
+    def slot_target(self, slot: int) -> str:
+        return self.target.replace("{slot}", str(slot))
 
 
 SIGNAL_REFERENCE = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z0-9_]+(?:\.[a-z0-9_]+)*)$")
 """``sensor.signal``; pose signals have more levels (``body.nearest.hand_height``)."""
 PROPERTY_REFERENCE = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)$")
-
-
-class ExhibitBase(Strict):
-    format_version: Literal[1] = Field(description="Version of this file format; old versions are migrated.")
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Stable id, used in MQTT topics.")
-    title: Title
-    mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
-    # Narrowed to the registered drivers' configs by build_exhibit_model().
-    sensors: dict[str, SensorConfig] = Field(default_factory=dict)
-    devices: dict[str, DeviceConfig] = Field(default_factory=dict)
-    mappings: list[Mapping] = Field(default_factory=list)
-
-
-def _union(models: list[type[BaseModel]]) -> Any:
-    if len(models) == 1:
-        return models[0]
-    return Annotated[Union[tuple(models)], Field(discriminator="kind")]  # noqa: UP007
-
-
-def build_exhibit_model(registry: Registry) -> type[ExhibitBase]:
-    """The complete exhibit model for the drivers in ``registry``."""
-    sensor = _union([spec.config for spec in registry.sensors.values()])
-    device = _union([spec.config for spec in registry.devices.values()])
-    model = create_model(
-        "Exhibit",
-        __base__=ExhibitBase,
-        sensors=(dict[Name, sensor], Field(default_factory=dict, description="Inputs, by name.")),  # type: ignore[valid-type]
-        devices=(dict[Name, device], Field(default_factory=dict, description="Outputs, by name.")),  # type: ignore[valid-type]
-    )
-    return model
-
-
-def component_adapter(registry: Registry, section: Literal["sensors", "devices"]) -> Any:
-    """A validator for one sensor or device, used to check components one by one."""
-    from pydantic import TypeAdapter
-
-    specs = registry.sensors if section == "sensors" else registry.devices
-    return TypeAdapter(_union([spec.config for spec in specs.values()]))
+SLOT_REFERENCE = re.compile(r"^([a-z][a-z0-9_]*)\{slot\}([a-z0-9_]*)\.([a-z][a-z0-9_]*)$")
+"""A fan-out target: `spot{slot}.level` names spot1.level, spot2.level..."""

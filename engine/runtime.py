@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from engine.clock import Clock, MonotonicClock
 from engine.drivers import Device, DriverContext, Resources, Sensor, Service, WritableSensor
-from engine.mapping import bind_mapping
-from engine.model import DeviceConfig, ExhibitBase, Outputs, SensorConfig
+from engine.exhibit import ExhibitBase
+from engine.fades import FadeEngine
+from engine.model import DeviceConfig, Outputs, SensorConfig
 from engine.registry import Registry
+from engine.show import Show
 from engine.signals import SignalStore
 from engine.supervisor import Supervisor
 
@@ -24,6 +25,10 @@ log = logging.getLogger("engine.runtime")
 @dataclass
 class RuntimeOptions:
     simulate: bool = False
+    panic_time: float = 1.0
+    """PANIC brings every output to its safe state within this many seconds."""
+    fade_rate: float = 44.0
+    """Fades and timelines are rendered at this rate (the DMX refresh), coalesced per device."""
     base_dir: Path | None = None
     """The exhibit's folder (files it names are relative to it); default: the working directory."""
     safe_timeout: float = 2.0
@@ -47,7 +52,8 @@ class Runtime:
         )
         self.sensors: dict[str, Sensor] = {}
         self.devices: dict[str, Device] = {}
-        self._unbind: list[Callable[[], None]] = []
+        self.fades = FadeEngine(self.clock, self.options.fade_rate)
+        self.show: Show | None = None
 
     @property
     def sensor_configs(self) -> dict[str, SensorConfig]:
@@ -78,21 +84,26 @@ class Runtime:
                 await sensor.close()
             raise
 
-        for mapping in self.exhibit.mappings:
-            device_name, prop = mapping.target.split(".", 1)
-            outputs: Outputs = self.device_configs.get(device_name) or self.sensor_configs[device_name]
-            output = mapping.output or outputs.property_range(prop)
-            assert output is not None, "validation guarantees an output range"
-            target = self.devices.get(device_name) or self.sensors[device_name]
-            assert isinstance(target, Device | WritableSensor), "validation guarantees a writable target"
-            self._unbind.append(bind_mapping(mapping, output, self.store, _setter(target)))
+        outputs = self._outputs()
+        for name, (target, outputs_config) in outputs.items():
+            self.fades.add_target(name, target.set, outputs_config.safe_state(), outputs_config.max_rate())
+        self.show = Show(
+            self.exhibit,
+            self.store,
+            self.clock,
+            self.fades,
+            {name: config for name, (_, config) in outputs.items()},
+            self.options.panic_time,
+        )
 
+        self.supervisor.start("fades", self.fades.run)
         for service in self.services:
             self.supervisor.start(f"service:{service.name}", service.run)
         for name, device in self.devices.items():
             self.supervisor.start(f"device:{name}", device.run)
         for name, sensor in self.sensors.items():
             self.supervisor.start(f"sensor:{name}", sensor.run)
+        self.show.start()
         log.info(
             "exhibit %s started: %d sensors, %d devices, %d mappings%s",
             self.exhibit.id,
@@ -102,15 +113,46 @@ class Runtime:
             " (simulated sensors)" if self.options.simulate else "",
         )
 
+    def reload(self, exhibit: ExhibitBase) -> bool:
+        """Let a new version's logic take over (it was validated already). Sensors, devices and the
+        broker keep their connections, machines keep their states, variables their values, and
+        running fades go on. Changes to sensors, devices or MQTT need a restart: then nothing
+        changes and False is returned."""
+        hardware = ("sensors", "devices", "mqtt")
+        if any(getattr(exhibit, key) != getattr(self.exhibit, key) for key in hardware):
+            log.warning(
+                "reload: sensors, devices or MQTT settings changed; restart the exhibit to apply them "
+                "(the running version goes on unchanged)"
+            )
+            return False
+        assert self.show is not None
+        keep = {name: machine.state for name, machine in self.show.machines.items()}
+        self.show.stop()
+        self.exhibit = exhibit
+        self.show = Show(exhibit, self.store, self.clock, self.fades, self.show.outputs, self.options.panic_time)
+        self.show.start(keep=keep)
+        log.info("reload: the new logic runs (states kept: %s)", ", ".join(f"{k}={v}" for k, v in keep.items()) or "-")
+        return True
+
+    def _outputs(self) -> dict[str, tuple[Device | WritableSensor, Outputs]]:
+        """Everything logic may drive: devices, and sensors that take commands."""
+        found: dict[str, tuple[Device | WritableSensor, Outputs]] = {
+            name: (device, self.device_configs[name]) for name, device in self.devices.items()
+        }
+        for name, sensor in self.sensors.items():
+            if isinstance(sensor, WritableSensor):
+                found[name] = (sensor, self.sensor_configs[name])
+        return found
+
     async def stop(self) -> None:
-        """Stop inputs, bring every device to its safe state, then close the services."""
-        await self.supervisor.cancel(*[f"sensor:{n}" for n in self.sensors])
+        """Stop logic and inputs, bring every device to its safe state, then close the services."""
+        if self.show is not None:
+            self.show.stop()
+        await self.supervisor.cancel("fades", *[f"sensor:{n}" for n in self.sensors])
         for name, sensor in self.sensors.items():
             if isinstance(sensor, WritableSensor) and not await sensor.go_safe(self.options.safe_timeout):
                 log.error("could not confirm the safe state of the outputs of %s", name)
             await sensor.close()
-        for unbind in self._unbind:
-            unbind()
         await self.supervisor.cancel(*[f"device:{n}" for n in self.devices])
         results = await asyncio.gather(*(d.go_safe(self.options.safe_timeout) for d in self.devices.values()))
         unsafe = [name for name, ok in zip(self.devices, results, strict=True) if not ok]
@@ -122,10 +164,3 @@ class Runtime:
             await service.close(self.options.safe_timeout)
         await self.supervisor.cancel()
         log.info("exhibit %s stopped", self.exhibit.id)
-
-
-def _setter(device: Device | WritableSensor) -> Callable[[str, Any], None]:
-    def set_property(prop: str, value: Any) -> None:
-        device.set({prop: value})
-
-    return set_property

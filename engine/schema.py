@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.model import build_exhibit_model
+from engine.exhibit import build_exhibit_model
 from engine.registry import Registry
 
 

@@ -15,10 +15,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.errors import UserError
+from engine.exhibit import ExhibitBase, build_exhibit_model, component_adapter
 from engine.migrations import migrate
-from engine.model import PROPERTY_REFERENCE, SIGNAL_REFERENCE, ExhibitBase, build_exhibit_model, component_adapter
+from engine.model import PROPERTY_REFERENCE, SIGNAL_REFERENCE
 from engine.problems import ExhibitInvalid, Problem, did_you_mean
 from engine.registry import Registry
+from engine.show_check import show_problems
 from engine.yamlpos import PositionedData, YamlPath, load_yaml
 
 EXHIBIT_FILE = "exhibit.yaml"
@@ -67,6 +69,7 @@ def validate_text(text: str, file: str, registry: Registry, *, hardware: bool = 
     if exhibit is not None and not problems:
         problems += _final_problems(doc, exhibit)
         problems += _component_problems(doc, exhibit, hardware)
+        problems += show_problems(doc, exhibit)
     if problems:
         raise ExhibitInvalid(_unique(problems))
     assert exhibit is not None
@@ -191,10 +194,13 @@ def _cross_reference_problems(doc: PositionedData, registry: Registry) -> list[P
             sensors,
             lambda c: list(c.signal_types()),
         )
+        target = mapping.get("to")
+        if isinstance(target, str) and "{slot}" in target:
+            target = target.replace("{slot}", "1")  # fan-out: slot 1 must exist; the others are optional
         problems += _reference_problems(
             doc,
             (*path, "to"),
-            mapping.get("to"),
+            target,
             ("device", "property", PROPERTY_REFERENCE),
             targets,
             lambda c: c.settable_properties(),
@@ -269,7 +275,25 @@ def _final_problems(doc: PositionedData, exhibit: ExhibitBase) -> list[Problem]:
         targets.setdefault(mapping.target, index)
         sensor_name, signal = mapping.source.split(".", 1)
         signal_type = sensors[sensor_name].signal_types()[signal]
-        if signal_type in ("event", "object", "str"):
+        if mapping.field is not None:
+            fields = sensors[sensor_name].collection_fields().get(signal)
+            if fields is None:
+                problems.append(
+                    doc.problem(
+                        (*path, "from"),
+                        f"`{mapping.source}` is not a collection of visitors",
+                        "fan-out reads a collection such as `body.visitors`",
+                    )
+                )
+            elif mapping.field not in fields:
+                problems.append(
+                    doc.problem(
+                        (*path, "field"),
+                        f"visitors have no field `{mapping.field}`",
+                        did_you_mean(mapping.field, fields),
+                    )
+                )
+        elif signal_type in ("event", "object", "str"):
             problems.append(
                 doc.problem(
                     (*path, "from"),
@@ -277,7 +301,7 @@ def _final_problems(doc: PositionedData, exhibit: ExhibitBase) -> list[Problem]:
                     "a mapping follows a number or a true/false signal",
                 )
             )
-        device_name, prop = mapping.target.split(".")
+        device_name, prop = mapping.slot_target(1).split(".")
         target = devices.get(device_name) or sensors[device_name]
         if mapping.output is None and target.property_range(prop) is None:
             problems.append(

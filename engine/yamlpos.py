@@ -27,6 +27,8 @@ class PositionedData:
     data: Any
     keys: dict[YamlPath, tuple[int, int]] = field(default_factory=dict)
     values: dict[YamlPath, tuple[int, int]] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    """The source text's lines, to place a problem inside a string (an expression)."""
 
     def position(self, path: YamlPath, *, key: bool = False) -> tuple[int, int]:
         """Where ``path`` was written; falls back to the nearest written ancestor."""
@@ -43,6 +45,14 @@ class PositionedData:
     def problem(self, path: YamlPath, message: str, hint: str | None = None, *, key: bool = False) -> Problem:
         line, col = self.position(path, key=key)
         return Problem(self.file, line, col, message, hint)
+
+    def problem_in_string(self, path: YamlPath, offset: int, message: str, hint: str | None = None) -> Problem:
+        """A problem ``offset`` characters into the string value at ``path`` (past its opening quote)."""
+        line, col = self.position(path)
+        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        if col - 1 < len(text) and text[col - 1] in "'\"":
+            col += 1
+        return Problem(self.file, line, col + offset, message, hint)
 
 
 def load_yaml(text: str, file: str) -> PositionedData:
@@ -68,7 +78,7 @@ def load_yaml(text: str, file: str) -> PositionedData:
         raise ExhibitInvalid([Problem(file, line, col, f"YAML syntax error: {message}", hint)]) from None
     except YAMLError as exc:
         raise ExhibitInvalid([Problem(file, 1, 1, f"YAML syntax error: {exc}")]) from None
-    out = PositionedData(file=file, data=None)
+    out = PositionedData(file=file, data=None, lines=text.splitlines())
     out.values[()] = (1, 1)
     out.data = _plain(raw, (), out)
     return out

@@ -90,6 +90,7 @@ class SerialSensorConfig(SensorConfig):
     encoding: str = Field("utf-8", description="Text encoding of lines.")
     max_line: int = Field(512, ge=16, le=65536, description="Longest line in bytes; longer ones are dropped.")
     sampling_ms: int = Field(19, ge=1, le=16383, description="Firmata sampling interval.")
+    output_rate: float = Field(50.0, gt=0, le=1000, description="Most output updates per second sent to the board.")
     signals: dict[Name, SerialSignalSpec] = Field(min_length=1, description="Signals fed by the board.")
     outputs: dict[Name, SerialOutputSpec] = Field(default_factory=dict, description="What the exhibit can send.")
 
@@ -139,6 +140,9 @@ class SerialSensorConfig(SensorConfig):
 
     def safe_state(self) -> dict[str, Any]:
         return {name: output.safe for name, output in self.outputs.items()}
+
+    def max_rate(self) -> float:
+        return self.output_rate
 
     def resources(self) -> list[str]:
         return [f"serial {self.identity()}"]

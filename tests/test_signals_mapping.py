@@ -99,3 +99,70 @@ def test_binding_drives_a_property_and_holds_on_stale():
     unbind()
     store.set("controls.wash", 1.0)
     assert sent == [("brightness", 127.5)]
+
+
+def bound(spec: dict, output=(0.0, 100.0)):
+    store = SignalStore()
+    store.declare("in.x", "float")
+    sent: list[float] = []
+    mapping = Mapping.model_validate({"from": "in.x", "to": "out.level", **spec})
+    bind_mapping(mapping, output, store, lambda prop, value: sent.append(round(value, 6)))
+    return store, sent
+
+
+def test_curves_shape_the_output():
+    store, sent = bound({"curve": "steps(4)"})
+    for x in (0.1, 0.3, 0.6, 0.99, 1.0):
+        store.set("in.x", x)
+    assert sent == [0.0, 25.0, 50.0, 75.0, 100.0]
+
+
+def test_deadband_ignores_small_changes():
+    store, sent = bound({"deadband": 0.05})
+    for x in (0.5, 0.52, 0.54, 0.56, 0.3):
+        store.set("in.x", x)
+    assert sent == [50.0, 56.0, 30.0]
+
+
+def test_slew_limits_the_speed_of_the_output():
+    clock = VirtualClock()
+    store = SignalStore(clock)
+    store.declare("in.x", "float")
+    sent: list[float] = []
+    mapping = Mapping.model_validate({"from": "in.x", "to": "out.level", "smoothing": {"slew": 50}})
+    bind_mapping(mapping, (0.0, 100.0), store, lambda prop, value: sent.append(round(value, 6)))
+    store.set("in.x", 0.0)
+    clock._now = 0.1
+    store.set("in.x", 1.0)  # wants 100, may move 50/s x 0.1 s = 5
+    clock._now = 0.2
+    store.set("in.x", 1.0)
+    assert sent == [0.0, 5.0, 10.0]
+
+
+def test_one_euro_smoothing_reduces_jitter():
+    import random
+
+    clock = VirtualClock()
+    store = SignalStore(clock)
+    store.declare("in.x", "float")
+    raw, smooth = [], []
+    mapping = Mapping.model_validate({"from": "in.x", "to": "out.level", "smoothing": {"min_cutoff": 0.5}})
+    bind_mapping(mapping, (0.0, 1.0), store, lambda prop, value: smooth.append(value))
+    rng = random.Random(1)
+    for k in range(200):
+        clock._now = k / 30
+        x = 0.5 + rng.uniform(-0.05, 0.05)
+        raw.append(x)
+        store.set("in.x", x)
+
+    def spread(values):
+        tail = values[50:]
+        mean = sum(tail) / len(tail)
+        return sum((v - mean) ** 2 for v in tail)
+
+    assert spread(smooth) < spread(raw) / 5
+
+
+def test_fan_out_needs_a_field_and_a_slot_pattern():
+    with pytest.raises(ValueError, match="fan-out needs both"):
+        Mapping.model_validate({"from": "body.visitors", "to": "spot.level", "field": "hand_height"})

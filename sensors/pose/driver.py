@@ -23,7 +23,7 @@ from sensors.pose import models
 from sensors.pose.filters import OneEuroSettings
 from sensors.pose.gestures import GestureSettings
 from sensors.pose.inference import PoseEstimator
-from sensors.pose.pipeline import PipelineSettings, PosePipeline, pipeline_signals
+from sensors.pose.pipeline import FEATURES, PipelineSettings, PosePipeline, pipeline_signals
 from sensors.pose.recording import Recording, RecordingError, read_recording
 from sensors.pose.sources import (
     CameraSource,
@@ -97,6 +97,9 @@ class PoseSensorConfig(SensorConfig):
 
     def signal_types(self) -> dict[str, StoreType]:
         return pipeline_signals(list(self.zones))
+
+    def collection_fields(self) -> dict[str, dict[str, str]]:
+        return {"visitors": {"id": "int", "since": "float", **FEATURES}}
 
     def check_files(self, base: Path) -> list[ComponentProblem]:
         problems: list[ComponentProblem] = []

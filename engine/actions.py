@@ -1,0 +1,219 @@
+"""Running actions (from states, rules, cues, opening hours): set or fade a property,
+wait, operate a cue list or a timeline, fire an event, send OSC, set a variable,
+recall a preset.
+
+Actions are compiled once, when the show is built. A list runs synchronously up to
+its first `delay`, so a GO reaches the devices without waiting for the event loop;
+the rest runs as a tracked task that PANIC can cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from engine.clock import Clock
+from engine.expressions import Expression
+from engine.fades import FadeEngine
+from engine.show_model import (
+    Action,
+    CueAction,
+    DelayAction,
+    EventAction,
+    OscAction,
+    PresetAction,
+    SetAction,
+    TimelineAction,
+    VariableAction,
+)
+from engine.signals import SignalStore
+
+log = logging.getLogger("engine.actions")
+
+Compiler = Callable[[str], Expression]
+
+
+@dataclass
+class ActionContext:
+    """What actions act on. The show fills in the cue and timeline controls."""
+
+    store: SignalStore
+    clock: Clock
+    fades: FadeEngine
+    presets: Mapping[str, Mapping[str, Any]]
+    cue: Callable[[CueAction], None] = lambda action: None
+    timeline: Callable[[TimelineAction], None] = lambda action: None
+    osc_socket: socket.socket = field(default_factory=lambda: _udp_socket())
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    errors: int = 0
+
+    def cancel_all(self) -> None:
+        """Stop every action list that is waiting in a `delay` (PANIC)."""
+        for task in list(self.tasks):
+            task.cancel()
+        self.tasks.clear()
+
+
+def _udp_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    return sock
+
+
+Step = Callable[[ActionContext, float | None], None]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Wait:
+    seconds: float
+
+
+@dataclass
+class ActionList:
+    """Compiled actions. ``run`` starts them; returns the task running what follows a delay, if any."""
+
+    steps: list[Step | Wait]
+    default_fade: float | None = None
+
+    def run(
+        self, ctx: ActionContext, default_fade: float | None = None, sleep: Sleep | None = None
+    ) -> asyncio.Task[None] | None:
+        fade = self.default_fade if default_fade is None else default_fade
+        for index, step in enumerate(self.steps):
+            if isinstance(step, Wait):
+                task = asyncio.get_running_loop().create_task(self._rest(ctx, index, fade, sleep or ctx.clock.sleep))
+                ctx.tasks.add(task)
+                task.add_done_callback(ctx.tasks.discard)
+                return task
+            _safely(step, ctx, fade)
+        return None
+
+    async def _rest(self, ctx: ActionContext, start: int, fade: float | None, sleep: Sleep) -> None:
+        for step in self.steps[start:]:
+            if isinstance(step, Wait):
+                await sleep(step.seconds)
+            else:
+                _safely(step, ctx, fade)
+
+    @property
+    def duration(self) -> float:
+        """The sum of its delays (how long the list takes, fades aside)."""
+        return sum(step.seconds for step in self.steps if isinstance(step, Wait))
+
+    longest_fade: float = 0.0
+    """The longest fade its `set` actions name (a cue's own fade time is added by the cue)."""
+
+
+def _safely(step: Step, ctx: ActionContext, fade: float | None) -> None:
+    try:
+        step(ctx, fade)
+    except Exception:  # one broken action must not stop a cue or a state change
+        ctx.errors += 1
+        log.exception("an action failed")
+
+
+def compile_actions(
+    actions: Sequence[Action], compile_expression: Compiler, default_fade: float | None = None
+) -> ActionList:
+    fades = [a.fade for a in actions if isinstance(a, SetAction | PresetAction) and a.fade is not None]
+    return ActionList(
+        [_compile(action, compile_expression) for action in actions], default_fade, max(fades, default=0.0)
+    )
+
+
+def _compile(action: Action, compile_expression: Compiler) -> Step | Wait:
+    if isinstance(action, DelayAction):
+        return Wait(action.delay)
+    if isinstance(action, SetAction):
+        return _set_step(action, compile_expression)
+    if isinstance(action, VariableAction):
+        return _variable_step(action, compile_expression)
+    if isinstance(action, PresetAction):
+        return _preset_step(action)
+    if isinstance(action, EventAction):
+        name, payload = action.event, action.payload
+        return lambda ctx, fade: ctx.store.set(name, payload)
+    if isinstance(action, OscAction):
+        return _osc_step(action)
+    if isinstance(action, CueAction):
+        return lambda ctx, fade: ctx.cue(action)
+    assert isinstance(action, TimelineAction)
+    return lambda ctx, fade: ctx.timeline(action)
+
+
+def _set_step(action: SetAction, compile_expression: Compiler) -> Step:
+    target, prop = action.set.split(".", 1)
+    expression = compile_expression(action.expr) if action.expr is not None else None
+    literal = action.value
+
+    def step(ctx: ActionContext, default_fade: float | None) -> None:
+        value = expression.evaluate() if expression is not None else literal
+        if value is None:
+            return  # an expression with nothing to read yet changes nothing
+        fade = action.fade if action.fade is not None else default_fade
+        if fade and isinstance(value, int | float) and not isinstance(value, bool):
+            ctx.fades.fade(target, prop, float(value), fade, action.curve)
+        else:
+            ctx.fades.set_now(target, prop, value)
+
+    return step
+
+
+def _variable_step(action: VariableAction, compile_expression: Compiler) -> Step:
+    expression = compile_expression(action.expr) if action.expr is not None else None
+    name, literal = f"var.{action.var}", action.value
+
+    def step(ctx: ActionContext, fade: float | None) -> None:
+        value = expression.evaluate() if expression is not None else literal
+        if value is not None:
+            kind = ctx.store.get(name).type
+            ctx.store.set(name, _as_type(value, kind))
+
+    return step
+
+
+def _as_type(value: Any, kind: str) -> Any:
+    if kind == "float":
+        return float(value)
+    if kind == "int":
+        return round(value)
+    if kind == "bool":
+        return bool(value)
+    return str(value)
+
+
+def _preset_step(action: PresetAction) -> Step:
+    def step(ctx: ActionContext, default_fade: float | None) -> None:
+        fade = action.fade if action.fade is not None else default_fade
+        for reference, value in ctx.presets[action.preset].items():
+            target, prop = reference.split(".", 1)
+            if fade and isinstance(value, int | float) and not isinstance(value, bool):
+                ctx.fades.fade(target, prop, float(value), fade)
+            else:
+                ctx.fades.set_now(target, prop, value)
+
+    return step
+
+
+def _osc_step(action: OscAction) -> Step:
+    builder = OscMessageBuilder(action.osc)
+    for arg in action.args:
+        builder.add_arg(arg)
+    datagram = builder.build().dgram  # built once: the message never changes
+    where = (action.host, action.port)
+
+    def step(ctx: ActionContext, fade: float | None) -> None:
+        try:
+            ctx.osc_socket.sendto(datagram, where)
+        except OSError as exc:  # an unreachable peer must not stop the cue
+            ctx.errors += 1
+            log.warning("OSC %s to %s:%d was not sent: %s", action.osc, *where, exc)
+
+    return step

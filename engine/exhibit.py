@@ -1,0 +1,64 @@
+"""The whole exhibit file: the format's top level, joining the drivers' configs
+(through the registry) with the show logic."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, Field, create_model
+
+from engine.model import DeviceConfig, Mapping, MqttSettings, Name, SensorConfig, Strict, Title
+from engine.show_model import CueListSpec, MachineSpec, RuleSpec, ScheduleSpec
+from engine.timeline import TimelineSpec
+
+if TYPE_CHECKING:
+    from engine.registry import Registry
+
+
+class ExhibitBase(Strict):
+    format_version: Literal[1] = Field(description="Version of this file format; old versions are migrated.")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Stable id, used in MQTT topics.")
+    title: Title
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)  # type: ignore[arg-type]
+    # Narrowed to the registered drivers' configs by build_exhibit_model().
+    sensors: dict[str, SensorConfig] = Field(default_factory=dict)
+    devices: dict[str, DeviceConfig] = Field(default_factory=dict)
+    mappings: list[Mapping] = Field(default_factory=list)
+    variables: dict[Name, float | int | bool | str] = Field(
+        default_factory=dict, description="Named values logic can read (`var.visits`) and set; with their start value."
+    )
+    presets: dict[Name, dict[str, float | int | bool | str]] = Field(
+        default_factory=dict, description="Named looks: `device.property: value` pairs recalled by a `preset` action."
+    )
+    states: dict[Name, MachineSpec] = Field(default_factory=dict, description="State machines, run in parallel.")
+    rules: list[RuleSpec] = Field(default_factory=list, description="When a condition becomes true, do something.")
+    cues: dict[Name, CueListSpec] = Field(default_factory=dict, description="Cue lists for performances.")
+    timelines: dict[Name, TimelineSpec] = Field(default_factory=dict, description="Keyframed animations.")
+    schedule: ScheduleSpec | None = Field(None, description="Opening hours, in the exhibit's time zone.")
+
+
+def _union(models: list[type[BaseModel]]) -> Any:
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[tuple(models)], Field(discriminator="kind")]  # noqa: UP007
+
+
+def build_exhibit_model(registry: Registry) -> type[ExhibitBase]:
+    """The complete exhibit model for the drivers in ``registry``."""
+    sensor = _union([spec.config for spec in registry.sensors.values()])
+    device = _union([spec.config for spec in registry.devices.values()])
+    model = create_model(
+        "Exhibit",
+        __base__=ExhibitBase,
+        sensors=(dict[Name, sensor], Field(default_factory=dict, description="Inputs, by name.")),  # type: ignore[valid-type]
+        devices=(dict[Name, device], Field(default_factory=dict, description="Outputs, by name.")),  # type: ignore[valid-type]
+    )
+    return model
+
+
+def component_adapter(registry: Registry, section: Literal["sensors", "devices"]) -> Any:
+    """A validator for one sensor or device, used to check components one by one."""
+    from pydantic import TypeAdapter
+
+    specs = registry.sensors if section == "sensors" else registry.devices
+    return TypeAdapter(_union([spec.config for spec in specs.values()]))

@@ -1,0 +1,393 @@
+"""The show: what turns signals into an experience. Builds the exhibit's mappings,
+variables, presets, state machines, rules, cue lists, timelines and opening hours
+on a shared fade engine, and offers the one control interface (GO, BACK, PANIC...)
+that the console and the OSC/MQTT control APIs use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.actions import ActionContext, ActionList, compile_actions
+from engine.clock import Clock
+from engine.cues import CompiledCue, CueList
+from engine.exhibit import ExhibitBase
+from engine.expressions import Expression, StoreResolver, compile_expression, parse_condition
+from engine.fades import FadeEngine
+from engine.mapping import bind_fan_out, bind_mapping, fan_out_slots
+from engine.model import Mapping as MappingSpec
+from engine.model import Outputs
+from engine.rules import Rule
+from engine.show_model import CueAction, EventAction, SetAction, TimelineAction
+from engine.signals import SignalStore
+from engine.states import CompiledState, CompiledTransition, Machine
+from engine.timeline import Timeline
+
+log = logging.getLogger("engine.show")
+
+PANIC_SIGNAL = "show.panic"
+
+
+@dataclass
+class ShowStatus:
+    """What an operator's console shows."""
+
+    panic: bool
+    states: dict[str, str | None]
+    cue_lists: dict[str, dict[str, Any]]
+    timelines: dict[str, dict[str, Any]]
+    open: bool | None
+    action_errors: int
+
+
+@dataclass
+class Show:
+    exhibit: ExhibitBase
+    store: SignalStore
+    clock: Clock
+    fades: FadeEngine
+    outputs: Mapping[str, Outputs]
+    """Every mapping target (devices, and sensors with outputs), by name."""
+    panic_time: float = 1.0
+    machines: dict[str, Machine] = field(default_factory=dict)
+    rules: list[Rule] = field(default_factory=list)
+    cue_lists: dict[str, CueList] = field(default_factory=dict)
+    timelines: dict[str, Timeline] = field(default_factory=dict)
+    panicked: bool = False
+
+    def __post_init__(self) -> None:
+        self._declare_signals()
+        aliases = _visitor_alias(self.exhibit)
+        self.resolver = StoreResolver(
+            self.store, now=self.clock.now, aliases=aliases, item_fields=collection_fields(self.exhibit)
+        )
+        self.ctx = ActionContext(
+            self.store,
+            self.clock,
+            self.fades,
+            self.exhibit.presets,
+            cue=self._cue_action,
+            timeline=self._timeline_action,
+        )
+        self._unbind: list[Callable[[], None]] = []
+        self._schedule_task: asyncio.Task[None] | None = None
+        self._build()
+
+    # --- building ---------------------------------------------------------------------
+
+    def compile(self, source: str) -> Expression:
+        return compile_expression(source, self.resolver)
+
+    def condition(self, source: str) -> tuple[Expression, float | None]:
+        expression_source, hold = parse_condition(source)
+        return self.compile(expression_source), hold
+
+    def actions(self, actions: list[Any], default_fade: float | None = None) -> ActionList:
+        return compile_actions(actions, self.compile, default_fade)
+
+    def _declare_signals(self) -> None:
+        declare_show_signals(self.exhibit, self.store)
+
+    def _build(self) -> None:
+        for name, spec in self.exhibit.states.items():
+            states = {
+                state_name: CompiledState(
+                    enter=self.actions(state.enter),
+                    exit=self.actions(state.exit),
+                    transitions=[
+                        CompiledTransition(
+                            to=t.to,
+                            do=self.actions(t.do),
+                            when=self.condition(t.when) if t.when else None,
+                            on=self.resolver.canonical(t.on) if t.on else None,
+                            after=t.after,
+                        )
+                        for t in state.transitions
+                    ],
+                )
+                for state_name, state in spec.states.items()
+            }
+            self.machines[name] = Machine(name, spec.initial, states, self.store, self.clock, self.ctx)
+        for index, rule in enumerate(self.exhibit.rules):
+            release = self.condition(rule.release) if rule.release else None
+            self.rules.append(
+                Rule(
+                    f"rule {index + 1}",
+                    self.condition(rule.when),
+                    release,
+                    self.actions(rule.do),
+                    self.actions(rule.otherwise),
+                    self.store,
+                    self.clock,
+                    self.ctx,
+                )
+            )
+        for name, cue_spec in self.exhibit.cues.items():
+            cues = []
+            for cue in cue_spec.cues:
+                actions = self.actions(cue.actions, cue.fade)
+                length = actions.duration + max(actions.longest_fade, cue.fade or 0.0)
+                cues.append(
+                    CompiledCue(cue.id, cue.name, actions, cue.fade, cue.pre_wait, cue.post_wait, cue.follow, length)
+                )
+            self.cue_lists[name] = CueList(name, cues, cue_spec.guard, self.clock, self.ctx)
+        for name, timeline in self.exhibit.timelines.items():
+            self.timelines[name] = Timeline(timeline, self.fades, name)
+
+    # --- running ----------------------------------------------------------------------
+
+    def start(self, keep: Mapping[str, str | None] | None = None) -> None:
+        """Start the logic; ``keep`` gives machine states to resume (hot reload) instead of initial ones."""
+        self._bind_mappings()
+        for name, machine in self.machines.items():
+            machine.start((keep or {}).get(name))
+        for rule in self.rules:
+            rule.start()
+        if self.exhibit.schedule is not None:
+            self._schedule_task = asyncio.get_running_loop().create_task(self._follow_schedule())
+
+    def stop(self) -> None:
+        """Stop the logic (not the fades already running: a reload must not make lights jump)."""
+        for unbind in self._unbind:
+            unbind()
+        self._unbind.clear()
+        for machine in self.machines.values():
+            machine.stop()
+        for rule in self.rules:
+            rule.stop()
+        for cue_list in self.cue_lists.values():
+            cue_list.stop()
+        for timeline in self.timelines.values():
+            timeline.stop()
+        if self._schedule_task is not None:
+            self._schedule_task.cancel()
+        self.ctx.cancel_all()
+
+    def _bind_mappings(self) -> None:
+        for mapping in self.exhibit.mappings:
+            if mapping.field is not None:
+                self._bind_fan_out(mapping)
+                continue
+            target, prop = mapping.target.split(".", 1)
+            self._unbind.append(
+                bind_mapping(mapping, self._range(mapping, target, prop), self.store, _setter(self.fades, target))
+            )
+
+    def _bind_fan_out(self, mapping: MappingSpec) -> None:
+        prop = mapping.target.rsplit(".", 1)[1]
+        slots = [(name, self._range(mapping, name, prop)) for name in fan_out_slots(mapping, self.outputs)]
+        self._unbind.append(bind_fan_out(mapping, slots, self.store, self.fades.set_now))
+
+    def _range(self, mapping: MappingSpec, target: str, prop: str) -> tuple[float, float]:
+        output = mapping.output or self.outputs[target].property_range(prop)
+        assert output is not None, "validation guarantees an output range"
+        return output
+
+    # --- control interface --------------------------------------------------------------
+
+    def cue_list(self, name: str | None) -> CueList:
+        if name is None:
+            if len(self.cue_lists) != 1:
+                raise KeyError("name the cue list: this exhibit has " + (", ".join(self.cue_lists) or "none"))
+            return next(iter(self.cue_lists.values()))
+        return self.cue_lists[name]
+
+    def go(self, cue_list: str | None = None, cue: str | None = None) -> bool:
+        if self.panicked:
+            log.warning("GO ignored: the show is in PANIC; reset it first")
+            return False
+        return self.cue_list(cue_list).go(cue)
+
+    def back(self, cue_list: str | None = None) -> None:
+        self.cue_list(cue_list).back()
+
+    def goto(self, cue: str, cue_list: str | None = None) -> None:
+        self.cue_list(cue_list).goto(cue)
+
+    def pause(self) -> None:
+        for cue_list in self.cue_lists.values():
+            cue_list.pause()
+        for timeline in self.timelines.values():
+            timeline.pause()
+        self.fades.pause()
+
+    def resume(self) -> None:
+        for cue_list in self.cue_lists.values():
+            cue_list.resume()
+        for timeline in self.timelines.values():
+            timeline.resume()
+        self.fades.resume()
+
+    def panic(self) -> asyncio.Task[None]:
+        """Stop cues, timelines and logic, and fade every output to its safe state within ``panic_time``.
+        Mappings and rules stay off until :meth:`reset`. Returns at once; the task ends when all is safe."""
+        log.warning("PANIC: every output goes to its safe state within %.1f s", self.panic_time)
+        self.panicked = True
+        self.store.set(PANIC_SIGNAL, True)
+        self.stop()
+        self.fades.resume()
+        safe = {name: outputs.safe_state() for name, outputs in self.outputs.items()}
+        return asyncio.get_running_loop().create_task(self.fades.fade_all(safe, self.panic_time))
+
+    def reset(self) -> None:
+        """Leave PANIC: logic restarts from the initial states; no cue resumes by itself."""
+        if not self.panicked:
+            return
+        self.panicked = False
+        self.store.set(PANIC_SIGNAL, False)
+        self.start()
+        log.info("PANIC reset: logic restarted from the initial states")
+
+    def status(self) -> ShowStatus:
+        return ShowStatus(
+            panic=self.panicked,
+            states={name: machine.state for name, machine in self.machines.items()},
+            cue_lists={
+                name: {
+                    "standby": cue.standby.id if cue.standby else None,
+                    "paused": cue.pauser.paused,
+                    "last": cue.fired[-1][1] if cue.fired else None,
+                }
+                for name, cue in self.cue_lists.items()
+            },
+            timelines={name: {"playing": t.playing, "position": t.position} for name, t in self.timelines.items()},
+            open=self.store.get("schedule.open").value if self.exhibit.schedule is not None else None,
+            action_errors=self.ctx.errors,
+        )
+
+    # --- what actions call ----------------------------------------------------------------
+
+    def _cue_action(self, action: CueAction) -> None:
+        cue_list = self.cue_lists[action.cue]
+        if action.do == "go":
+            cue_list.go(action.go)
+        elif action.do == "stop":
+            cue_list.stop()
+        elif action.do == "pause":
+            cue_list.pause()
+        else:
+            cue_list.resume()
+
+    def _timeline_action(self, action: TimelineAction) -> None:
+        timeline = self.timelines[action.timeline]
+        if action.do == "play":
+            if action.loop is not None:
+                timeline.loop = action.loop
+            timeline.play()
+        elif action.do == "pause":
+            timeline.pause()
+        elif action.do == "resume":
+            timeline.resume()
+        else:
+            timeline.stop()
+
+    # --- opening hours ----------------------------------------------------------------------
+
+    async def _follow_schedule(self) -> None:
+        schedule = self.exhibit.schedule
+        assert schedule is not None
+        is_open = schedule.is_open(self.clock.wall())
+        self.store.set("schedule.open", is_open)
+        (self._on_open if is_open else self._on_close)(initial=True)
+        while True:
+            change, opens = schedule.next_change(self.clock.wall())
+            await self.clock.sleep(max(0.0, (change - self.clock.wall()).total_seconds()))
+            self.store.set("schedule.open", opens)
+            (self._on_open if opens else self._on_close)(initial=False)
+
+    def _on_open(self, initial: bool) -> None:
+        assert self.exhibit.schedule is not None
+        log.info("opening hours: open")
+        self.actions(self.exhibit.schedule.on_open).run(self.ctx)
+
+    def _on_close(self, initial: bool) -> None:
+        assert self.exhibit.schedule is not None
+        log.info("opening hours: closed; every output fades to its safe state")
+        for cue_list in self.cue_lists.values():
+            cue_list.stop()
+        for timeline in self.timelines.values():
+            timeline.stop()
+        self.actions(self.exhibit.schedule.on_close).run(self.ctx)
+        safe = {name: outputs.safe_state() for name, outputs in self.outputs.items()}
+        asyncio.get_running_loop().create_task(self.fades.fade_all(safe, self.exhibit.schedule.close_fade))
+
+
+def declare_show_signals(exhibit: ExhibitBase, store: SignalStore) -> None:
+    """The signals the show itself adds: variables, machine states, events, opening, PANIC.
+    Already declared ones are kept (a reload keeps variables' values)."""
+
+    def declare(name: str, kind: str, value: Any) -> None:
+        try:
+            signal = store.get(name)
+        except KeyError:
+            signal = store.declare(name, kind)  # type: ignore[arg-type]
+        if value is not None and signal.value is None:
+            store.set(name, value)
+
+    declare(PANIC_SIGNAL, "bool", False)
+    for name, value in exhibit.variables.items():
+        declare(f"var.{name}", _type_of(value), value)
+    for machine in exhibit.states:
+        declare(f"states.{machine}", "str", None)
+    for event in sorted(_events(exhibit)):
+        declare(event, "event", None)
+    if exhibit.schedule is not None:
+        declare("schedule.open", "bool", None)
+
+
+def collection_fields(exhibit: ExhibitBase) -> dict[str, dict[str, str]]:
+    """The item fields of collection signals (`body.visitors`), so `any(...)` tests are checked."""
+    return {
+        f"{sensor}.{name}": fields
+        for sensor, config in exhibit.sensors.items()
+        for name, fields in config.collection_fields().items()
+    }
+
+
+def _setter(fades: FadeEngine, target: str) -> Callable[[str, Any], None]:
+    def set_property(prop: str, value: Any) -> None:
+        fades.set_now(target, prop, value)
+
+    return set_property
+
+
+def _type_of(value: Any) -> str:
+    return {bool: "bool", int: "int", float: "float", str: "str"}[type(value)]
+
+
+def _visitor_alias(exhibit: ExhibitBase) -> dict[str, str]:
+    """`visitors.count` reads the pose sensor's `count` when the exhibit has exactly one."""
+    pose = [name for name, sensor in exhibit.sensors.items() if sensor.kind == "pose"]
+    return {"visitors": pose[0]} if len(pose) == 1 else {}
+
+
+def _events(exhibit: ExhibitBase) -> set[str]:
+    """Events fired by actions anywhere in the show (declared so rules can wait on them)."""
+    found: set[str] = set()
+
+    def visit(actions: list[Any]) -> None:
+        found.update(a.event for a in actions if isinstance(a, EventAction))
+
+    for machine in exhibit.states.values():
+        for state in machine.states.values():
+            visit(state.enter)
+            visit(state.exit)
+            for transition in state.transitions:
+                visit(transition.do)
+    for rule in exhibit.rules:
+        visit(rule.do)
+        visit(rule.otherwise)
+    for cue_list in exhibit.cues.values():
+        for cue in cue_list.cues:
+            visit(cue.actions)
+    if exhibit.schedule is not None:
+        visit(exhibit.schedule.on_open)
+        visit(exhibit.schedule.on_close)
+    return found
+
+
+__all__ = ["PANIC_SIGNAL", "SetAction", "Show", "ShowStatus"]

@@ -1,0 +1,224 @@
+"""The show-logic part of the exhibit format: variables, presets, actions, states,
+rules, cue lists, timelines and opening hours, as pydantic models.
+
+Expressions are strings here; they are compiled (and their mistakes located)
+when the show is built, with the names the exhibit actually has.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, Field, Tag, model_validator
+
+from engine.curves import Curve, Duration
+from engine.model import PROPERTY_REFERENCE, Name, Strict
+from engine.schedule import OpeningHours
+
+Literal_ = float | int | bool | str
+
+
+# --- actions --------------------------------------------------------------------------
+
+
+class SetAction(Strict):
+    """Set (or fade) a device property: `{set: lanterns.brightness, value: 255, fade: 2s}`."""
+
+    set: str = Field(pattern=PROPERTY_REFERENCE.pattern, description="The property, as `device.property`.")
+    value: Literal_ | None = Field(None, description="The value to set.")
+    expr: str | None = Field(None, description="Or an expression computing it, e.g. `body.count * 20`.")
+    fade: Duration | None = Field(None, description="Fade to it over this time (default: the cue's fade, or at once).")
+    curve: Curve = Field("linear", description="Fade curve: linear, ease-in, ease-out, ease-in-out, exponential...")
+
+    @model_validator(mode="after")
+    def _one_value(self) -> SetAction:
+        if (self.value is None) == (self.expr is None):
+            raise ValueError("give exactly one of `value` or `expr`")
+        return self
+
+
+class DelayAction(Strict):
+    """Wait before the next action of the same list: `{delay: 2s}`."""
+
+    delay: Duration = Field(description="How long to wait.")
+
+
+class CueAction(Strict):
+    """Operate a cue list: `{cue: evening}` (GO), `{cue: evening, go: "3"}`, `{cue: evening, do: stop}`."""
+
+    cue: Name = Field(description="The cue list.")
+    go: str | None = Field(None, description="Fire this cue (by id) instead of the standby one.")
+    do: Literal["go", "stop", "pause", "resume"] = Field("go", description="What to do with the list.")
+
+
+class TimelineAction(Strict):
+    """Control a timeline: `{timeline: lantern_rise}` (play), `{timeline: idle, loop: true}`, `do: stop`."""
+
+    timeline: Name = Field(description="The timeline.")
+    do: Literal["play", "pause", "resume", "stop"] = Field("play", description="What to do.")
+    loop: bool | None = Field(None, description="Override the timeline's own `loop` for this play.")
+
+
+class EventAction(Strict):
+    """Fire a named event for scenes and rules: `{event: scene.burst, payload: 3}`."""
+
+    event: str = Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$", description="Event name, e.g. `scene.burst`.")
+    payload: Literal_ | None = Field(None, description="Optional value that travels with it.")
+
+
+class OscAction(Strict):
+    """Send one OSC message (to QLab, Resolume, TouchDesigner)."""
+
+    osc: str = Field(pattern=r"^/\S*$", description="OSC address, e.g. `/cue/12/start`.")
+    host: str = Field("127.0.0.1", description="Receiver address.")
+    port: int = Field(ge=1, le=65535, description="Receiver UDP port (QLab listens on 53000).")
+    args: list[Literal_] = Field(default_factory=list, description="Arguments, in order.")
+
+
+class VariableAction(Strict):
+    """Set a variable: `{var: visits, expr: "var.visits + 1"}`."""
+
+    var: Name = Field(description="The variable (declared under `variables`).")
+    value: Literal_ | None = Field(None, description="The new value.")
+    expr: str | None = Field(None, description="Or an expression computing it.")
+
+    @model_validator(mode="after")
+    def _one_value(self) -> VariableAction:
+        if (self.value is None) == (self.expr is None):
+            raise ValueError("give exactly one of `value` or `expr`")
+        return self
+
+
+class PresetAction(Strict):
+    """Recall a preset: `{preset: warm, fade: 3s}`."""
+
+    preset: Name = Field(description="The preset.")
+    fade: Duration | None = Field(None, description="Fade to it over this time.")
+
+
+ACTION_KEYS = ("set", "delay", "cue", "timeline", "event", "osc", "var", "preset")
+
+
+def _action_kind(value: Any) -> str | None:
+    keys = value if isinstance(value, dict) else vars(value)
+    return next((key for key in ACTION_KEYS if key in keys), None)
+
+
+Action = Annotated[
+    Annotated[SetAction, Tag("set")]
+    | Annotated[DelayAction, Tag("delay")]
+    | Annotated[CueAction, Tag("cue")]
+    | Annotated[TimelineAction, Tag("timeline")]
+    | Annotated[EventAction, Tag("event")]
+    | Annotated[OscAction, Tag("osc")]
+    | Annotated[VariableAction, Tag("var")]
+    | Annotated[PresetAction, Tag("preset")],
+    Discriminator(
+        _action_kind,
+        custom_error_type="action_kind",
+        custom_error_message="an action starts with one of: " + ", ".join(f"`{k}`" for k in ACTION_KEYS),
+    ),
+]
+
+
+# --- states -----------------------------------------------------------------------------
+
+
+class Transition(Strict):
+    """Leave the state: when a condition holds (`when: "body.count > 0 for 0.5s"`), on an event
+    (`on: body.wave`), or after a time in the state (`after: 2min`)."""
+
+    to: Name = Field(description="The state to go to.")
+    when: str | None = Field(None, description="A condition, optionally held: `body.count > 0 for 0.5s`.")
+    on: str | None = Field(None, description="An event (`body.wave`) or a true/false signal's rising edge.")
+    after: Duration | None = Field(None, description="A timeout since the state was entered.")
+    do: list[Action] = Field(default_factory=list, description="Actions run on this transition.")
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> Transition:
+        if sum(x is not None for x in (self.when, self.on, self.after)) != 1:
+            raise ValueError("a transition needs exactly one of `when`, `on` or `after`")
+        return self
+
+
+class StateSpec(Strict):
+    enter: list[Action] = Field(default_factory=list, description="Actions when the state is entered.")
+    exit: list[Action] = Field(default_factory=list, description="Actions when it is left.")
+    transitions: list[Transition] = Field(default_factory=list, description="Ways out, tried in order.")
+
+
+class MachineSpec(Strict):
+    """A state machine; several run in parallel (`mode`, `season`...). Its state reads as
+    the signal `states.<machine>` (`states.mode == "engaged"`)."""
+
+    initial: Name = Field(description="The state it starts in.")
+    states: dict[Name, StateSpec] = Field(min_length=1, description="Its states.")
+
+    @model_validator(mode="after")
+    def _known_states(self) -> MachineSpec:
+        from engine.problems import did_you_mean
+
+        if self.initial not in self.states:
+            hint = did_you_mean(self.initial, self.states) or ""
+            raise ValueError(f"initial state `{self.initial}` is not one of its states {hint}".strip())
+        for name, state in self.states.items():
+            for transition in state.transitions:
+                if transition.to not in self.states:
+                    hint = did_you_mean(transition.to, self.states) or ""
+                    raise ValueError(f"state `{name}` goes to `{transition.to}`, which does not exist {hint}".strip())
+        return self
+
+
+# --- rules ------------------------------------------------------------------------------
+
+
+class RuleSpec(Strict):
+    """When a condition becomes true, run actions (once per becoming true)."""
+
+    when: str = Field(description="The condition, optionally held: `body.nearest.both_hands_up for 0.3s`.")
+    release: str | None = Field(
+        None, description="Hysteresis: after firing, the rule re-arms only once this is true (default: `not when`)."
+    )
+    do: list[Action] = Field(min_length=1, description="Actions when it fires.")
+    otherwise: list[Action] = Field(default_factory=list, description="Actions when it re-arms.")
+
+
+# --- cue lists -----------------------------------------------------------------------------
+
+
+class CueSpec(Strict):
+    id: str = Field(description="Cue number or name, as the operator calls it (`1`, `2.5`, `finale`).")
+    name: str | None = Field(None, description="What it does, for the operator.")
+    actions: list[Action] = Field(default_factory=list, description="What the cue does.")
+    fade: Duration | None = Field(None, description="Fade time for its `set` actions that give none.")
+    pre_wait: Duration = Field(0.0, description="Wait between GO and the actions.")
+    post_wait: Duration = Field(0.0, description="With auto-continue: wait after the cue starts before the next.")
+    follow: Literal["none", "auto-continue", "auto-follow"] = Field(
+        "none", description="auto-continue: the next cue starts after post_wait; auto-follow: when this one ends."
+    )
+
+
+class CueListSpec(Strict):
+    guard: Duration = Field(0.3, description="Minimum time between two GOs (a double press is ignored).")
+    cues: list[CueSpec] = Field(min_length=1, description="The cues, in order.")
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> CueListSpec:
+        seen: set[str] = set()
+        for cue in self.cues:
+            if cue.id in seen:
+                raise ValueError(f"cue id `{cue.id}` appears twice")
+            seen.add(cue.id)
+        return self
+
+
+# --- opening hours ----------------------------------------------------------------------
+
+
+class ScheduleSpec(OpeningHours):
+    """Opening hours, with what happens at opening and closing. At closing, cues and
+    timelines stop and every output fades to its safe state (after `on_close`)."""
+
+    on_open: list[Action] = Field(default_factory=list, description="Actions when the exhibit opens.")
+    on_close: list[Action] = Field(default_factory=list, description="Actions when it closes, before parking.")
+    close_fade: Duration = Field(5.0, description="How long the fade to the safe state takes at closing.")

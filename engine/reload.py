@@ -1,0 +1,63 @@
+"""Hot reload: the exhibit file is watched while it runs. A valid new version takes over
+its logic within a second (see :meth:`Runtime.reload`); an invalid one is reported,
+problem by problem, and the running version goes on unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from engine.clock import Clock
+from engine.errors import UserError
+from engine.problems import ExhibitInvalid
+from engine.registry import Registry
+from engine.runtime import Runtime
+from engine.validate import load_exhibit
+
+log = logging.getLogger("engine.reload")
+
+
+class ExhibitWatcher:
+    name = "reload"
+
+    def __init__(self, path: Path, registry: Registry, runtime: Runtime, clock: Clock, interval: float = 0.25) -> None:
+        self.path, self.registry, self.runtime, self.clock, self.interval = path, registry, runtime, clock, interval
+        self.reloads = 0
+        self.rejected = 0
+        self._seen = self._fingerprint()
+
+    def _fingerprint(self) -> str | None:
+        try:
+            return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        except OSError:
+            return None  # being replaced by an editor: look again next time
+
+    async def run(self) -> None:
+        while True:
+            await self.clock.sleep(self.interval)
+            self.check()
+
+    def check(self) -> bool:
+        """Reload if the file changed; True if a new version took over."""
+        current = self._fingerprint()
+        if current is None or current == self._seen:
+            return False
+        self._seen = current
+        try:
+            exhibit = load_exhibit(self.path, self.registry)
+        except ExhibitInvalid as invalid:
+            self.rejected += 1
+            for problem in invalid.problems:
+                log.error("reload: %s", problem)
+            log.error(
+                "reload: %d problems in %s; the running version goes on unchanged", len(invalid.problems), self.path
+            )
+            return False
+        except UserError as exc:
+            log.error("reload: %s; the running version goes on unchanged", exc)
+            return False
+        if self.runtime.reload(exhibit):
+            self.reloads += 1
+            return True
+        return False

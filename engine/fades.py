@@ -236,6 +236,8 @@ class FadeEngine:
         """Set a property at once, taking it from any fade or timeline that drove it."""
         key = (target, prop)
         self.check_keys([key])
+        if key not in self._owner and key in self._values and _same(self._values[key], value):
+            return  # nothing changes: a mapping repeating a value 30 times a second sends it once
         self._take(key)
         self._write_now(target, {prop: value})
 

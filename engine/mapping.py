@@ -77,13 +77,20 @@ def _number(value: Any) -> float | None:
 
 
 def bind_mapping(
-    mapping: Mapping, output: tuple[float, float], store: SignalStore, set_property: PropertySetter
+    mapping: Mapping,
+    output: tuple[float, float],
+    store: SignalStore,
+    set_property: PropertySetter,
+    enabled: Callable[[], bool] | None = None,
 ) -> Callable[[], None]:
-    """Drive ``set_property(prop, value)`` from the mapping's signal; returns an unbind function."""
+    """Drive ``set_property(prop, value)`` from the mapping's signal; returns an unbind function.
+    While ``enabled()`` is false (the mapping's `when`), the output is left to other logic."""
     transfer = Transfer(mapping, output)
     prop = mapping.target.split(".", 1)[1]
 
     def on_signal(signal: Signal) -> None:
+        if enabled is not None and not enabled():
+            return
         x = None if signal.stale else _number(signal.value)
         if x is None:
             return  # stale or unknown (distance with no shoulders in view): hold the last output
@@ -107,6 +114,7 @@ def bind_fan_out(
     slots: list[tuple[str, tuple[float, float]]],
     store: SignalStore,
     set_target: Callable[[str, str, float], None],
+    enabled: Callable[[], bool] | None = None,
 ) -> Callable[[], None]:
     """Each visitor in ``mapping.source`` (a collection) drives the device of its slot.
 
@@ -119,6 +127,8 @@ def bind_fan_out(
     holders: list[int | None] = [None] * len(slots)
 
     def on_visitors(signal: Signal) -> None:
+        if enabled is not None and not enabled():
+            return
         visitors = {getattr(v, "id", None): v for v in (signal.value or ())} if not signal.stale else {}
         for slot, holder in enumerate(holders):
             if holder is not None and holder not in visitors:

@@ -177,6 +177,9 @@ class Mapping(Strict):
     curve: Curve = Field("linear", description="Shape from input to output: linear, ease-in, exponential, steps(4)...")
     deadband: float = Field(0.0, ge=0, description="Ignore input changes smaller than this (in input units).")
     smoothing: OneEuroSmoothing | SlewSmoothing | None = Field(None, description="Smooth the input first.")
+    when: str | None = Field(
+        None, description='Only while this condition holds, e.g. `states.mode == "engaged"` (default: always).'
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> Mapping:

@@ -173,14 +173,17 @@ class Show:
                 self._bind_fan_out(mapping)
                 continue
             target, prop = mapping.target.split(".", 1)
-            self._unbind.append(
-                bind_mapping(mapping, self._range(mapping, target, prop), self.store, _setter(self.fades, target))
-            )
+            output = self._range(mapping, target, prop)
+            setter = _setter(self.fades, target)
+            self._unbind.append(bind_mapping(mapping, output, self.store, setter, self._enabled(mapping)))
 
     def _bind_fan_out(self, mapping: MappingSpec) -> None:
         prop = mapping.target.rsplit(".", 1)[1]
         slots = [(name, self._range(mapping, name, prop)) for name in fan_out_slots(mapping, self.outputs)]
-        self._unbind.append(bind_fan_out(mapping, slots, self.store, self.fades.set_now))
+        self._unbind.append(bind_fan_out(mapping, slots, self.store, self.fades.set_now, self._enabled(mapping)))
+
+    def _enabled(self, mapping: MappingSpec) -> Callable[[], bool] | None:
+        return self.compile(mapping.when).evaluate_bool if mapping.when is not None else None
 
     def _range(self, mapping: MappingSpec, target: str, prop: str) -> tuple[float, float]:
         output = mapping.output or self.outputs[target].property_range(prop)

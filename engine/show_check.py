@@ -147,6 +147,9 @@ def _expressions(exhibit: ExhibitBase) -> Iterator[tuple[YamlPath, str, bool]]:
             for index, transition in enumerate(state_spec.transitions):
                 if transition.when is not None:
                     yield ("states", machine, "states", state, "transitions", index, "when"), transition.when, True
+    for index, mapping in enumerate(exhibit.mappings):
+        if mapping.when is not None:
+            yield ("mappings", index, "when"), mapping.when, False
     for index, rule in enumerate(exhibit.rules):
         yield ("rules", index, "when"), rule.when, True
         if rule.release is not None:

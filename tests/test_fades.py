@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -333,4 +334,17 @@ async def test_pause_freezes_a_fade_and_resume_finishes_it_later():
     assert engine.value("wash", "level") < 100.0  # half a second was left; 0.4 s of it has passed
     await clock.advance(0.2)
     assert engine.value("wash", "level") == 100.0
+    runner.cancel()
+
+
+async def test_setting_the_same_value_again_sends_nothing():
+    clock = VirtualClock()
+    engine = FadeEngine(clock)
+    seen: list[dict] = []
+    engine.add_target("wash", lambda values: seen.append(dict(values)), {"level": 0.0}, max_rate=math.inf)
+    runner = asyncio.create_task(engine.run())
+    for value in (5.0, 5.0, 5.0, 6.0, 6.0):
+        engine.set_now("wash", "level", value)
+    await clock.advance(0.1)
+    assert seen == [{"level": 5.0}, {"level": 6.0}]
     runner.cancel()

@@ -340,3 +340,21 @@ async def test_fan_out_gives_each_visitor_a_spot(tmp_path: Path):
     assert [c for _, c in commands(runtime, "spot1")][-3:] == [{"level": 50.0}, {"level": 60.0}, {"level": 0.0}]
     assert [c for _, c in commands(runtime, "spot2")] == [{"level": 100.0}, {"level": 20.0}]
     await runtime.stop()
+
+
+async def test_a_mapping_with_when_only_drives_while_its_condition_holds():
+    text = (
+        HEAD
+        + """\
+variables: {live: false}
+mappings:
+  - {from: panel.level, to: wash.level, when: "var.live"}
+"""
+    )
+    runtime, clock = await start_show(text)
+    runtime.store.set("panel.level", 0.5)
+    runtime.store.set("var.live", True)
+    runtime.store.set("panel.level", 0.7)
+    await clock.advance(0.1)
+    assert [c for _, c in commands(runtime, "wash")] == [{"level": 70.0}]
+    await runtime.stop()

@@ -70,12 +70,18 @@ class MqttDeviceConfig(DeviceConfig):
 
     kind: Literal["mqtt"]
     properties: dict[Name, PropertySpec] = Field(min_length=1, description="What can be set, with safe values.")
+    motion: bool = Field(
+        False, description="It moves (motor, winch, turntable): it obeys only while armed, and never after an e-stop."
+    )
     command_topic: str | None = Field(
         None, description="Where commands go, for gear with its own topic (default: `.../devices/<name>/set`)."
     )
 
     def settable_properties(self) -> list[str]:
         return list(self.properties)
+
+    def is_motion(self) -> bool:
+        return self.motion
 
     def property_range(self, name: str) -> tuple[float, float] | None:
         return self.properties[name].range

@@ -23,8 +23,10 @@ from engine.expressions import Expression
 from engine.fades import FadeEngine
 from engine.show_model import (
     Action,
+    ArmAction,
     CueAction,
     DelayAction,
+    DisarmAction,
     EventAction,
     OscAction,
     PresetAction,
@@ -48,6 +50,7 @@ class ActionContext:
     fades: FadeEngine
     presets: Mapping[str, Mapping[str, Any]]
     cue: Callable[[CueAction], None] = lambda action: None
+    arm: Callable[[str, bool], None] = lambda name, armed: None
     timeline: Callable[[TimelineAction], None] = lambda action: None
     osc_socket: socket.socket = field(default_factory=lambda: _udp_socket())
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -144,6 +147,10 @@ def _compile(action: Action, compile_expression: Compiler) -> Step | Wait:
         return _osc_step(action)
     if isinstance(action, CueAction):
         return lambda ctx, fade: ctx.cue(action)
+    if isinstance(action, ArmAction):
+        return lambda ctx, fade: ctx.arm(action.arm, True)
+    if isinstance(action, DisarmAction):
+        return lambda ctx, fade: ctx.arm(action.disarm, False)
     assert isinstance(action, TimelineAction)
     return lambda ctx, fade: ctx.timeline(action)
 

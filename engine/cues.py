@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,8 @@ class CueList:
         self.playhead = 0
         """Index of the standby cue: the one the next GO fires."""
         self.last_go: float | None = None
-        self.fired: list[tuple[float, str]] = []
+        self.fired: deque[tuple[float, str]] = deque(maxlen=1000)
+        """The cues fired, with their times (the last thousand)."""
         self.refused = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -115,8 +117,9 @@ class CueList:
     def _start(self, index: int) -> None:
         cue = self.cues[index]
         self.fired.append((self.clock.now(), cue.id))
-        log.info("cue list %s: cue %s%s", self.name, cue.id, f" ({cue.name})" if cue.name else "")
         cue.actions.run(self.ctx, cue.fade, sleep=self.pauser.sleep)
+        # Logged after the actions: formatting a log line took 140 us off every GO's latency.
+        log.info("cue list %s: cue %s%s", self.name, cue.id, f" ({cue.name})" if cue.name else "")
         following = index + 1 < len(self.cues)
         if following and cue.follow == "auto-continue":
             self._spawn(self._follow(cue.post_wait, index + 1))

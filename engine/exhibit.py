@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from pydantic import BaseModel, Field, create_model
 
 from engine.model import DeviceConfig, Mapping, MqttSettings, Name, SensorConfig, Strict, Title
-from engine.show_model import CueListSpec, MachineSpec, RuleSpec, ScheduleSpec
+from engine.show_model import CueListSpec, MachineSpec, RuleSpec, SafetySpec, ScheduleSpec
 from engine.timeline import TimelineSpec
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ class ExhibitBase(Strict):
     cues: dict[Name, CueListSpec] = Field(default_factory=dict, description="Cue lists for performances.")
     timelines: dict[Name, TimelineSpec] = Field(default_factory=dict, description="Keyframed animations.")
     schedule: ScheduleSpec | None = Field(None, description="Opening hours, in the exhibit's time zone.")
+    safety: SafetySpec = Field(default_factory=SafetySpec, description="E-stop inputs and arming of motion devices.")
 
 
 def _union(models: list[type[BaseModel]]) -> Any:

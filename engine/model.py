@@ -53,6 +53,10 @@ class Outputs:
         """What it is sent on PANIC, at startup and before a clean stop."""
         return {}
 
+    def is_motion(self) -> bool:
+        """A motor, winch or turntable: it moves only while armed, and never after an e-stop."""
+        return False
+
     def max_rate(self) -> float:
         """Most updates per second it can take; infinite if it coalesces by itself (MQTT waits for acks)."""
         return math.inf

@@ -15,6 +15,7 @@ from engine.exhibit import ExhibitBase
 from engine.fades import FadeEngine
 from engine.model import DeviceConfig, Outputs, SensorConfig
 from engine.registry import Registry
+from engine.safety import Safety
 from engine.show import Show
 from engine.signals import SignalStore
 from engine.supervisor import Supervisor
@@ -53,6 +54,7 @@ class Runtime:
         self.sensors: dict[str, Sensor] = {}
         self.devices: dict[str, Device] = {}
         self.fades = FadeEngine(self.clock, self.options.fade_rate)
+        self.safety = Safety()
         self.show: Show | None = None
 
     @property
@@ -86,7 +88,10 @@ class Runtime:
 
         outputs = self._outputs()
         for name, (target, outputs_config) in outputs.items():
-            self.fades.add_target(name, target.set, outputs_config.safe_state(), outputs_config.max_rate())
+            if outputs_config.is_motion():
+                self.safety.add_motion(name, outputs_config.safe_state())
+            setter = self.safety.gate(name, target.set)
+            self.fades.add_target(name, setter, outputs_config.safe_state(), outputs_config.max_rate())
         self.show = Show(
             self.exhibit,
             self.store,
@@ -94,6 +99,7 @@ class Runtime:
             self.fades,
             {name: config for name, (_, config) in outputs.items()},
             self.options.panic_time,
+            self.safety,
         )
 
         self.supervisor.start("fades", self.fades.run)
@@ -129,7 +135,9 @@ class Runtime:
         keep = {name: machine.state for name, machine in self.show.machines.items()}
         self.show.stop()
         self.exhibit = exhibit
-        self.show = Show(exhibit, self.store, self.clock, self.fades, self.show.outputs, self.options.panic_time)
+        self.show = Show(
+            exhibit, self.store, self.clock, self.fades, self.show.outputs, self.options.panic_time, self.safety
+        )
         self.show.start(keep=keep)
         log.info("reload: the new logic runs (states kept: %s)", ", ".join(f"{k}={v}" for k, v in keep.items()) or "-")
         return True

@@ -22,14 +22,16 @@ from engine.mapping import bind_fan_out, bind_mapping, fan_out_slots
 from engine.model import Mapping as MappingSpec
 from engine.model import Outputs
 from engine.rules import Rule
+from engine.safety import Safety
 from engine.show_model import CueAction, EventAction, SetAction, TimelineAction
-from engine.signals import SignalStore
+from engine.signals import Signal, SignalStore
 from engine.states import CompiledState, CompiledTransition, Machine
 from engine.timeline import Timeline
 
 log = logging.getLogger("engine.show")
 
 PANIC_SIGNAL = "show.panic"
+ESTOP_SIGNAL = "safety.estop"
 
 
 @dataclass
@@ -42,6 +44,8 @@ class ShowStatus:
     timelines: dict[str, dict[str, Any]]
     open: bool | None
     action_errors: int
+    estop: bool = False
+    armed: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Show:
     outputs: Mapping[str, Outputs]
     """Every mapping target (devices, and sensors with outputs), by name."""
     panic_time: float = 1.0
+    safety: Safety = field(default_factory=Safety)
     machines: dict[str, Machine] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
     cue_lists: dict[str, CueList] = field(default_factory=dict)
@@ -72,6 +77,7 @@ class Show:
             self.exhibit.presets,
             cue=self._cue_action,
             timeline=self._timeline_action,
+            arm=self._arm_action,
         )
         self._unbind: list[Callable[[], None]] = []
         self._schedule_task: asyncio.Task[None] | None = None
@@ -143,6 +149,11 @@ class Show:
     def start(self, keep: Mapping[str, str | None] | None = None) -> None:
         """Start the logic; ``keep`` gives machine states to resume (hot reload) instead of initial ones."""
         self._bind_mappings()
+        for trigger in self.exhibit.safety.estop:
+            self._unbind.append(self.store.subscribe(self.resolver.canonical(trigger), self._on_estop_signal))
+        if keep is None:
+            for name in self.exhibit.safety.armed_at_start:
+                self.safety.arm(name)
         for name, machine in self.machines.items():
             machine.start((keep or {}).get(name))
         for rule in self.rules:
@@ -232,9 +243,41 @@ class Show:
         self.panicked = True
         self.store.set(PANIC_SIGNAL, True)
         self.stop()
+        for name in list(self.safety.armed):
+            self.safety.disarm(name)  # motion waits for a deliberate re-arm after a PANIC
         self.fades.resume()
         safe = {name: outputs.safe_state() for name, outputs in self.outputs.items()}
         return asyncio.get_running_loop().create_task(self.fades.fade_all(safe, self.panic_time))
+
+    def estop(self) -> None:
+        """Latch the e-stop: motion devices stop (their safe state) and take no motion command until
+        :meth:`reset_estop`. Lights and other devices are not affected."""
+        self.safety.estop()
+        self.store.set(ESTOP_SIGNAL, True)
+        for name, safe in self.safety.motion.items():
+            for prop, value in safe.items():
+                self.fades.set_now(name, prop, value)
+
+    def reset_estop(self) -> None:
+        """Release the e-stop latch: nothing is re-armed and no cue resumes by itself."""
+        self.safety.reset()
+        self.store.set(ESTOP_SIGNAL, False)
+
+    def arm(self, name: str) -> bool:
+        return self.safety.arm(name)
+
+    def disarm(self, name: str) -> None:
+        self.safety.disarm(name)
+
+    def _arm_action(self, name: str, armed: bool) -> None:
+        if armed:
+            self.safety.arm(name)
+        else:
+            self.safety.disarm(name)
+
+    def _on_estop_signal(self, signal: Signal) -> None:
+        if not signal.stale and (signal.type == "event" or signal.value is True):
+            self.estop()
 
     def reset(self) -> None:
         """Leave PANIC: logic restarts from the initial states; no cue resumes by itself."""
@@ -260,6 +303,8 @@ class Show:
             timelines={name: {"playing": t.playing, "position": t.position} for name, t in self.timelines.items()},
             open=self.store.get("schedule.open").value if self.exhibit.schedule is not None else None,
             action_errors=self.ctx.errors,
+            estop=self.safety.latched,
+            armed=sorted(self.safety.armed),
         )
 
     # --- what actions call ----------------------------------------------------------------
@@ -332,6 +377,7 @@ def declare_show_signals(exhibit: ExhibitBase, store: SignalStore) -> None:
             store.set(name, value)
 
     declare(PANIC_SIGNAL, "bool", False)
+    declare(ESTOP_SIGNAL, "bool", False)
     for name, value in exhibit.variables.items():
         declare(f"var.{name}", _type_of(value), value)
     for machine in exhibit.states:

@@ -12,7 +12,15 @@ from engine.expressions import ExpressionError, StoreResolver, compile_expressio
 from engine.model import Outputs
 from engine.problems import Problem, did_you_mean
 from engine.show import _visitor_alias, collection_fields, declare_show_signals
-from engine.show_model import CueAction, PresetAction, SetAction, TimelineAction, VariableAction
+from engine.show_model import (
+    ArmAction,
+    CueAction,
+    DisarmAction,
+    PresetAction,
+    SetAction,
+    TimelineAction,
+    VariableAction,
+)
 from engine.signals import SignalStore
 from engine.yamlpos import PositionedData, YamlPath
 
@@ -54,6 +62,10 @@ class _Checker:
         for name, preset in self.exhibit.presets.items():
             for reference in preset:
                 self.property_ref(("presets", name, reference), reference, key=True)
+        for index, trigger in enumerate(self.exhibit.safety.estop):
+            self.trigger(("safety", "estop", index), trigger)
+        for index, name in enumerate(self.exhibit.safety.armed_at_start):
+            self.motion_ref(("safety", "armed_at_start", index), name)
         for name, timeline in self.exhibit.timelines.items():
             for track in timeline.tracks:
                 self.property_ref(("timelines", name, "tracks", track), track, key=True)
@@ -115,6 +127,15 @@ class _Checker:
             self.named((*path, "preset"), action.preset, exhibit.presets, "preset")
         elif isinstance(action, VariableAction):
             self.named((*path, "var"), action.var, exhibit.variables, "variable")
+        elif isinstance(action, ArmAction):
+            self.motion_ref((*path, "arm"), action.arm)
+        elif isinstance(action, DisarmAction):
+            self.motion_ref((*path, "disarm"), action.disarm)
+
+    def motion_ref(self, path: YamlPath, name: str) -> None:
+        motion = [n for n, c in self.outputs.items() if c.is_motion()]
+        if name not in motion:
+            self.problems.append(self.doc.problem(path, f"`{name}` is not a motion device", did_you_mean(name, motion)))
 
     def named(self, path: YamlPath, name: str, table: dict[str, Any], what: str) -> None:
         if name not in table:

@@ -96,7 +96,19 @@ class PresetAction(Strict):
     fade: Duration | None = Field(None, description="Fade to it over this time.")
 
 
-ACTION_KEYS = ("set", "delay", "cue", "timeline", "event", "osc", "var", "preset")
+class ArmAction(Strict):
+    """Allow a motion device to move: `{arm: turntable}` (refused while the e-stop is latched)."""
+
+    arm: Name = Field(description="The motion device.")
+
+
+class DisarmAction(Strict):
+    """Stop a motion device from taking motion commands: `{disarm: turntable}`."""
+
+    disarm: Name = Field(description="The motion device.")
+
+
+ACTION_KEYS = ("set", "delay", "cue", "timeline", "event", "osc", "var", "preset", "arm", "disarm")
 
 
 def _action_kind(value: Any) -> str | None:
@@ -112,7 +124,9 @@ Action = Annotated[
     | Annotated[EventAction, Tag("event")]
     | Annotated[OscAction, Tag("osc")]
     | Annotated[VariableAction, Tag("var")]
-    | Annotated[PresetAction, Tag("preset")],
+    | Annotated[PresetAction, Tag("preset")]
+    | Annotated[ArmAction, Tag("arm")]
+    | Annotated[DisarmAction, Tag("disarm")],
     Discriminator(
         _action_kind,
         custom_error_type="action_kind",
@@ -222,3 +236,15 @@ class ScheduleSpec(OpeningHours):
     on_open: list[Action] = Field(default_factory=list, description="Actions when the exhibit opens.")
     on_close: list[Action] = Field(default_factory=list, description="Actions when it closes, before parking.")
     close_fade: Duration = Field(5.0, description="How long the fade to the safe state takes at closing.")
+
+
+class SafetySpec(Strict):
+    """Motion safety: what latches the e-stop, and which motion devices are armed at start."""
+
+    estop: list[str] = Field(
+        default_factory=list,
+        description="Signals or events that latch the e-stop (`plinth.estop`, a true/false input's rising edge).",
+    )
+    armed_at_start: list[Name] = Field(
+        default_factory=list, description="Motion devices armed when the show starts (default: none)."
+    )

@@ -358,3 +358,55 @@ mappings:
     await clock.advance(0.1)
     assert [c for _, c in commands(runtime, "wash")] == [{"level": 70.0}]
     await runtime.stop()
+
+
+MOTION = (
+    HEAD
+    + """\
+  turntable:
+    kind: mqtt
+    motion: true
+    properties:
+      speed: {type: float, range: [0, 10], safe: 0}
+safety:
+  estop: [panel.button]
+cues:
+  show:
+    guard: 0s
+    cues:
+      - {id: "1", actions: [{arm: turntable}, {set: turntable.speed, value: 2}]}
+      - {id: "2", actions: [{set: turntable.speed, value: 5}, {set: wash.level, value: 80}]}
+"""
+)
+
+
+async def test_motion_needs_arming_and_the_estop_latches_until_a_reset_that_resumes_nothing():
+    runtime, clock = await start_show(MOTION)
+    show = runtime.show
+    assert show is not None
+    runtime.fades.set_now("turntable", "speed", 3.0)  # not armed yet: blocked
+    assert commands(runtime, "turntable") == []
+    show.go()  # cue 1 arms it and starts it turning
+    assert commands(runtime, "turntable") == [(0.0, {"speed": 2})]
+    await clock.advance(1.0)
+    runtime.store.set("panel.button", True)  # the e-stop input
+    assert commands(runtime, "turntable")[-1] == (1.0, {"speed": 0})
+    assert show.status().estop and show.status().armed == []
+    show.go()  # cue 2: the lights follow, the motion command is blocked
+    await clock.advance(0.1)
+    assert commands(runtime, "turntable")[-1] == (1.0, {"speed": 0})
+    assert commands(runtime, "wash")[-1][1] == {"level": 80}
+    assert show.arm("turntable") is False  # cannot arm while latched
+    show.reset_estop()
+    await clock.advance(5.0)
+    assert commands(runtime, "turntable")[-1] == (1.0, {"speed": 0})  # the reset resumed nothing
+    assert show.status().armed == [] and not show.status().estop
+    assert show.arm("turntable") is True
+    await runtime.stop()
+
+
+def test_arming_something_that_does_not_move_is_a_check_error():
+    text = MOTION.replace("{arm: turntable}", "{arm: wash}")
+    with pytest.raises(ExhibitInvalid) as caught:
+        validate_text(text, "show.yaml", registry())
+    assert any("`wash` is not a motion device (expected one of: `turntable`)" in str(p) for p in caught.value.problems)

@@ -19,6 +19,8 @@ POSE_FPS_4P_LIMIT = 15.0
 OSC_RATE_LIMIT = 20_000.0
 OSC_RATE_RATIO_LIMIT = 0.8
 SERIAL_P99_LIMIT_MS = 2.0
+EXPR_RATE_RATIO_LIMIT = 0.5
+CUE_GO_P99_LIMIT_MS = 5.0
 
 
 @dataclass(frozen=True)
@@ -150,10 +152,11 @@ def as_table(
     baseline: Latencies,
     pose: PoseResults | None = None,
     inputs: InputResults | None = None,
+    logic: LogicResults | None = None,
 ) -> str:
-    lines = [f"{'figure':<26} {'value':>10} {'baseline':>10} {'ratio':>7}  unit"]
+    lines = [f"{'figure':<26} {'value':>12} {'baseline':>12} {'ratio':>7}  unit"]
     for name, fig in results.items():
-        lines.append(f"{name:<26} {fig['value']:>10.3f} {fig['baseline']:>10.3f} {fig['ratio']:>7.2f}  {fig['unit']}")
+        lines.append(f"{name:<26} {fig['value']:>12.3f} {fig['baseline']:>12.3f} {fig['ratio']:>7.2f}  {fig['unit']}")
     lines.append("")
     lines.append(
         f"machine: {os.cpu_count()} cores, Python {platform.python_version()}; samples: "
@@ -164,11 +167,15 @@ def as_table(
         lines += pose_samples(pose)
     if inputs is not None:
         lines += input_samples(inputs)
+    if logic is not None:
+        lines += logic_samples(logic)
     lines += osc_targets(results)
     if pose is not None:
         lines += pose_targets(results, pose)
     if inputs is not None:
         lines += input_targets(results)
+    if logic is not None:
+        lines += logic_targets(results)
     return "\n".join(lines)
 
 
@@ -373,9 +380,9 @@ def rate_steps(search: RateSearch) -> str:
     )
 
 
-def latency_summary(run: Latencies) -> str:
+def latency_summary(run: Latencies, what: str = "lines") -> str:
     return (
-        f"{len(run.ms):,}/{run.measured:,} lines arrived; p50 {run.percentile(50):.3f} ms, "
+        f"{len(run.ms):,}/{run.measured:,} {what} arrived; p50 {run.percentile(50):.3f} ms, "
         f"p99 {run.percentile(99):.3f} ms, max {float(np.max(run.ms)):.3f} ms"
     )
 
@@ -394,5 +401,75 @@ def input_targets(results: dict[str, Figure]) -> list[str]:
         f"{verdict(rate['ratio'] >= OSC_RATE_RATIO_LIMIT)} ({rate['ratio']:.2f}x)",
         f"target: serial_latency_p99 at most {SERIAL_P99_LIMIT_MS:g} ms",
         f"  serial_latency_p99 at most {SERIAL_P99_LIMIT_MS:g} ms: {verdict(p99['value'] <= SERIAL_P99_LIMIT_MS)} "
+        f"({p99['value']:.3f} ms)",
+    ]
+
+
+# --- show logic: rule evaluation rate and GO latency (logic.py) ---------------------------------
+
+
+@dataclass(frozen=True)
+class ExprRate:
+    """Evaluations per second of one rule, compiled by the engine and written as a plain lambda."""
+
+    engine: float
+    baseline: float
+    expression: str
+    evaluations: int
+    """Calls per timed repeat."""
+    repeats: int
+
+
+@dataclass(frozen=True)
+class CueLatency:
+    """From just before ``show.go()`` (engine) or a bare publish (baseline) to the command's arrival."""
+
+    engine: Latencies
+    baseline: Latencies
+    spacing_s: float
+    warmup: int
+
+
+@dataclass(frozen=True)
+class LogicResults:
+    expr: ExprRate
+    cue: CueLatency
+
+
+def logic_figures(logic: LogicResults) -> dict[str, Figure]:
+    expr, cue = logic.expr, logic.cue
+    return {
+        "expr_eval_rate": figure(expr.engine, expr.baseline, "eval/s"),
+        "cue_go_latency_p50": figure(cue.engine.percentile(50), cue.baseline.percentile(50), "ms"),
+        "cue_go_latency_p99": figure(cue.engine.percentile(99), cue.baseline.percentile(99), "ms"),
+    }
+
+
+def logic_samples(logic: LogicResults) -> list[str]:
+    """How the logic figures were taken, so a reader can judge them."""
+    expr, cue = logic.expr, logic.cue
+    return [
+        f"expr_eval_rate: `{expr.expression}` (six reads: five values and one staleness; every term true, so none "
+        f"is skipped), evaluate_bool() called {expr.evaluations:,} times with timeit, best of {expr.repeats}; "
+        "baseline: the same test as a plain Python lambda over the same Signal objects, timed alternately with it",
+        f"cue_go_latency: {cue.engine.measured:,} GOs {cue.spacing_s * 1000:g} ms apart ({cue.warmup} warm-up GOs "
+        "left out) on a cue list with a 0 s guard whose cues each set one property of an MQTT device (no fade, "
+        "no pre-wait); the show runs in this process as `launcher.py run` wires it (Runtime, MqttLink, MqttDevice) "
+        "against a private Mosquitto; from just before show.go() to the command's arrival at a subscriber in a "
+        "separate process; baseline: the same payload published bare with aiomqtt (QoS 1) from the same process "
+        "and event loop to the same broker",
+        f"  engine:   {latency_summary(cue.engine, 'commands')}",
+        f"  baseline: {latency_summary(cue.baseline, 'commands')}",
+    ]
+
+
+def logic_targets(results: dict[str, Figure]) -> list[str]:
+    rate, p99 = results["expr_eval_rate"], results["cue_go_latency_p99"]
+    return [
+        f"target: expr_eval_rate at least {EXPR_RATE_RATIO_LIMIT:g}x the baseline",
+        f"  expr_eval_rate at least {EXPR_RATE_RATIO_LIMIT:g}x the baseline: "
+        f"{verdict(rate['ratio'] >= EXPR_RATE_RATIO_LIMIT)} ({rate['ratio']:.2f}x, {rate['value']:,.0f} eval/s)",
+        f"target: cue_go_latency_p99 at most {CUE_GO_P99_LIMIT_MS:g} ms",
+        f"  cue_go_latency_p99 at most {CUE_GO_P99_LIMIT_MS:g} ms: {verdict(p99['value'] <= CUE_GO_P99_LIMIT_MS)} "
         f"({p99['value']:.3f} ms)",
     ]

@@ -1,7 +1,8 @@
 """``launcher.py bench``: OSC-to-MQTT latency of the engine against a minimal bridge,
 the inputs' OSC ingest rate and serial latency against python-osc and pyserial-asyncio-fast
-(``inputs.py``), and the pose pipeline's frame rates and latency against a bare MediaPipe
-loop (``pose.py``).
+(``inputs.py``), a rule's evaluation rate and a GO's latency to the broker against a plain
+lambda and a bare aiomqtt publish (``logic.py``), and the pose pipeline's frame rates and latency
+against a bare MediaPipe loop (``pose.py``).
 
 OSC datagrams are sent from a separate process at 1 kHz, go through the bridge
 under test and a private Mosquitto on loopback, and are received by a separate
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.bench.inputs import FULL_INPUTS, QUICK_INPUTS, run_inputs
+from tests.bench.logic import FULL_LOGIC, QUICK_LOGIC, run_logic
 from tests.bench.pose import FULL, QUICK, run_pose
 from tests.bench.procs import (
     MOSQUITTO_HINT,
@@ -36,7 +38,16 @@ from tests.bench.procs import (
     start_mosquitto,
     wait_for_payload,
 )
-from tests.bench.results import Latencies, as_json, as_table, figures, input_figures, latencies, pose_figures
+from tests.bench.results import (
+    Latencies,
+    as_json,
+    as_table,
+    figures,
+    input_figures,
+    latencies,
+    logic_figures,
+    pose_figures,
+)
 from tests.net import free_port
 
 log = logging.getLogger("bench")
@@ -93,12 +104,13 @@ def main(json_output: bool = False, quick: bool = False) -> int:
         with sigterm_raises():
             engine, baseline = run_all(exe, plan)
             inputs = run_inputs(QUICK_INPUTS if quick else FULL_INPUTS)  # before pose: a lighter process to time in
+            logic = run_logic(QUICK_LOGIC if quick else FULL_LOGIC, exe)  # likewise
             pose = run_pose(QUICK if quick else FULL)
     except BenchError as exc:
         print(f"The benchmark could not run: {exc}", file=sys.stderr)
         return 1
-    results = figures(engine, baseline) | pose_figures(pose) | input_figures(inputs)
-    print(as_json(results) if json_output else as_table(results, engine, baseline, pose, inputs))
+    results = figures(engine, baseline) | pose_figures(pose) | input_figures(inputs) | logic_figures(logic)
+    print(as_json(results) if json_output else as_table(results, engine, baseline, pose, inputs, logic))
     return 0
 
 

@@ -1,8 +1,10 @@
 """Output drivers. Each module holds a config model, the driver and its simulator."""
 
+from devices.dmx import DmxDevice, DmxDeviceConfig, SimulatedDmx
 from devices.mqtt_device import MqttDevice, MqttDeviceConfig, SimulatedGear
 from engine.registry import DriverSpec, Registry
 
 
 def register(registry: Registry) -> None:
     registry.add_device(DriverSpec("mqtt", MqttDeviceConfig, MqttDevice, SimulatedGear))
+    registry.add_device(DriverSpec("dmx", DmxDeviceConfig, DmxDevice, SimulatedDmx))

@@ -35,7 +35,7 @@ class ExhibitBase(Strict):
     cues: dict[Name, CueListSpec] = Field(default_factory=dict, description="Cue lists for performances.")
     timelines: dict[Name, TimelineSpec] = Field(default_factory=dict, description="Keyframed animations.")
     schedule: ScheduleSpec | None = Field(None, description="Opening hours, in the exhibit's time zone.")
-    safety: SafetySpec = Field(default_factory=SafetySpec, description="E-stop inputs and arming of motion devices.")
+    safety: SafetySpec = Field(default_factory=SafetySpec, description="E-stop, arming, PANIC time.")  # type: ignore[arg-type]
 
 
 def _union(models: list[type[BaseModel]]) -> Any:

@@ -26,8 +26,6 @@ log = logging.getLogger("engine.runtime")
 @dataclass
 class RuntimeOptions:
     simulate: bool = False
-    panic_time: float = 1.0
-    """PANIC brings every output to its safe state within this many seconds."""
     fade_rate: float = 44.0
     """Fades and timelines are rendered at this rate (the DMX refresh), coalesced per device."""
     base_dir: Path | None = None
@@ -98,7 +96,6 @@ class Runtime:
             self.clock,
             self.fades,
             {name: config for name, (_, config) in outputs.items()},
-            self.options.panic_time,
             self.safety,
         )
 
@@ -135,9 +132,7 @@ class Runtime:
         keep = {name: machine.state for name, machine in self.show.machines.items()}
         self.show.stop()
         self.exhibit = exhibit
-        self.show = Show(
-            exhibit, self.store, self.clock, self.fades, self.show.outputs, self.options.panic_time, self.safety
-        )
+        self.show = Show(exhibit, self.store, self.clock, self.fades, self.show.outputs, self.safety)
         self.show.start(keep=keep)
         log.info("reload: the new logic runs (states kept: %s)", ", ".join(f"{k}={v}" for k, v in keep.items()) or "-")
         return True

@@ -56,7 +56,6 @@ class Show:
     fades: FadeEngine
     outputs: Mapping[str, Outputs]
     """Every mapping target (devices, and sensors with outputs), by name."""
-    panic_time: float = 1.0
     safety: Safety = field(default_factory=Safety)
     machines: dict[str, Machine] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
@@ -237,9 +236,10 @@ class Show:
         self.fades.resume()
 
     def panic(self) -> asyncio.Task[None]:
-        """Stop cues, timelines and logic, and fade every output to its safe state within ``panic_time``.
-        Mappings and rules stay off until :meth:`reset`. Returns at once; the task ends when all is safe."""
-        log.warning("PANIC: every output goes to its safe state within %.1f s", self.panic_time)
+        """Stop cues, timelines and logic, and fade every output to its safe state within the
+        exhibit's ``safety.panic_time``. Mappings and rules stay off until :meth:`reset`.
+        Returns at once; the task ends when all is safe."""
+        log.warning("PANIC: every output goes to its safe state within %.1f s", self.exhibit.safety.panic_time)
         self.panicked = True
         self.store.set(PANIC_SIGNAL, True)
         self.stop()
@@ -247,7 +247,7 @@ class Show:
             self.safety.disarm(name)  # motion waits for a deliberate re-arm after a PANIC
         self.fades.resume()
         safe = {name: outputs.safe_state() for name, outputs in self.outputs.items()}
-        return asyncio.get_running_loop().create_task(self.fades.fade_all(safe, self.panic_time))
+        return asyncio.get_running_loop().create_task(self.fades.fade_all(safe, self.exhibit.safety.panic_time))
 
     def estop(self) -> None:
         """Latch the e-stop: motion devices stop (their safe state) and take no motion command until

@@ -248,3 +248,4 @@ class SafetySpec(Strict):
     armed_at_start: list[Name] = Field(
         default_factory=list, description="Motion devices armed when the show starts (default: none)."
     )
+    panic_time: Duration = Field(1.0, description="PANIC brings every output to its safe state within this time.")

@@ -410,3 +410,77 @@ def test_arming_something_that_does_not_move_is_a_check_error():
     with pytest.raises(ExhibitInvalid) as caught:
         validate_text(text, "show.yaml", registry())
     assert any("`wash` is not a motion device (expected one of: `turntable`)" in str(p) for p in caught.value.problems)
+
+
+async def test_pause_holds_waits_and_fades_and_resume_goes_on():
+    text = (
+        HEAD
+        + """\
+cues:
+  show:
+    cues:
+      - {id: "1", actions: [{set: wash.level, value: 100, fade: 4s}], follow: auto-continue, post_wait: 2s}
+      - {id: "2", actions: [{set: spot.level, value: 50}]}
+"""
+    )
+    runtime, clock = await start_show(text)
+    show = runtime.show
+    assert show is not None
+    show.go()
+    await clock.advance(1.0)
+    show.pause()
+    held = commands(runtime, "wash")[-1][1]["level"]
+    await clock.advance(10.0)
+    assert commands(runtime, "wash")[-1][1]["level"] == held and commands(runtime, "spot") == []
+    show.resume()
+    await clock.advance(0.99)
+    assert commands(runtime, "spot") == []  # 1 s of the 2 s post-wait had passed before the pause
+    await clock.advance(0.02)
+    assert commands(runtime, "spot")[0][1] == {"level": 50}
+    await clock.advance(3.0)
+    assert commands(runtime, "wash")[-1][1] == {"level": 100.0}
+    await runtime.stop()
+
+
+async def test_rules_send_osc_and_events():
+    import socket as sockets
+
+    from pythonosc.osc_message import OscMessage
+
+    receiver = sockets.socket(sockets.AF_INET, sockets.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(2.0)
+    port = receiver.getsockname()[1]
+    text = (
+        HEAD
+        + f"""\
+rules:
+  - when: "panel.button"
+    do: [{{osc: /cue/12/start, port: {port}, args: [1, "灯"]}}, {{event: scene.burst, payload: 3}}]
+"""
+    )
+    runtime, clock = await start_show(text)
+    bursts: list[object] = []
+    runtime.store.subscribe("scene.burst", lambda s: bursts.append(s.value))
+    runtime.store.set("panel.button", True)
+    message = OscMessage(receiver.recv(1024))
+    assert message.address == "/cue/12/start" and message.params == [1, "灯"]
+    assert bursts == [3]
+    receiver.close()
+    await runtime.stop()
+
+
+async def test_the_panic_time_comes_from_the_exhibit():
+    text = (
+        HEAD + "safety: {panic_time: 3s}\ncues:\n  s:\n    cues: [{id: '1', actions: [{set: wash.level, value: 90}]}]\n"
+    )
+    runtime, clock = await start_show(text)
+    show = runtime.show
+    assert show is not None
+    show.go()
+    done = show.panic()
+    await clock.advance(2.0)
+    assert not done.done() and commands(runtime, "wash")[-1][1]["level"] > 0
+    await clock.advance(1.0)
+    assert done.done() and commands(runtime, "wash")[-1][1]["level"] == 0.0
+    await runtime.stop()

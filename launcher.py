@@ -32,6 +32,7 @@ from engine.errors import UserError
 from engine.exhibit import ExhibitBase
 from engine.logs import setup_logging
 from engine.model import parse_broker_url
+from engine.mqtt_security import SecretMissing
 from engine.problems import ExhibitInvalid
 from engine.registry import Registry
 from engine.reload import ExhibitWatcher
@@ -101,13 +102,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 async def run_exhibit(exhibit: ExhibitBase, host: str, port: int, args: argparse.Namespace) -> None:
     registry = build_registry()
     topics = Topics(exhibit.mqtt.prefix, exhibit.id)
-    link = MqttLink(
-        host,
-        port,
-        client_id=exhibit.mqtt.client_id or f"exhibit-{exhibit.id}",
-        topics=topics,
-        keepalive=exhibit.mqtt.keepalive,
-    )
+    try:
+        link = MqttLink(
+            host,
+            port,
+            client_id=exhibit.mqtt.client_id or f"exhibit-{exhibit.id}",
+            topics=topics,
+            keepalive=exhibit.mqtt.keepalive,
+            security=exhibit.mqtt.security,
+            security_base=args.base_dir,
+        )
+    except SecretMissing as exc:
+        raise UserError(f"The MQTT settings cannot be used: {exc}") from None
     resources = Resources()
     resources.put(link)
     resources.put(topics)

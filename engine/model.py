@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from engine.curves import Curve
+from engine.mqtt_security import MqttSecurity
 
 if TYPE_CHECKING:
     pass
@@ -132,6 +133,9 @@ class MqttSettings(Strict):
     prefix: str = Field("exhibit", pattern=r"^[^#+/][^#+]*$", description="First level of every topic.")
     client_id: str | None = Field(None, description="Stable MQTT client id; default `exhibit-<id>`.")
     keepalive: int = Field(10, ge=2, le=600, description="Seconds; the Last Will fires after about 1.5x this.")
+    security: MqttSecurity | None = Field(
+        None, description="User name, password (from the environment or a file, never here) and TLS."
+    )
 
     @field_validator("broker")
     @classmethod

@@ -122,3 +122,18 @@ def test_help_lists_every_subcommand():
     for command in ("check", "run", "schema", "list", "bench"):
         assert command in result.stdout
     assert (ROOT / "launcher.py").is_file()
+
+
+def test_a_missing_mqtt_password_is_one_sentence(tmp_path: Path):
+    exhibit = copy_flagship(
+        tmp_path,
+        lambda text: text.replace(
+            "  prefix: exhibit\n",
+            "  prefix: exhibit\n  security: {username: show, password_env: EXHIBIT_TEST_NO_SUCH_VAR}\n",
+        ),
+    )
+    result = run_launcher("run", str(exhibit), "--duration", "1", "--embedded-port", str(free_port()))
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "EXHIBIT_TEST_NO_SUCH_VAR" in errors[0]
+    assert "Traceback" not in result.stderr

@@ -459,7 +459,7 @@ rules:
     do: [{{osc: /cue/12/start, port: {port}, args: [1, "灯"]}}, {{event: scene.burst, payload: 3}}]
 """
     )
-    runtime, clock = await start_show(text)
+    runtime, _clock = await start_show(text)
     bursts: list[object] = []
     runtime.store.subscribe("scene.burst", lambda s: bursts.append(s.value))
     runtime.store.set("panel.button", True)

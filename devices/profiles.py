@@ -629,10 +629,11 @@ class MotionLimiter:
         if self.soft_limits is None:
             return sample
         low, high = self.soft_limits
-        if sample.position >= high and sample.speed >= 0:
-            return MotionSample(high, 0.0, sample.time)
-        if sample.position <= low and sample.speed <= 0:
-            return MotionSample(low, 0.0, sample.time)
+        # The position never leaves the limits, whatever the speed; at a limit, only moving back in goes on.
+        if sample.position >= high:
+            return MotionSample(high, min(sample.speed, 0.0), sample.time)
+        if sample.position <= low:
+            return MotionSample(low, max(sample.speed, 0.0), sample.time)
         return sample
 
     def limit_speed(self, last: MotionSample, requested: float, now: float) -> MotionSample:

@@ -13,12 +13,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from devices.mqtt_link import MqttLink, NotConnected, Topics
+from devices.profiles import Profile
 from engine.drivers import Device, DriverContext
 from engine.model import DeviceConfig, Name, SignalType, Strict
 
@@ -66,28 +68,49 @@ class PropertySpec(Strict):
 
 
 class MqttDeviceConfig(DeviceConfig):
-    """Any MQTT-controlled device that takes a JSON object of properties."""
+    """An MQTT-controlled device: generic `properties` sent as a JSON object, or a `profile`
+    (dimmer, rgb, rgbw, moving_head, relay, motor, projector, generic_template) speaking a
+    `payload` format real gear uses (json, zigbee2mqtt, tasmota, shelly, wled)."""
 
     kind: Literal["mqtt"]
-    properties: dict[Name, PropertySpec] = Field(min_length=1, description="What can be set, with safe values.")
+    properties: dict[Name, PropertySpec] | None = Field(None, description="What can be set, with safe values.")
+    profile: Profile | None = Field(None, description="A standard device and the payload format its gear speaks.")
     motion: bool = Field(
         False, description="It moves (motor, winch, turntable): it obeys only while armed, and never after an e-stop."
     )
     command_topic: str | None = Field(
-        None, description="Where commands go, for gear with its own topic (default: `.../devices/<name>/set`)."
+        None,
+        description="Where commands go, for gear with its own topic (default: `.../devices/<name>/set`); "
+        "with a payload preset, the gear's base topic (`zigbee2mqtt/wash`, the Tasmota topic, `wled/strip1`).",
     )
 
+    @model_validator(mode="after")
+    def _properties_or_profile(self) -> MqttDeviceConfig:
+        if (self.properties is None) == (self.profile is None):
+            raise ValueError("give exactly one of `properties` (generic JSON) or `profile` (dimmer, rgb, motor...)")
+        if self.properties is not None and not self.properties:
+            raise ValueError("`properties` needs at least one property")
+        return self
+
     def settable_properties(self) -> list[str]:
-        return list(self.properties)
+        return self.profile.settable_properties() if self.profile else list(self.properties or {})
 
     def is_motion(self) -> bool:
-        return self.motion
+        return self.motion or bool(self.profile and self.profile.motion)
 
     def property_range(self, name: str) -> tuple[float, float] | None:
-        return self.properties[name].range
+        if self.profile is not None:
+            return self.profile.property_range(name)
+        return (self.properties or {})[name].range
 
     def safe_state(self) -> dict[str, Any]:
-        return {name: spec.safe for name, spec in self.properties.items()}
+        if self.profile is not None:
+            return self.profile.safe_state()
+        return {name: spec.safe for name, spec in (self.properties or {}).items()}
+
+    def max_rate(self) -> float:
+        # A profile knows what its gear takes; generic devices coalesce on broker acknowledgements.
+        return self.profile.max_rate if self.profile is not None else math.inf
 
 
 class MqttDevice(Device):
@@ -97,7 +120,8 @@ class MqttDevice(Device):
         super().__init__(name, config, context)
         self.link = context.resources.get(MqttLink)
         topics = context.resources.get(Topics)
-        self.specs = config.properties
+        self.specs = config.properties or {}
+        self.profile = config.profile
         self.command_topic = config.command_topic or topics.device(name, "set")
         self.state_topic = topics.device(name, "state")
         self.state: dict[str, PropertyValue] = {}
@@ -111,8 +135,19 @@ class MqttDevice(Device):
 
     def set(self, values: Mapping[str, Any]) -> None:
         for prop, value in values.items():
-            self._pending[prop] = self.specs[prop].coerce(value)
+            if self.profile is not None:
+                self._pending.update(self.profile.coerce(prop, value))  # `color` becomes red/green/blue
+            else:
+                self._pending[prop] = self.specs[prop].coerce(value)
         self._wake.set()
+
+    async def _publish(self, batch: dict[str, PropertyValue]) -> None:
+        """Send a batch as the gear expects it: our JSON object, or the profile's preset messages."""
+        if self.profile is None:
+            await self.link.publish(self.command_topic, json.dumps(batch, ensure_ascii=False))
+            return
+        for message in self.profile.encode(batch, {**self.state, **batch}, self.command_topic):
+            await self.link.publish(message.topic or self.command_topic, message.payload)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
@@ -128,7 +163,7 @@ class MqttDevice(Device):
             await self.link.connected.wait()
             batch, self._pending = self._pending, {}
             try:
-                await self.link.publish(self.command_topic, json.dumps(batch, ensure_ascii=False))
+                await self._publish(batch)
             except NotConnected:
                 self._pending = {**batch, **self._pending}  # newer values asked meanwhile win
                 self._wake.set()
@@ -158,7 +193,7 @@ class MqttDevice(Device):
             async with asyncio.timeout(timeout):
                 await self.link.connected.wait()
                 safe = self.config.safe_state()
-                await self.link.publish(self.command_topic, json.dumps(safe, ensure_ascii=False))
+                await self._publish(safe)
                 self.state.update(safe)
                 await self._republish_state()
         except (TimeoutError, NotConnected) as exc:
@@ -182,7 +217,7 @@ class SimulatedGear(Device):
 
     def __init__(self, name: str, config: MqttDeviceConfig, context: DriverContext, slow_delay: float = 0.5) -> None:
         super().__init__(name, config, context)
-        self.specs = config.properties
+        self.specs = config.properties or {}
         self.state: dict[str, PropertyValue] = {}
         self.history: list[dict[str, PropertyValue]] = []
         self.fault: GearFault = "clear"
@@ -202,7 +237,10 @@ class SimulatedGear(Device):
 
     def set(self, values: Mapping[str, Any]) -> None:
         for prop, value in values.items():
-            self._pending[prop] = self.specs[prop].coerce(value)
+            if self.config.profile is not None:
+                self._pending.update(self.config.profile.coerce(prop, value))
+            else:
+                self._pending[prop] = self.specs[prop].coerce(value)
         self._wake.set()
 
     async def run(self) -> None:

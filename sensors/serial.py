@@ -447,7 +447,8 @@ SerialFault = Literal["disconnect", "stall", "garbage", "slow", "clear"]
 
 class SimulatedSerialSensor(SerialSensor):
     """Plays the board, without a port: lines in the configured format (or StandardFirmata
-    reports) go through the same parsing as real bytes. Buttons press for 0.3 s every 10 s;
+    reports) go through the same parsing as real bytes. The first button presses for 0.3 s
+    every 10 s (others every 60 s);
     numbers follow a slow wave over their scale's input range (0..1023 without one).
 
     ``inject("disconnect" | "stall" | "garbage" | "slow" | "clear")`` scripts faults.
@@ -499,10 +500,14 @@ class SimulatedSerialSensor(SerialSensor):
     def raw_values(self, t: float) -> dict[str, float | int | bool]:
         """What each signal's field or pin reads at time ``t``."""
         values: dict[str, float | int | bool] = {}
+        buttons = 0
         for index, spec in enumerate(self.config.signals.values()):
             key = spec.field or spec.pin or ""
             if spec.type == "bool" or (spec.pin or "").startswith("D"):
-                values[key] = (t % 10.0) < 0.3
+                # The first button is pressed every 10 s, any others (an e-stop...) only every 60 s.
+                period = 10.0 if buttons == 0 else 60.0
+                values[key] = ((t + 5.0 * buttons) % period) < 0.3
+                buttons += 1
                 continue
             low, high = spec.scale.input if spec.scale else (0.0, 1023.0)
             wave = 0.5 - 0.5 * math.cos(2 * math.pi * t / (7.0 + index))

@@ -29,7 +29,7 @@ def test_flagship_runs_on_the_embedded_defaults_with_simulated_sensors():
     log = result.stderr
     assert "embedded MQTT broker (amqtt) listening" in log
     assert "connected to the MQTT broker" in log
-    assert "all 3 devices are in their safe state" in log
+    assert "all 7 devices are in their safe state" in log
     assert "pose sensor body is simulated from recordings/visitors.jsonl.gz" in log
     assert "published offline" in log
     assert "Traceback" not in log

@@ -254,3 +254,31 @@ async def test_simulated_gear_holds_commands_while_offline_and_goes_safe():
 def test_device_payload_is_json_with_chinese_text_kept():
     config = MqttDeviceConfig.model_validate({"kind": "mqtt", "properties": {"label": {"type": "str", "safe": "关"}}})
     assert json.dumps(config.safe_state(), ensure_ascii=False) == '{"label": "关"}'
+
+
+async def test_a_profile_device_speaks_its_gears_payload(mosquitto, running):
+    config = MqttDeviceConfig.model_validate(
+        {"kind": "mqtt", "command_topic": "wled/strip1", "profile": {"profile": "rgb", "payload": "wled"}}
+    )
+    link = make_link(mosquitto.port)
+    device = make_device(link, "strip1", config)
+    async with Watcher(mosquitto.port, "wled/#") as watcher:
+        running += [asyncio.create_task(link.run()), asyncio.create_task(device.run())]
+        await asyncio.wait_for(link.connected.wait(), 10)
+        device.set({"level": 1.0, "color": "#ff8800"})
+        await watcher.wait_for("wled/strip1/api")
+        payloads = [json.loads(p) for t, p, _ in watcher.messages if t == "wled/strip1/api"]
+        assert payloads[-1]["on"] is True and payloads[-1]["bri"] == 255
+        assert payloads[-1]["seg"] == [{"col": [[255, 136, 0]]}]
+    assert config.safe_state()["level"] == 0 and not config.is_motion()
+
+
+def test_properties_or_a_profile_not_both():
+    with pytest.raises(ValueError, match="exactly one of `properties`"):
+        MqttDeviceConfig.model_validate(
+            {"kind": "mqtt", "properties": {"x": {"safe": 0}}, "profile": {"profile": "dimmer"}}
+        )
+    motor = MqttDeviceConfig.model_validate(
+        {"kind": "mqtt", "profile": {"profile": "motor", "soft_limits": [0, 360], "max_speed": 30, "max_accel": 10}}
+    )
+    assert motor.is_motion() and motor.max_rate() == 20

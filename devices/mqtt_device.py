@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 from devices.mqtt_link import MqttLink, NotConnected, Topics
 from devices.profiles import Profile
 from engine.drivers import Device, DriverContext
-from engine.model import DeviceConfig, Name, SignalType, Strict
+from engine.model import DeviceConfig, Name, SignalType, StoreType, Strict
 
 log = logging.getLogger("devices.mqtt_device")
 
@@ -84,6 +84,18 @@ class MqttDeviceConfig(DeviceConfig):
         "with a payload preset, the gear's base topic (`zigbee2mqtt/wash`, the Tasmota topic, `wled/strip1`).",
     )
 
+    status_topic: str | None = Field(
+        None,
+        description="The gear's own availability topic (`zigbee2mqtt/wash/availability`): `online`/`offline` "
+        "or JSON with a `state`; read as `<device>.health.online`.",
+    )
+
+    def health_signals(self) -> dict[str, StoreType]:
+        signals: dict[str, StoreType] = {"health.commands": "int", "health.last_command": "float"}
+        if self.status_topic is not None:
+            signals["health.online"] = "bool"
+        return signals
+
     @model_validator(mode="after")
     def _properties_or_profile(self) -> MqttDeviceConfig:
         if (self.properties is None) == (self.profile is None):
@@ -131,7 +143,23 @@ class MqttDevice(Device):
         self._wake.set()
         self._state_changed = asyncio.Event()
         self.commands_sent = 0
+        for short, type_ in config.health_signals().items():  # the runtime declares them; tests may not
+            with contextlib.suppress(ValueError):
+                context.store.declare(f"{name}.{short}", type_)
         self.link.on_connect(self._republish_state)
+        if config.status_topic is not None:
+            self.link.subscribe(config.status_topic, self._on_status)
+
+    def _on_status(self, message: Any) -> None:
+        """The gear's availability, as Zigbee2MQTT, Tasmota (LWT) and WLED publish it."""
+        text = bytes(message.payload or b"").decode("utf-8", "replace").strip()
+        try:
+            parsed = json.loads(text)
+            text = str(parsed.get("state", "")) if isinstance(parsed, dict) else str(parsed)
+        except json.JSONDecodeError:
+            pass  # a plain word, as most gear sends
+        online = text.lower() in ("online", "on", "1", "true")
+        self.context.store.set(f"{self.name}.health.online", online)
 
     def set(self, values: Mapping[str, Any]) -> None:
         for prop, value in values.items():
@@ -173,6 +201,8 @@ class MqttDevice(Device):
             self.commands_sent += 1
             self.state.update(batch)
             self._state_changed.set()
+            self.context.store.set(f"{self.name}.health.commands", self.commands_sent)
+            self.context.store.set(f"{self.name}.health.last_command", self.context.clock.now())
 
     async def _send_state(self) -> None:
         # Off the command path: a command waits for one acknowledgement, not two, and

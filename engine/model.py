@@ -54,6 +54,10 @@ class Outputs:
         """What it is sent on PANIC, at startup and before a clean stop."""
         return {}
 
+    def health_signals(self) -> dict[str, StoreType]:
+        """Signals the output reports about itself (`<device>.health.online`...), for logic and consoles."""
+        return {}
+
     def is_motion(self) -> bool:
         """A motor, winch or turntable: it moves only while armed, and never after an e-stop."""
         return False

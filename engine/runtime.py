@@ -72,6 +72,8 @@ class Runtime:
             build = spec.simulate if self.options.simulate else spec.create
             self.sensors[name] = build(name, config, self.context)
         for name, device_config in self.device_configs.items():
+            for short, type_ in device_config.health_signals().items():
+                self.store.declare(f"{name}.{short}", type_)
             self.devices[name] = self.registry.devices[device_config.kind].create(name, device_config, self.context)
 
         opened: list[Sensor] = []

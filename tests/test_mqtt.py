@@ -266,10 +266,17 @@ async def test_a_profile_device_speaks_its_gears_payload(mosquitto, running):
         running += [asyncio.create_task(link.run()), asyncio.create_task(device.run())]
         await asyncio.wait_for(link.connected.wait(), 10)
         device.set({"level": 1.0, "color": "#ff8800"})
-        await watcher.wait_for("wled/strip1/api")
-        payloads = [json.loads(p) for t, p, _ in watcher.messages if t == "wled/strip1/api"]
-        assert payloads[-1]["on"] is True and payloads[-1]["bri"] == 255
-        assert payloads[-1]["seg"] == [{"col": [[255, 136, 0]]}]
+        deadline = time.monotonic() + 5
+
+        def payloads() -> list[dict]:
+            return [json.loads(p) for t, p, _ in watcher.messages if t == "wled/strip1/api"]
+
+        while not any(p.get("bri") == 255 for p in payloads()):  # after the start-up safe state
+            assert time.monotonic() < deadline, watcher.messages
+            await asyncio.sleep(0.02)
+        last = payloads()[-1]
+        assert last["on"] is True and last["bri"] == 255
+        assert last["seg"] == [{"col": [[255, 136, 0]]}]
     assert config.safe_state()["level"] == 0 and not config.is_motion()
 
 
@@ -282,3 +289,34 @@ def test_properties_or_a_profile_not_both():
         {"kind": "mqtt", "profile": {"profile": "motor", "soft_limits": [0, 360], "max_speed": 30, "max_accel": 10}}
     )
     assert motor.is_motion() and motor.max_rate() == 20
+
+
+async def test_device_health_from_its_own_availability_topic_and_acknowledged_commands(mosquitto, running):
+    config = MqttDeviceConfig.model_validate(
+        {
+            "kind": "mqtt",
+            "command_topic": "zigbee2mqtt/wash/set",
+            "status_topic": "zigbee2mqtt/wash/availability",
+            "profile": {"profile": "dimmer", "payload": "zigbee2mqtt"},
+        }
+    )
+    link = make_link(mosquitto.port)
+    device = make_device(link, "wash", config)
+    store = device.context.store
+    running += [asyncio.create_task(link.run()), asyncio.create_task(device.run())]
+    await asyncio.wait_for(link.connected.wait(), 10)
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="z2m") as gear:
+        await gear.publish("zigbee2mqtt/wash/availability", b'{"state": "online"}', qos=1, retain=True)
+        deadline = time.monotonic() + 5
+        while store.get("wash.health.online").value is not True:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        await gear.publish("zigbee2mqtt/wash/availability", b'{"state": "offline"}', qos=1, retain=True)
+        while store.get("wash.health.online").value is not False:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+    device.set({"level": 0.5})
+    while store.get("wash.health.commands").value != 2:  # the start-up safe state, then this one
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    assert store.get("wash.health.last_command").value > 0

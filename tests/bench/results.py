@@ -153,6 +153,7 @@ def as_table(
     pose: PoseResults | None = None,
     inputs: InputResults | None = None,
     logic: LogicResults | None = None,
+    devices: DeviceResults | None = None,
 ) -> str:
     lines = [f"{'figure':<26} {'value':>12} {'baseline':>12} {'ratio':>7}  unit"]
     for name, fig in results.items():
@@ -169,6 +170,8 @@ def as_table(
         lines += input_samples(inputs)
     if logic is not None:
         lines += logic_samples(logic)
+    if devices is not None:
+        lines += device_samples(devices)
     lines += osc_targets(results)
     if pose is not None:
         lines += pose_targets(results, pose)
@@ -176,6 +179,8 @@ def as_table(
         lines += input_targets(results)
     if logic is not None:
         lines += logic_targets(results)
+    if devices is not None:
+        lines += device_targets(results)
     return "\n".join(lines)
 
 
@@ -472,4 +477,102 @@ def logic_targets(results: dict[str, Figure]) -> list[str]:
         f"target: cue_go_latency_p99 at most {CUE_GO_P99_LIMIT_MS:g} ms",
         f"  cue_go_latency_p99 at most {CUE_GO_P99_LIMIT_MS:g} ms: {verdict(p99['value'] <= CUE_GO_P99_LIMIT_MS)} "
         f"({p99['value']:.3f} ms)",
+    ]
+
+
+# --- many devices: fan-out rate and PANIC time (devices.py) -------------------------------------
+
+FANOUT_CPU_LIMIT = 1.0
+PANIC_LIMIT_MS = 100.0
+
+
+@dataclass(frozen=True)
+class FanoutRate:
+    """Fixture updates per second that reached the subscriber, and this process's CPU over the same window."""
+
+    engine: float
+    baseline: float
+    engine_cpu: float
+    """CPU seconds per second (``time.process_time``) of the process running the show."""
+    baseline_cpu: float
+    fixtures: int
+    rate: float
+    """Ticks per second: every fixture is updated on every tick."""
+    window_s: float
+
+    @property
+    def target(self) -> float:
+        return self.fixtures * self.rate
+
+
+@dataclass(frozen=True)
+class PanicLatency:
+    """Per PANIC, milliseconds to the last fixture's safe command (NaN where some fixture's never came)."""
+
+    engine: np.ndarray
+    baseline: np.ndarray
+    fixtures: int
+
+    @staticmethod
+    def median(ms: np.ndarray) -> float:
+        return float(np.median(ms)) if not np.isnan(ms).any() else float("nan")
+
+    @staticmethod
+    def worst(ms: np.ndarray) -> float:
+        return float(np.max(ms)) if len(ms) else float("nan")
+
+
+@dataclass(frozen=True)
+class DeviceResults:
+    fanout: FanoutRate
+    panic: PanicLatency
+
+
+def device_figures(devices: DeviceResults) -> dict[str, Figure]:
+    fan, panic = devices.fanout, devices.panic
+    return {
+        "fanout_update_rate": figure(fan.engine, fan.baseline, "updates/s"),
+        "fanout_cpu_cores": figure(fan.engine_cpu, fan.baseline_cpu, "cores"),
+        "panic_to_safe_ms": figure(panic.median(panic.engine), panic.median(panic.baseline), "ms"),
+    }
+
+
+def device_samples(devices: DeviceResults) -> list[str]:
+    """How the device figures were taken, so a reader can judge them."""
+    fan, panic = devices.fanout, devices.panic
+    return [
+        f"fanout_update_rate: {fan.fixtures} MQTT RGB fixtures (JSON payload) moved by one looping timeline "
+        f"(every fixture's red, 0-255-0 over 2 s) at {fan.rate:g} Hz, so {fan.target:,.0f} updates/s asked; "
+        f"updates arriving at a subscriber in a separate process (QoS 1, `.../devices/+/set`) over a "
+        f"{fan.window_s:g} s window after a warm-up; the show runs in this process as `launcher.py run` wires it "
+        "(Runtime, MqttLink, MqttDevice) against a private Mosquitto; "
+        "baseline: a bare aiomqtt loop publishing the same messages (one task per publish, QoS 1) on the same grid "
+        "from the same process and event loop",
+        f"  fanout_cpu_cores: this process's CPU time over the window per second of wall time: "
+        f"engine {fan.engine_cpu:.2f}, baseline {fan.baseline_cpu:.2f} (the subscriber and the broker not counted)",
+        f"panic_to_safe_ms: {len(panic.engine)} PANICs (panic_time 0 s) with all {panic.fixtures} fixtures lit, "
+        "from just before show.panic() to the last fixture's safe command (`level: 0`) at the subscriber; "
+        "median reported; baseline: the same safe commands published bare with aiomqtt, concurrently",
+        f"  engine:   {panic_runs(panic.engine)}",
+        f"  baseline: {panic_runs(panic.baseline)}",
+    ]
+
+
+def panic_runs(ms: np.ndarray) -> str:
+    runs = ", ".join("lost" if np.isnan(value) else f"{value:.1f}" for value in ms.tolist())
+    return f"runs {runs} ms; worst {PanicLatency.worst(ms):.1f} ms"
+
+
+def device_targets(results: dict[str, Figure]) -> list[str]:
+    rate, cpu, panic = results["fanout_update_rate"], results["fanout_cpu_cores"], results["panic_to_safe_ms"]
+    target = 512 * 44
+    return [
+        f"target: fanout_update_rate at {target:,} updates/s (512 x 44) with the engine under one core; "
+        f"panic_to_safe_ms at most {PANIC_LIMIT_MS:g} ms",
+        f"  fanout_update_rate at {target:,} updates/s: {verdict(rate['value'] >= target * 0.99)} "
+        f"({rate['value']:,.0f} updates/s)",
+        f"  engine under {FANOUT_CPU_LIMIT:g} core: {verdict(cpu['value'] < FANOUT_CPU_LIMIT)} "
+        f"({cpu['value']:.2f} cores; the show runs on one thread, so 1.0 means saturated)",
+        f"  panic_to_safe_ms at most {PANIC_LIMIT_MS:g} ms: {verdict(panic['value'] <= PANIC_LIMIT_MS)} "
+        f"({panic['value']:.1f} ms)",
     ]

@@ -1,7 +1,8 @@
 """``launcher.py bench``: OSC-to-MQTT latency of the engine against a minimal bridge,
 the inputs' OSC ingest rate and serial latency against python-osc and pyserial-asyncio-fast
 (``inputs.py``), a rule's evaluation rate and a GO's latency to the broker against a plain
-lambda and a bare aiomqtt publish (``logic.py``), and the pose pipeline's frame rates and latency
+lambda and a bare aiomqtt publish (``logic.py``), 512 MQTT fixtures' update rate and PANIC time against
+bare aiomqtt loops (``devices.py``), and the pose pipeline's frame rates and latency
 against a bare MediaPipe loop (``pose.py``).
 
 OSC datagrams are sent from a separate process at 1 kHz, go through the bridge
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.bench.devices import FULL_DEVICES, QUICK_DEVICES, run_devices
 from tests.bench.inputs import FULL_INPUTS, QUICK_INPUTS, run_inputs
 from tests.bench.logic import FULL_LOGIC, QUICK_LOGIC, run_logic
 from tests.bench.pose import FULL, QUICK, run_pose
@@ -42,6 +44,7 @@ from tests.bench.results import (
     Latencies,
     as_json,
     as_table,
+    device_figures,
     figures,
     input_figures,
     latencies,
@@ -105,12 +108,19 @@ def main(json_output: bool = False, quick: bool = False) -> int:
             engine, baseline = run_all(exe, plan)
             inputs = run_inputs(QUICK_INPUTS if quick else FULL_INPUTS)  # before pose: a lighter process to time in
             logic = run_logic(QUICK_LOGIC if quick else FULL_LOGIC, exe)  # likewise
+            devices = run_devices(QUICK_DEVICES if quick else FULL_DEVICES, exe)  # likewise
             pose = run_pose(QUICK if quick else FULL)
     except BenchError as exc:
         print(f"The benchmark could not run: {exc}", file=sys.stderr)
         return 1
-    results = figures(engine, baseline) | pose_figures(pose) | input_figures(inputs) | logic_figures(logic)
-    print(as_json(results) if json_output else as_table(results, engine, baseline, pose, inputs, logic))
+    results = (
+        figures(engine, baseline)
+        | pose_figures(pose)
+        | input_figures(inputs)
+        | logic_figures(logic)
+        | device_figures(devices)
+    )
+    print(as_json(results) if json_output else as_table(results, engine, baseline, pose, inputs, logic, devices))
     return 0
 
 

@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 from devices.mqtt_link import MqttLink, NotConnected, Topics
 from devices.profiles import Profile
 from engine.drivers import Device, DriverContext
-from engine.model import DeviceConfig, Name, SignalType, StoreType, Strict
+from engine.model import DeviceConfig, Name, SignalType, StoreType, Strict, coerce_output
 
 log = logging.getLogger("devices.mqtt_device")
 
@@ -57,14 +57,7 @@ class PropertySpec(Strict):
         return self
 
     def coerce(self, value: Any) -> PropertyValue:
-        if self.type == "bool":
-            return bool(value)
-        if self.type == "str":
-            return str(value)
-        number = float(value)
-        if self.range is not None:
-            number = min(max(number, self.range[0]), self.range[1])
-        return round(number) if self.type == "int" else number
+        return coerce_output(value, self.type, self.range)
 
 
 class MqttDeviceConfig(DeviceConfig):

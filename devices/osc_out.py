@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from engine.drivers import Device, DriverContext
-from engine.model import DeviceConfig, Name, SignalType, Strict
+from engine.model import DeviceConfig, Name, SignalType, Strict, coerce_output
 
 log = logging.getLogger("devices.osc_out")
 
@@ -42,14 +42,7 @@ class OscOutProperty(Strict):
         return self
 
     def coerce(self, value: Any) -> Value:
-        if self.type == "bool":
-            return bool(value)
-        if self.type == "str":
-            return str(value)
-        number = float(value)
-        if self.range is not None:
-            number = min(max(number, self.range[0]), self.range[1])
-        return round(number) if self.type == "int" else number
+        return coerce_output(value, self.type, self.range)
 
 
 class OscOutConfig(DeviceConfig):

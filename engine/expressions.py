@@ -150,11 +150,9 @@ class Resolver(Protocol):
 
     def resolve(self, name: str) -> NameInfo | None:
         """The meaning of ``name``, or None if there is no such name."""
-        ...
 
     def names(self) -> Iterable[str]:
         """Every known name, for did-you-mean hints."""
-        ...
 
 
 class StoreResolver:

@@ -39,6 +39,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+def coerce_output(value: Any, type_: SignalType, range_: tuple[float, float] | None) -> float | int | bool | str:
+    """A value for an output property of ``type_``: numbers clamped into ``range_`` (and rounded for ints)."""
+    if type_ == "bool":
+        return bool(value)
+    if type_ == "str":
+        return str(value)
+    number = float(value)
+    if range_ is not None:
+        number = min(max(number, range_[0]), range_[1])
+    return round(number) if type_ == "int" else number
+
+
 class Outputs:
     """What mappings may drive: devices, and sensors that also take commands (a board's LED)."""
 

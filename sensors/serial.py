@@ -28,7 +28,7 @@ from serial.tools import list_ports
 
 from engine.drivers import DriverContext, WritableSensor
 from engine.health import HEALTH_SIGNALS, InputHealth
-from engine.model import ComponentProblem, Name, Scale, SensorConfig, SignalType, StoreType, Strict
+from engine.model import ComponentProblem, Name, Scale, SensorConfig, SignalType, StoreType, Strict, coerce_output
 from engine.supervisor import Backoff
 from sensors import firmata
 from sensors.serial_formats import FormatError, LineFormat, LineFormatSettings
@@ -58,14 +58,7 @@ class SerialOutputSpec(Strict):
     safe: OutputValue = Field(description="Value sent at start-up, on PANIC and before a clean stop.")
 
     def coerce(self, value: Any) -> OutputValue:
-        if self.type == "bool":
-            return bool(value)
-        if self.type == "str":
-            return str(value)
-        number = float(value)
-        if self.range is not None:
-            number = min(max(number, self.range[0]), self.range[1])
-        return round(number) if self.type == "int" else number
+        return coerce_output(value, self.type, self.range)
 
 
 class SerialSensorConfig(SensorConfig):

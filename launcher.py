@@ -99,8 +99,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def run_exhibit(exhibit: ExhibitBase, host: str, port: int, args: argparse.Namespace) -> None:
-    registry = build_registry()
+def build_runtime(
+    exhibit: ExhibitBase, registry: Registry, host: str, port: int, options: RuntimeOptions
+) -> tuple[Runtime, MqttLink]:
+    """The exhibit's runtime with its one MQTT link (and topic scheme) shared by the devices."""
     topics = Topics(exhibit.mqtt.prefix, exhibit.id)
     try:
         link = MqttLink(
@@ -110,20 +112,20 @@ async def run_exhibit(exhibit: ExhibitBase, host: str, port: int, args: argparse
             topics=topics,
             keepalive=exhibit.mqtt.keepalive,
             security=exhibit.mqtt.security,
-            security_base=args.base_dir,
+            security_base=options.base_dir,
         )
     except SecretMissing as exc:
         raise UserError(f"The MQTT settings cannot be used: {exc}") from None
     resources = Resources()
     resources.put(link)
     resources.put(topics)
-    runtime = Runtime(
-        exhibit,
-        registry,
-        resources,
-        services=[link],
-        options=RuntimeOptions(simulate=args.simulate, base_dir=args.base_dir),
-    )
+    return Runtime(exhibit, registry, resources, services=[link], options=options), link
+
+
+async def run_exhibit(exhibit: ExhibitBase, host: str, port: int, args: argparse.Namespace) -> None:
+    registry = build_registry()
+    options = RuntimeOptions(simulate=args.simulate, base_dir=args.base_dir)
+    runtime, _link = build_runtime(exhibit, registry, host, port, options)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

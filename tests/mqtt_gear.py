@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import aiomqtt
 
@@ -123,7 +123,7 @@ class Listener:
         self.port, self.filters = port, filters
         self.heard: list[Heard] = []
 
-    async def __aenter__(self) -> Listener:
+    async def __aenter__(self) -> Self:
         self.client = aiomqtt.Client("127.0.0.1", self.port, identifier=f"listener-{id(self)}")
         await self.client.__aenter__()
         for topic_filter in self.filters:

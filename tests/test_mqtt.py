@@ -19,6 +19,7 @@ from engine.drivers import DriverContext, Resources
 from engine.signals import SignalStore
 from engine.supervisor import Backoff
 from tests.conftest import free_port, start_mosquitto
+from tests.mqtt_gear import Listener
 
 TOPICS = Topics("exhibit", "demo")
 WASH = MqttDeviceConfig.model_validate(
@@ -45,35 +46,12 @@ def make_device(link: MqttLink, name: str = "wash", config: MqttDeviceConfig = W
     return MqttDevice(name, config, DriverContext("demo", SignalStore(), MonotonicClock(), resources))
 
 
-class Watcher:
-    """An outside aiomqtt client that records what it receives."""
+class Watcher(Listener):
+    """An outside aiomqtt client that records what it receives, as (topic, payload, retained)."""
 
-    def __init__(self, port: int, *filters: str) -> None:
-        self.port, self.filters = port, filters
-        self.messages: list[tuple[str, str, bool]] = []
-
-    async def __aenter__(self) -> Watcher:
-        self.client = aiomqtt.Client("127.0.0.1", self.port, identifier=f"watcher-{id(self)}")
-        await self.client.__aenter__()
-        for topic_filter in self.filters:
-            await self.client.subscribe(topic_filter, qos=1)
-        self.task = asyncio.create_task(self._read())
-        return self
-
-    async def _read(self) -> None:
-        async for message in self.client.messages:
-            self.messages.append((message.topic.value, message.payload.decode(), message.retain))
-
-    async def wait_for(self, topic: str, payload: str | None = None, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(t == topic and (payload is None or p == payload) for t, p, _ in self.messages):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{topic} {payload} not seen; got {self.messages}")
-            await asyncio.sleep(0.02)
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.task.cancel()
-        await self.client.__aexit__(None, None, None)
+    @property
+    def messages(self) -> list[tuple[str, str, bool]]:
+        return [(h.topic, h.payload, h.retained) for h in self.heard]
 
 
 @pytest.fixture

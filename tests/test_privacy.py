@@ -13,11 +13,9 @@ from pathlib import Path
 import aiomqtt
 import numpy as np
 
-from devices.mqtt_link import MqttLink, Topics
-from engine.drivers import Resources
-from engine.runtime import Runtime, RuntimeOptions
+from engine.runtime import RuntimeOptions
 from engine.validate import validate_text
-from launcher import build_registry
+from launcher import build_registry, build_runtime
 from sensors.pose.driver import PoseSensor
 from tests.frames import walking, write_video
 
@@ -93,12 +91,7 @@ async def test_no_image_is_written_logged_or_published(tmp_path: Path, mosquitto
     windows = image_windows(frames)
     registry = build_registry()
     exhibit = validate_text(EXHIBIT, str(tmp_path / "exhibit.yaml"), registry)
-    topics = Topics("exhibit", "privacy")
-    link = MqttLink("127.0.0.1", mosquitto.port, client_id="exhibit-privacy", topics=topics)
-    resources = Resources()
-    resources.put(link)
-    resources.put(topics)
-    runtime = Runtime(exhibit, registry, resources, services=[link], options=RuntimeOptions(base_dir=tmp_path))
+    runtime, _link = build_runtime(exhibit, registry, "127.0.0.1", mosquitto.port, RuntimeOptions(base_dir=tmp_path))
 
     payloads: list[bytes] = []
     async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="privacy-watch") as watch:

@@ -24,11 +24,11 @@ import aiomqtt
 import numpy as np
 
 from devices.mqtt_link import MqttLink, Topics
-from engine.drivers import Resources
 from engine.runtime import Runtime, RuntimeOptions
 from engine.show import Show
 from engine.validate import validate_text
 from launcher import build_registry
+from launcher import build_runtime as launcher_runtime
 from tests.bench.logic import engine_log_to, wait_connected
 from tests.bench.procs import BenchError, Children, start_mosquitto
 from tests.bench.results import DeviceResults, FanoutRate, PanicLatency
@@ -100,15 +100,7 @@ def build_runtime(port: int, count: int, workdir: Path) -> tuple[Runtime, MqttLi
     """The runtime as ``launcher.run_exhibit`` builds it: one MqttLink, with its Topics, shared by the devices."""
     registry = build_registry()
     exhibit = validate_text(devices_exhibit(count), "bench-devices.yaml", registry)
-    topics = Topics(exhibit.mqtt.prefix, exhibit.id)
-    link = MqttLink(
-        "127.0.0.1", port, client_id=f"exhibit-{exhibit.id}", topics=topics, keepalive=exhibit.mqtt.keepalive
-    )
-    resources = Resources()
-    resources.put(link)
-    resources.put(topics)
-    options = RuntimeOptions(base_dir=workdir)
-    return Runtime(exhibit, registry, resources, services=[link], options=options), link
+    return launcher_runtime(exhibit, registry, "127.0.0.1", port, RuntimeOptions(base_dir=workdir))
 
 
 async def measure_devices(children: Children, port: int, plan: DevicesPlan) -> DeviceResults:

@@ -3,8 +3,8 @@
 Commands go to ``<prefix>/<exhibit>/devices/<device>/set`` (or the device's own
 ``command_topic``, e.g. ``zigbee2mqtt/wash/set``); the last commanded state is
 retained on ``.../<device>/state`` and re-published after every reconnect.
-Values asked for while the broker is away are coalesced (the latest per
-property wins) and sent on reconnect; nothing blocks the caller.
+Values asked for while a command is unacknowledged or the broker is away are
+coalesced (the latest per property wins) and sent next; nothing blocks the caller.
 """
 
 from __future__ import annotations
@@ -20,15 +20,21 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from devices.mqtt_link import MqttLink, NotConnected, Topics
-from devices.profiles import Profile
+from devices.profiles import Profile, ProfileProperty
 from engine.drivers import Device, DriverContext
 from engine.model import DeviceConfig, Name, SignalType, StoreType, Strict, coerce_output
 
 log = logging.getLogger("devices.mqtt_device")
 
 PropertyValue = float | int | bool | str
-RETRY_DELAY = 0.05
-"""Seconds between attempts to send a command the broker refused."""
+STATE_INTERVAL = 1.0
+"""Seconds between two retained state messages of one device while it is moving (the state topic
+is for dashboards and late joiners; the commands themselves go out at once)."""
+STREAM_WINDOW = 0.1
+"""A command that follows the previous one this closely (seconds) is a step of a moving value, streamed
+at QoS 0; the value a device comes to rest at is always sent at QoS 1, acknowledged."""
+TIMER_SLACK = 0.002
+"""Seconds a timer may fire early on some event loops."""
 
 
 class PropertySpec(Strict):
@@ -119,6 +125,19 @@ class MqttDeviceConfig(DeviceConfig):
 
 
 class MqttDevice(Device):
+    """Sends what it is asked at once, one acknowledged batch in flight at a time.
+
+    - A command on its own (a cue, a button, PANIC while still) goes at QoS 1. Values asked for while
+      it is unacknowledged (or while the broker is away) are coalesced, the latest per property
+      winning, and go out as the next batch: never faster than the broker takes them.
+    - The steps of a moving value (commands less than ``STREAM_WINDOW`` apart: a fade, a timeline)
+      are streamed at QoS 0, as DMX does, and once the device has been still for ``STREAM_WINDOW``
+      the values it came to rest at are sent again at QoS 1. So the value that matters is always
+      acknowledged (and re-sent after a reconnect) while a 44 Hz fade costs no acknowledgements.
+    - Sending is synchronous through :meth:`MqttLink.send`: no task or future per command, which is
+      what lets one process drive hundreds of fixtures at 44 Hz.
+    """
+
     config: MqttDeviceConfig
 
     def __init__(self, name: str, config: MqttDeviceConfig, context: DriverContext) -> None:
@@ -127,19 +146,36 @@ class MqttDevice(Device):
         topics = context.resources.get(Topics)
         self.specs = config.properties or {}
         self.profile = config.profile
+        self._specs: dict[str, PropertySpec | ProfileProperty] = dict(
+            config.profile.properties() if config.profile else self.specs
+        )
+        """How each property's values are coerced, looked up once (aliases such as `color` go to the profile)."""
         self.command_topic = config.command_topic or topics.device(name, "set")
         self.state_topic = topics.device(name, "state")
         self.state: dict[str, PropertyValue] = {}
         """The last state the broker acknowledged."""
         self._pending: dict[str, PropertyValue] = config.safe_state()  # start-up: safe state goes first
-        self._wake = asyncio.Event()
-        self._wake.set()
-        self._state_changed = asyncio.Event()
+        self._inflight: dict[str, PropertyValue] | None = None
+        """The batch sent and not yet acknowledged."""
+        self._unacknowledged = 0
+        """Messages of the in-flight batch the broker has not acknowledged yet."""
+        self._inflight_lost = False
+        self._state_timer: asyncio.TimerHandle | None = None
+        self._state_sent_at = -math.inf
+        self._sent_at = -math.inf
+        """Loop time of the last command sent."""
+        self._unconfirmed: dict[str, PropertyValue] = {}
+        """Values streamed at QoS 0 since the last acknowledged command."""
+        self._confirm_timer: asyncio.TimerHandle | None = None
+        self._stopped = False
         self.commands_sent = 0
+        """Commands the broker acknowledged (``<device>.health.commands``)."""
+        self.steps_streamed = 0
+        """Steps of moving values sent at QoS 0."""
         for short, type_ in config.health_signals().items():  # the runtime declares them; tests may not
             with contextlib.suppress(ValueError):
                 context.store.declare(f"{name}.{short}", type_)
-        self.link.on_connect(self._republish_state)
+        self.link.on_connect(self._on_connected)
         if config.status_topic is not None:
             self.link.subscribe(config.status_topic, self._on_status)
 
@@ -155,68 +191,140 @@ class MqttDevice(Device):
         self.context.store.set(f"{self.name}.health.online", online)
 
     def set(self, values: Mapping[str, Any]) -> None:
+        if self._stopped:
+            return  # the clean stop has sent the safe state: nothing may follow it
         for prop, value in values.items():
-            if self.profile is not None:
+            spec = self._specs.get(prop)
+            if spec is not None:
+                self._pending[prop] = spec.coerce(value)
+            elif self.profile is not None:
                 self._pending.update(self.profile.coerce(prop, value))  # `color` becomes red/green/blue
             else:
-                self._pending[prop] = self.specs[prop].coerce(value)
-        self._wake.set()
+                raise ValueError(f"`{prop}` is not a property of device {self.name}")
+        self._send_pending()
 
-    async def _publish(self, batch: dict[str, PropertyValue]) -> None:
-        """Send a batch as the gear expects it: our JSON object, or the profile's preset messages."""
+    def _encode(self, batch: dict[str, PropertyValue]) -> list[tuple[str, str | bytes]]:
+        """A batch as the gear expects it: our JSON object, or the profile's preset messages."""
         if self.profile is None:
-            await self.link.publish(self.command_topic, json.dumps(batch, ensure_ascii=False))
+            return [(self.command_topic, json.dumps(batch, ensure_ascii=False))]
+        messages = self.profile.encode(batch, {**self.state, **batch}, self.command_topic)
+        return [(message.topic or self.command_topic, message.payload) for message in messages]
+
+    def _send_pending(self) -> None:
+        if self._inflight is not None or not self._pending or not self.link.connected.is_set():
+            return  # sent when the batch in flight is acknowledged, or on (re)connect
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now - self._sent_at < STREAM_WINDOW:
+            self._stream(loop, now)
             return
-        for message in self.profile.encode(batch, {**self.state, **batch}, self.command_topic):
-            await self.link.publish(message.topic or self.command_topic, message.payload)
-
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._send_commands())
-            tasks.create_task(self._send_state())
-
-    async def _send_commands(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not self._pending:
-                continue
-            await self.link.connected.wait()
-            batch, self._pending = self._pending, {}
+        self._sent_at = now
+        batch, self._pending = self._pending, {}
+        self._unconfirmed = {}  # this batch carries every property's latest value, acknowledged
+        messages = self._encode(batch)
+        self._inflight, self._unacknowledged, self._inflight_lost = batch, len(messages), False
+        for index, (topic, payload) in enumerate(messages):
             try:
-                await self._publish(batch)
+                self.link.send(topic, payload, settled=self._settled)
             except NotConnected:
-                self._pending = {**batch, **self._pending}  # newer values asked meanwhile win
-                self._wake.set()
-                # The link may not have noticed the loss yet; yield so it can, instead of spinning.
-                await self.context.clock.sleep(RETRY_DELAY)
-                continue
-            self.commands_sent += 1
-            self.state.update(batch)
-            self._state_changed.set()
-            self.context.store.set(f"{self.name}.health.commands", self.commands_sent)
-            self.context.store.set(f"{self.name}.health.last_command", self.context.clock.now())
+                unsent = len(messages) - index
+                self._unacknowledged -= unsent - 1
+                self._settled(False)
+                return
 
-    async def _send_state(self) -> None:
-        # Off the command path: a command waits for one acknowledgement, not two, and
-        # a burst of commands collapses into one retained state message.
-        while True:
-            await self._state_changed.wait()
-            self._state_changed.clear()
-            with contextlib.suppress(NotConnected):  # the link's connect hook re-publishes it
-                await self._republish_state()
+    def _stream(self, loop: asyncio.AbstractEventLoop, now: float) -> None:
+        """A step of a moving value (the previous command went out less than ``STREAM_WINDOW`` ago):
+        QoS 0, as DMX streams it; the next step supersedes it within a tick. Once the device has been
+        still for ``STREAM_WINDOW``, :meth:`_confirm` sends where it ended, acknowledged."""
+        batch = self._pending
+        try:
+            for topic, payload in self._encode(batch):
+                self.link.send(topic, payload, qos=0)
+        except NotConnected:
+            self._confirm_later(loop, now)  # kept in _pending: the confirmation (or reconnect) sends it
+            return
+        self._pending = {}
+        self._sent_at = now
+        self._unconfirmed.update(batch)
+        self.steps_streamed += 1
+        self.state.update(batch)
+        self.context.store.set(f"{self.name}.health.last_command", self.context.clock.now())
+        self._state_changed()
+        self._confirm_later(loop, now)
+
+    def _confirm_later(self, loop: asyncio.AbstractEventLoop, now: float) -> None:
+        if self._confirm_timer is None:
+            self._confirm_timer = loop.call_at(now + STREAM_WINDOW, self._confirm)
+
+    def _confirm(self) -> None:
+        self._confirm_timer = None
+        loop = asyncio.get_running_loop()
+        if not self._unconfirmed and not self._pending:
+            return
+        if loop.time() - self._sent_at < STREAM_WINDOW - TIMER_SLACK:
+            self._confirm_timer = loop.call_at(self._sent_at + STREAM_WINDOW, self._confirm)  # still moving
+            return
+        self._pending = {**self._unconfirmed, **self._pending}
+        self._sent_at = -math.inf  # not a step of a stream: acknowledged
+        self._send_pending()
+
+    def _settled(self, acknowledged: bool) -> None:
+        self._inflight_lost |= not acknowledged
+        self._unacknowledged -= 1
+        if self._unacknowledged > 0 or self._inflight is None:
+            return
+        batch, self._inflight = self._inflight, None
+        if self._inflight_lost:
+            self._pending = {**batch, **self._pending}  # newer values asked meanwhile win; sent on reconnect
+            return
+        self.commands_sent += 1
+        self.state.update(batch)
+        self.context.store.set(f"{self.name}.health.commands", self.commands_sent)
+        self.context.store.set(f"{self.name}.health.last_command", self.context.clock.now())
+        self._state_changed()
+        self._send_pending()
+
+    def _state_changed(self) -> None:
+        """Retain the new state, at most every ``STATE_INTERVAL``: a 44 Hz fade is not worth 44 retained
+        messages a second per device, but a single command's state goes out at once."""
+        if self._state_timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._state_sent_at + STATE_INTERVAL - loop.time())
+        self._state_timer = loop.call_later(delay, self._send_state)
+
+    def _send_state(self) -> None:
+        self._state_timer = None
+        self._state_sent_at = asyncio.get_running_loop().time()
+        with contextlib.suppress(NotConnected):  # the connect hook re-publishes it
+            self.link.send(self.state_topic, json.dumps(self.state, ensure_ascii=False), retain=True)
+
+    async def _on_connected(self) -> None:
+        self._send_pending()  # what was asked while the broker was away
+        await self._republish_state()
 
     async def _republish_state(self) -> None:
         if self.state:
             await self.link.publish(self.state_topic, json.dumps(self.state, ensure_ascii=False), retain=True)
 
+    async def run(self) -> None:
+        await self.link.connected.wait()
+        self._send_pending()  # the start-up safe state, if the link connected before this device existed
+        await asyncio.Event().wait()  # everything else is sent by set() and the link's callbacks
+
     async def go_safe(self, timeout: float) -> bool:
-        self._pending = {}
+        self._stopped = True
+        self._pending, self._unconfirmed = {}, {}
+        for timer in (self._state_timer, self._confirm_timer):
+            if timer is not None:
+                timer.cancel()
+        self._state_timer = self._confirm_timer = None
         try:
             async with asyncio.timeout(timeout):
                 await self.link.connected.wait()
                 safe = self.config.safe_state()
-                await self._publish(safe)
+                for topic, payload in self._encode(safe):
+                    await self.link.publish(topic, payload)
                 self.state.update(safe)
                 await self._republish_state()
         except (TimeoutError, NotConnected) as exc:

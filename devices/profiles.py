@@ -78,7 +78,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from engine.curves import Duration
 from engine.model import Name, SignalType, Strict
@@ -250,6 +250,8 @@ class ProfileBase(Strict):
     )
     payload: PayloadPreset = Field(default="json", description="What the gear speaks: json, zigbee2mqtt, tasmota, ...")
 
+    _properties: dict[str, ProfileProperty] | None = PrivateAttr(None)
+
     motion: ClassVar[bool] = False
     """Motion devices must be armed before they may move."""
     max_rate: ClassVar[float] = 44.0
@@ -286,12 +288,13 @@ class ProfileBase(Strict):
         return self
 
     def properties(self) -> dict[str, ProfileProperty]:
-        """The properties, with the curator's safe overrides applied."""
-        props = self.default_properties()
-        return {
-            name: spec.model_copy(update={"safe": self.safe[name]}) if name in self.safe else spec
-            for name, spec in props.items()
-        }
+        """The properties, with the curator's safe overrides applied (built once: every value set asks)."""
+        if self._properties is None:
+            self._properties = {
+                name: spec.model_copy(update={"safe": self.safe[name]}) if name in self.safe else spec
+                for name, spec in self.default_properties().items()
+            }
+        return self._properties
 
     def settable_properties(self) -> list[str]:
         """What cues and mappings may set: the properties and the aliases."""

@@ -344,8 +344,12 @@ class FadeEngine:
     def paused(self) -> bool:
         return self._paused_at is not None
 
-    def tick(self, now: float) -> None:
-        """Sample every running animation and send each target what changed, in one ``set()``."""
+    def tick(self, now: float, slot: float | None = None) -> None:
+        """Sample every running animation and send each target what changed, in one ``set()``.
+
+        ``slot`` is when the tick was due on the grid (default ``now``). Rate limits count from slots,
+        so a tick the event loop ran a little late does not make the next, on time, look too soon and
+        skip every device whose rate is the tick rate."""
         self.ticks += 1
         for animation in [] if self._paused_at is not None else list(self._active):
             for key, value in animation.sample(now).items():
@@ -354,9 +358,10 @@ class FadeEngine:
                     self._pending.setdefault(key[0], {})[key[1]] = value
             if not animation.running:
                 self.remove_animation(animation)
+        sent_at = now if slot is None else min(slot, now)
         for target in list(self._pending):
-            if self._may_send(target, now):
-                self._send(target, now)
+            if self._may_send(target, sent_at):
+                self._send(target, sent_at)
 
     def _busy(self) -> bool:
         return bool(self._pending or (self._active and self._paused_at is None))
@@ -373,7 +378,7 @@ class FadeEngine:
             if self._grid_base is None:
                 self._grid_base, self._grid_index = now, 0
             base = self._grid_base
-            self.tick(now)
+            self.tick(now, slot=base + self._grid_index * self.period)
             if self._busy():
                 await self._clock.sleep(self._next_tick(base) - self._clock.now())
 

@@ -4,6 +4,7 @@ stops cleanly (devices safe first, then the services that announce ``offline``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,17 @@ from engine.signals import SignalStore
 from engine.supervisor import Supervisor
 
 log = logging.getLogger("engine.runtime")
+
+
+def settle_memory() -> None:
+    """Move everything built so far (models, drivers, the show) out of the garbage collector's sight.
+
+    The exhibit's objects live as long as the process, yet every full collection walks them all:
+    with 512 fixtures at 44 Hz that is a 70-90 ms pause twice a second, which stalls the fade
+    ticks and the sensor-to-device path alike. ``gc.freeze()`` keeps collecting what is made
+    from now on and is the documented remedy (CPython's gc docs, "freeze")."""
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass
@@ -109,6 +121,7 @@ class Runtime:
         for name, sensor in self.sensors.items():
             self.supervisor.start(f"sensor:{name}", sensor.run)
         self.show.start()
+        settle_memory()
         log.info(
             "exhibit %s started: %d sensors, %d devices, %d mappings%s",
             self.exhibit.id,
@@ -136,6 +149,7 @@ class Runtime:
         self.exhibit = exhibit
         self.show = Show(exhibit, self.store, self.clock, self.fades, self.show.outputs, self.safety)
         self.show.start(keep=keep)
+        settle_memory()
         log.info("reload: the new logic runs (states kept: %s)", ", ".join(f"{k}={v}" for k, v in keep.items()) or "-")
         return True
 

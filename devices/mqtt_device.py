@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 
 from devices.mqtt_link import MqttLink, NotConnected, Topics
 from devices.profiles import Profile, ProfileProperty
+from engine.curves import Duration
 from engine.drivers import Device, DriverContext
 from engine.model import DeviceConfig, Name, SignalType, StoreType, Strict, coerce_output
 
@@ -33,6 +34,8 @@ is for dashboards and late joiners; the commands themselves go out at once)."""
 STREAM_WINDOW = 0.1
 """A command that follows the previous one this closely (seconds) is a step of a moving value, streamed
 at QoS 0; the value a device comes to rest at is always sent at QoS 1, acknowledged."""
+EXPIRY_PRESETS = ("json", "zigbee2mqtt", "shelly", "tasmota")
+"""Payload presets whose gear can fall back to safe by itself after a time without commands."""
 TIMER_SLACK = 0.002
 """Seconds a timer may fire early on some event loops."""
 
@@ -88,6 +91,25 @@ class MqttDeviceConfig(DeviceConfig):
         description="The gear's own availability topic (`zigbee2mqtt/wash/availability`): `online`/`offline` "
         "or JSON with a `state`; read as `<device>.health.online`.",
     )
+
+    expiry: Duration | None = Field(
+        None,
+        description="Gear falls back to its safe state on its own if it hears nothing for this long (the "
+        "controller died, the network went): sent with every command (json: `expiry` seconds; zigbee2mqtt: "
+        "`on_time`; shelly: `timer`; tasmota: `PulseTime`) and the state is re-sent every third of it.",
+    )
+
+    @model_validator(mode="after")
+    def _expiry_supported(self) -> MqttDeviceConfig:
+        if self.expiry is None or self.profile is None:
+            return self
+        if self.profile.payload not in EXPIRY_PRESETS or self.profile.profile == "generic_template":
+            what = "generic_template" if self.profile.profile == "generic_template" else f"`{self.profile.payload}`"
+            raise ValueError(
+                f"{what} gear cannot fall back on its own, so `expiry` would promise what it cannot keep "
+                f"(it works with payload {', '.join(EXPIRY_PRESETS)}); watch the exhibit's status topic instead"
+            )
+        return self
 
     def health_signals(self) -> dict[str, StoreType]:
         signals: dict[str, StoreType] = {"health.commands": "int", "health.last_command": "float"}
@@ -205,10 +227,13 @@ class MqttDevice(Device):
 
     def _encode(self, batch: dict[str, PropertyValue]) -> list[tuple[str, str | bytes]]:
         """A batch as the gear expects it: our JSON object, or the profile's preset messages."""
+        expiry = self.config.expiry
         if self.profile is None:
-            return [(self.command_topic, json.dumps(batch, ensure_ascii=False))]
+            body: dict[str, Any] = batch if expiry is None else {**batch, "expiry": expiry}
+            return [(self.command_topic, json.dumps(body, ensure_ascii=False))]
         messages = self.profile.encode(batch, {**self.state, **batch}, self.command_topic)
-        return [(message.topic or self.command_topic, message.payload) for message in messages]
+        encoded: list[tuple[str, str | bytes]] = [(m.topic or self.command_topic, m.payload) for m in messages]
+        return encoded if expiry is None else with_expiry(encoded, self.profile.payload, expiry, self.command_topic)
 
     def _send_pending(self) -> None:
         if self._inflight is not None or not self._pending or not self.link.connected.is_set():
@@ -310,7 +335,22 @@ class MqttDevice(Device):
     async def run(self) -> None:
         await self.link.connected.wait()
         self._send_pending()  # the start-up safe state, if the link connected before this device existed
+        expiry = self.config.expiry
+        if expiry is not None:
+            await self._keep_alive(expiry / 3)
         await asyncio.Event().wait()  # everything else is sent by set() and the link's callbacks
+
+    async def _keep_alive(self, every: float) -> None:
+        """Re-send the state, acknowledged, whenever nothing went out for ``every`` seconds, so gear with
+        an expiry stays where it is while this process lives and falls back once it does not."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.context.clock.sleep(every)
+            quiet = loop.time() - self._sent_at >= every - TIMER_SLACK
+            if quiet and self.state and self._inflight is None and self.link.connected.is_set():
+                self._pending = {**self.state, **self._pending}
+                self._sent_at = -math.inf  # a refresh is a command of its own: acknowledged
+                self._send_pending()
 
     async def go_safe(self, timeout: float) -> bool:
         self._stopped = True
@@ -331,6 +371,29 @@ class MqttDevice(Device):
             log.error("device %s: safe state not confirmed (%s)", self.name, exc or "timed out")
             return False
         return True
+
+
+def with_expiry(
+    messages: list[tuple[str, str | bytes]], payload: str, seconds: float, device_topic: str
+) -> list[tuple[str, str | bytes]]:
+    """The preset's messages carrying the gear's own fall-back timer."""
+    if payload == "tasmota":
+        # PulseTime 112.. is seconds + 100: POWER ON turns itself off after it; every ON restarts it.
+        pulse = (f"cmnd/{device_topic}/PulseTime", str(100 + max(12, math.ceil(seconds))))
+        return [pulse, *messages] if any(topic.endswith("/POWER") for topic, _ in messages) else messages
+    key = {"json": "expiry", "zigbee2mqtt": "on_time", "shelly": "timer"}[payload]
+    out: list[tuple[str, str | bytes]] = []
+    for topic, body in messages:
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            out.append((topic, body))
+            continue
+        turning_on = data.get("state") == "ON" if payload == "zigbee2mqtt" else data.get("turn") == "on"
+        if payload == "json" or turning_on:
+            data[key] = seconds if payload == "json" else max(1, math.ceil(seconds))
+            body = json.dumps(data, ensure_ascii=False)
+        out.append((topic, body))
+    return out
 
 
 GearFault = Literal["offline", "slow", "clear"]

@@ -4,7 +4,9 @@
 a stable client id and a persistent session (so the broker queues QoS 1 commands for
 it while either side is away), a retained ``availability`` (``online``, ``offline``
 as its Last Will), JSON commands on its command topic applied to its state, and its
-state published, retained, on ``.../status`` after every command.
+state published, retained, on ``.../status`` after every command. A command carrying
+``expiry`` (seconds) arms a watchdog, as firmware with a fall-back timer does: no command
+for that long and the gear goes to its ``safe`` state by itself.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ RECONNECT_DELAY = 0.05
 class MqttGear:
     """A fixture on the network, as a separate MQTT client."""
 
-    def __init__(self, port: int, root: str, *, command_topic: str | None = None, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        root: str,
+        *,
+        command_topic: str | None = None,
+        client_id: str | None = None,
+        safe: dict[str, Any] | None = None,
+    ) -> None:
         self.port = port
         self.root = root
         self.command_topic = command_topic or f"{root}/set"
@@ -36,6 +46,10 @@ class MqttGear:
         self.commands: list[dict[str, Any]] = []
         """Every command received, duplicates included (QoS 1 is at-least-once)."""
         self.connections = 0
+        self.safe = safe or {}
+        """Where the gear falls back to by itself when a command's ``expiry`` runs out."""
+        self.expired = 0
+        self._expiry: asyncio.TimerHandle | None = None
         self.connected = asyncio.Event()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -82,7 +96,20 @@ class MqttGear:
         # Applied on arrival, never behind a publish: the broker already has our acknowledgement.
         command = json.loads(bytes(message.payload))
         self.commands.append(command)
-        self.state.update(command)
+        values = dict(command)
+        expiry = values.pop("expiry", None)
+        self.state.update(values)
+        self._changed.set()
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if expiry is not None:  # firmware with a watchdog: no word for `expiry` seconds, go safe
+            self._expiry = asyncio.get_running_loop().call_later(float(expiry), self._fall_back)
+
+    def _fall_back(self) -> None:
+        self._expiry = None
+        self.expired += 1
+        self.state.update(self.safe)
         self._changed.set()
 
     async def _publish_status(self, client: aiomqtt.Client) -> None:

@@ -1,0 +1,344 @@
+"""The render process: builds the scene renderer and draws the latest snapshot it was sent.
+
+Runs in its own process (started by :class:`content.render_host.RenderHost` with the ``spawn``
+start method), so a slow frame, a GL driver hang or a crash never touches the engine's loop.
+It talks to the host over one socket with length-prefixed pickles (see :func:`encode` and
+:class:`FrameReader`): snapshots and a stop request come in; ``Ready``, ``Heartbeat`` and
+``Failed`` go out. Heartbeats (about 2 Hz) carry frame statistics; their absence is how the host
+notices a hang.
+
+Nothing here reads the signal store, and nothing here ever sees a camera image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from content.snapshot import SceneSnapshot
+
+log = logging.getLogger("content.render_worker")
+
+_HEADER = struct.Struct("!I")
+MAX_MESSAGE = 64 * 1024 * 1024
+"""A larger length prefix means a corrupt stream, not a big snapshot."""
+
+
+# --- wire protocol ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Host -> worker: close the renderer and exit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """Worker -> host: the renderer is built; heartbeats follow."""
+
+    pid: int
+    startup_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Worker -> host, about twice a second, whether or not frames were drawn."""
+
+    frames: int
+    """Frames drawn since the worker started."""
+    fps: float
+    """Frames per second over the last heartbeat interval."""
+    frame_p99_ms: float
+    """99th percentile of the time spent drawing a frame, over the last few seconds."""
+    frame_mean_ms: float
+    dropped: int
+    """Snapshots superseded in the pipe before they were drawn (latest wins), since start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Worker -> host: the renderer could not be built or raised while drawing; the worker exits."""
+
+    error: str
+
+
+WorkerMessage = Ready | Heartbeat | Failed
+
+
+def encode(message: object) -> bytes:
+    """One message as it goes on the wire: a 4-byte big-endian length, then a pickle."""
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(body)) + body
+
+
+class FrameReader:
+    """Splits a byte stream back into messages; feed it whatever arrived, in any chunking."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[object]:
+        self._buffer += data
+        while len(self._buffer) >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(self._buffer)
+            if size > MAX_MESSAGE:
+                raise ValueError(f"render pipe: message of {size} bytes; stream corrupt")
+            end = _HEADER.size + size
+            if len(self._buffer) < end:
+                return
+            body = bytes(self._buffer[_HEADER.size : end])
+            del self._buffer[:end]
+            # Both ends are our own processes; the pipe is a private socketpair.
+            yield pickle.loads(body)
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+class Renderer(Protocol):
+    """What the worker needs of a renderer (``content.renderer.SceneRenderer`` fits)."""
+
+    def frame(self, snapshot: SceneSnapshot) -> None: ...
+
+    def close(self) -> None: ...
+
+
+RendererFactory = Callable[[dict[str, Any], Path, tuple[int, int], bool], Renderer]
+"""``(scene spec as a plain dict, base_dir, size, offscreen) -> renderer``; must be a module-level
+callable, because the ``spawn`` start method sends it to the child by its import path."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderFault:
+    """A fault to inject, for tests and rehearsals: after ``after_frames`` frames the worker
+    crashes (``os._exit``) or hangs (stops heartbeating, ignores SIGTERM). It applies to the first
+    ``launches`` launches of the worker, so a restarted worker runs normally."""
+
+    kind: Literal["crash", "hang"]
+    after_frames: int = 30
+    launches: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> RenderFault:
+        """``crash:30``, ``hang:10``, ``crash:5:3`` (kind:after_frames[:launches])."""
+        parts = text.strip().split(":")
+        if parts[0] not in ("crash", "hang") or not 1 <= len(parts) <= 3:
+            raise ValueError(f"render fault `{text}`: expected crash|hang[:after_frames[:launches]]")
+        kind: Literal["crash", "hang"] = "crash" if parts[0] == "crash" else "hang"
+        after = int(parts[1]) if len(parts) > 1 else 30
+        launches = int(parts[2]) if len(parts) > 2 else 1
+        return cls(kind, after, launches)
+
+
+FAULT_ENV = "EXHIBIT_RENDER_FAULT"
+"""Environment variable read by the host: a :meth:`RenderFault.parse` string."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    scene: dict[str, Any]
+    base_dir: Path
+    size: tuple[int, int] = (1280, 720)
+    offscreen: bool = True
+    fps_cap: float = 60.0
+    heartbeat_interval: float = 0.5
+    factory: RendererFactory | None = None
+    """None: the real Panda3D scene renderer (:func:`scene_renderer`)."""
+    fault: RenderFault | None = None
+    stats_window: int = 240
+    """Frames kept for the p99 frame time (4 s at 60 fps)."""
+
+
+def scene_renderer(scene: dict[str, Any], base_dir: Path, size: tuple[int, int], offscreen: bool) -> Renderer:
+    """The real renderer: validate the scene spec, then build Panda3D's scene graph."""
+    # Imported here: Panda3D is loaded in the render process only, never in the engine.
+    from content.renderer import SceneRenderer
+    from content.scene_model import SceneSpec
+
+    spec = SceneSpec.model_validate(scene)
+    renderer: Renderer = SceneRenderer(spec, base_dir, size=size, offscreen=offscreen)
+    return renderer
+
+
+# --- the process -----------------------------------------------------------------------------
+
+
+class _Channel:
+    """The worker's end of the socket: blocking writes, non-blocking drains."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = FrameReader()
+        self.closed = False
+
+    def send(self, message: object) -> None:
+        self.sock.sendall(encode(message))
+
+    def receive(self, timeout: float) -> list[object]:
+        """Wait up to ``timeout`` for input, then take everything that is there now."""
+        messages: list[object] = []
+        wait = max(0.0, timeout)
+        while not self.closed:
+            ready, _, _ = select.select([self.sock], [], [], wait)
+            if not ready:
+                break
+            data = self.sock.recv(1 << 20)
+            if not data:
+                self.closed = True  # the host went away: nobody to draw for
+                break
+            messages.extend(self.reader.feed(data))
+            wait = 0.0
+        return messages
+
+
+class _FrameStats:
+    def __init__(self, window: int) -> None:
+        self.frames = 0
+        self.dropped = 0
+        self._times: deque[float] = deque(maxlen=window)
+        self._window_frames = 0
+        self._window_start = time.perf_counter()
+
+    def add(self, seconds: float) -> None:
+        self.frames += 1
+        self._window_frames += 1
+        self._times.append(seconds * 1000.0)
+
+    def heartbeat(self) -> Heartbeat:
+        now = time.perf_counter()
+        elapsed = max(now - self._window_start, 1e-6)
+        fps = self._window_frames / elapsed
+        self._window_frames = 0
+        self._window_start = now
+        if self._times:
+            times = np.fromiter(self._times, dtype=np.float64, count=len(self._times))
+            p99, mean = float(np.percentile(times, 99)), float(times.mean())
+        else:
+            p99 = mean = 0.0
+        return Heartbeat(self.frames, fps, p99, mean, self.dropped)
+
+
+def _merge(pending: SceneSnapshot | None, newer: SceneSnapshot) -> SceneSnapshot:
+    # Latest wins for state, but a superseded snapshot's one-shot events still play, in order.
+    if pending is None or not pending.events:
+        return newer
+    return replace(newer, events=pending.events + newer.events)
+
+
+def _inject(fault: RenderFault, frames: int) -> None:
+    if frames < fault.after_frames:
+        return
+    if fault.kind == "crash":
+        log.warning("render fault: crashing after %d frames", frames)
+        os._exit(3)
+    log.warning("render fault: hanging after %d frames", frames)
+    # A hung GL driver ignores polite requests: so does this; the host must SIGKILL it.
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while True:
+        time.sleep(3600)
+
+
+def run_worker(sock: socket.socket, config: WorkerConfig) -> None:
+    """The render process's main: draw the latest snapshot, at most ``fps_cap`` times a second."""
+    logging.basicConfig(level=logging.INFO, format="render[%(process)d] %(levelname)s %(message)s", stream=sys.stderr)
+    channel = _Channel(sock)
+    started = time.perf_counter()
+    factory = config.factory or scene_renderer
+    try:
+        renderer = factory(config.scene, config.base_dir, config.size, config.offscreen)
+    except Exception as exc:
+        _fail(channel, "build", exc)
+        sys.exit(2)
+    try:
+        channel.send(Ready(os.getpid(), time.perf_counter() - started))
+        _loop(channel, renderer, config)
+    except Exception as exc:
+        _fail(channel, "frame", exc)
+        sys.exit(1)
+    finally:
+        with contextlib.suppress(Exception):
+            renderer.close()
+        sock.close()
+
+
+def _fail(channel: _Channel, stage: str, exc: BaseException) -> None:
+    text = f"{type(exc).__name__}: {exc}"
+    log.error("render %s failed: %s\n%s", stage, text, traceback.format_exc())
+    with contextlib.suppress(OSError):
+        channel.send(Failed(f"{stage}: {text}"))
+
+
+def _loop(channel: _Channel, renderer: Renderer, config: WorkerConfig) -> None:
+    stats = _FrameStats(config.stats_window)
+    period = 1.0 / config.fps_cap if config.fps_cap > 0 else 0.0
+    pending: SceneSnapshot | None = None
+    next_frame = time.perf_counter()
+    next_beat = next_frame + config.heartbeat_interval
+    while not channel.closed:
+        now = time.perf_counter()
+        # Sleep until the next heartbeat, or until a frame is due if one is waiting to be drawn.
+        wake = min(next_beat, next_frame) if pending is not None else next_beat
+        for message in channel.receive(wake - now):
+            if isinstance(message, SceneSnapshot):
+                if pending is not None:
+                    stats.dropped += 1
+                pending = _merge(pending, message)
+            elif isinstance(message, Stop):
+                return
+        now = time.perf_counter()
+        if pending is not None and now >= next_frame:
+            begin = time.perf_counter()
+            renderer.frame(pending)
+            stats.add(time.perf_counter() - begin)
+            pending = None
+            # Pace from the schedule, but never try to catch up on frames missed while slow.
+            next_frame = max(next_frame + period, now)
+            if config.fault is not None:
+                _inject(config.fault, stats.frames)
+        if now >= next_beat:
+            channel.send(stats.heartbeat())
+            next_beat = max(next_beat + config.heartbeat_interval, now)
+
+
+# --- a renderer that draws nothing -----------------------------------------------------------
+
+
+class NullRenderer:
+    """Takes snapshots and draws nothing (optionally spending ``frame_ms`` per frame): for
+    measuring the transport, and for hosts on machines with no GL at all."""
+
+    def __init__(self, frame_ms: float = 0.0) -> None:
+        self.frame_ms = frame_ms
+        self.frames = 0
+        self.last: SceneSnapshot | None = None
+
+    def frame(self, snapshot: SceneSnapshot) -> None:
+        self.frames += 1
+        self.last = snapshot
+        if self.frame_ms > 0:
+            time.sleep(self.frame_ms / 1000.0)
+
+    def close(self) -> None:
+        self.last = None
+
+
+def null_renderer(scene: dict[str, Any], base_dir: Path, size: tuple[int, int], offscreen: bool) -> Renderer:
+    """A :data:`RendererFactory` for :class:`NullRenderer`; ``scene["frame_ms"]`` sets its cost."""
+    return NullRenderer(float(scene.get("frame_ms", 0.0)))

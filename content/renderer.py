@@ -1,0 +1,356 @@
+"""The scene renderer: draws a :class:`~content.scene_model.SceneSpec`, one snapshot per frame.
+
+No ShowBase: each renderer owns its graphics engine, scene graph and cameras, so several can be
+created and closed one after another in one process (tests do). Frames are driven by the caller
+(:class:`content.render_worker` at the scene's ``fps_cap``); animations and particles advance on
+the snapshot's show time, so the same snapshots always give the same pictures.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from panda3d.core import (
+    Camera,
+    GraphicsOutput,
+    NodePath,
+    OrthographicLens,
+    PerspectiveLens,
+    Texture,
+    Vec3,
+    Vec4,
+)
+
+from content.bindings import Bindings, SnapshotResolver
+from content.offscreen import Display, Frame, open_offscreen, open_window, output_frame, save_png, texture_frame
+from content.scene_build import BuiltScene, SceneItem, build_scene
+from content.scene_model import CameraSpec, OutputSpec, SceneSpec, rgba
+from content.snapshot import SceneEvent, SceneSnapshot
+
+log = logging.getLogger("content.renderer")
+
+__all__ = ["BareRun", "SceneRenderer", "render_bare"]
+
+
+@dataclass
+class _Output:
+    """One window or buffer, with its cameras and (for offscreen ones) the RAM copy of its picture."""
+
+    output: GraphicsOutput
+    spec: OutputSpec
+    cameras: list[NodePath]
+    texture: Texture | None = None
+
+
+def _lens(camera: CameraSpec, spec: OutputSpec, pixels: tuple[float, float]) -> PerspectiveLens:
+    """A lens for a region of ``pixels``, showing the ``spec.view`` part of the whole picture."""
+    left, right, bottom, top = spec.view
+    # The whole picture's size, of which this region shows the `view` part.
+    full_w, full_h = pixels[0] / (right - left), pixels[1] / (top - bottom)
+    lens = PerspectiveLens()
+    lens.setNearFar(camera.near, camera.far)
+    vfov = camera.fov
+    hfov = math.degrees(2 * math.atan(math.tan(math.radians(vfov) / 2) * full_w / full_h))
+    lens.setFilmSize(full_w, full_h)
+    lens.setFov(hfov, vfov)
+    if spec.view != (0.0, 1.0, 0.0, 1.0):
+        focal = lens.getFocalLength()
+        lens.setFilmSize(full_w * (right - left), full_h * (top - bottom))
+        lens.setFocalLength(focal)
+        lens.setFilmOffset(full_w * ((left + right) / 2 - 0.5), full_h * ((bottom + top) / 2 - 0.5))
+    return lens
+
+
+class SceneRenderer:
+    """Builds ``spec`` (assets relative to ``base_dir``) and draws it.
+
+    ``offscreen=True``: one offscreen buffer of ``size`` (the first output's ``stereo`` and ``view``
+    still apply), readable with :meth:`capture`. ``offscreen=False``: every output of the spec (windows,
+    and buffers for ``kind: offscreen``). ``resolver`` may carry the exhibit's signal types, so bind
+    expressions are checked against them.
+    """
+
+    def __init__(
+        self,
+        spec: SceneSpec,
+        base_dir: Path,
+        *,
+        size: tuple[int, int] = (1280, 720),
+        offscreen: bool = True,
+        resolver: SnapshotResolver | None = None,
+    ) -> None:
+        self.spec = spec
+        self.base_dir = Path(base_dir)
+        self.scene: BuiltScene = build_scene(spec, self.base_dir)
+        self.bindings = Bindings(spec, self.scene.items, self.scene.lights, resolver)
+        self.rig = self.scene.root.attachNewNode("camera")
+        self._place_camera(spec.camera)
+        self.sky_root = NodePath("sky")
+        if self.scene.sky is not None:
+            self.scene.sky.reparentTo(self.sky_root)
+        self.outputs: list[_Output] = []
+        self.display = self._open(size, offscreen)
+        self.ignored_events = 0
+        """Events whose action or target this scene does not have."""
+        self.frames = 0
+        self._last_time: float | None = None
+        self._fade: tuple[float, float] | None = None  # (start, duration) of a crossfade dip
+        self._fade_level = 1.0
+        self._pbr_tasks: Any = None
+        self._pbr: Any = None
+        if spec.pbr:
+            self._init_pbr()
+        self._closed = False
+        # The first frame after opening an output skips some display regions (seen with the sky on
+        # llvmpipe): draw it now, so frame() always gives a complete picture.
+        self._draw()
+
+    # --- setup ---
+
+    def _place_camera(self, camera: CameraSpec) -> None:
+        self.rig.setPos(Vec3(*camera.position))
+        if camera.look_at is not None:
+            self.rig.lookAt(Vec3(*camera.look_at))
+        else:
+            self.rig.setHpr(Vec3(*camera.hpr))
+
+    def _open(self, size: tuple[int, int], offscreen: bool) -> Display:
+        if offscreen:
+            first = self.spec.outputs[0].model_copy(update={"kind": "offscreen", "size": size, "region": (0, 1, 0, 1)})
+            offscreen_display, buffer, texture = open_offscreen(size)
+            self._add_output(buffer, first, texture)
+            return offscreen_display
+        display: Display | None = None
+        for index, output in enumerate(self.spec.outputs):
+            if output.kind == "window":
+                origin = output.origin or (output.display * output.size[0], 0)
+                display, window = open_window(
+                    display, output.size, title=f"exhibit {index}", fullscreen=output.fullscreen, origin=origin
+                )
+                self._add_output(window, output, None)
+            else:
+                display, buffer, texture = (
+                    open_offscreen(output.size) if display is None else self._buffer(display, output)
+                )
+                self._add_output(buffer, output, texture)
+        assert display is not None  # outputs has at least one entry
+        return display
+
+    @staticmethod
+    def _buffer(display: Display, output: OutputSpec) -> tuple[Display, GraphicsOutput, Texture]:
+        host = display.outputs[0]
+        buffer = host.makeTextureBuffer(f"output {len(display.outputs)}", *output.size, Texture("frame"), True)
+        if buffer is None:
+            raise RuntimeError(f"could not open a {output.size[0]}x{output.size[1]} offscreen buffer")
+        display.outputs.append(buffer)
+        return display, buffer, buffer.getTexture()
+
+    def _add_output(self, output: GraphicsOutput, spec: OutputSpec, texture: Texture | None) -> None:
+        background = rgba(self.spec.background)
+        output.setClearColor(Vec4(*background))
+        output.setClearColorActive(True)
+        left, right, bottom, top = spec.region
+        eyes = [(left, right, 0.0)]
+        if spec.stereo == "side_by_side":
+            middle = (left + right) / 2
+            half = spec.eye_separation / 2
+            eyes = [(left, middle, -half), (middle, right, half)]
+        cameras: list[NodePath] = []
+        for eye_left, eye_right, shift in eyes:
+            if self.scene.sky is not None:
+                self._sky_region(output, (eye_left, eye_right, bottom, top))
+            region = output.makeDisplayRegion(eye_left, eye_right, bottom, top)
+            region.setSort(10)
+            region.setClearDepthActive(True)
+            pixels = (output.getXSize() * (eye_right - eye_left), output.getYSize() * (top - bottom))
+            camera = Camera(f"eye {len(cameras)}", _lens(self.spec.camera, spec, pixels))
+            camera_np = self.rig.attachNewNode(camera)
+            camera_np.setX(shift)
+            region.setCamera(camera_np)
+            cameras.append(camera_np)
+        self.outputs.append(_Output(output, spec, cameras, texture))
+
+    def _sky_region(self, output: GraphicsOutput, rect: tuple[float, float, float, float]) -> None:
+        lens = OrthographicLens()
+        lens.setFilmSize(2, 2)
+        lens.setNearFar(0.5, 2.0)  # the sky card lies at y = 1
+        camera_np = self.sky_root.attachNewNode(Camera("sky", lens))
+        region = output.makeDisplayRegion(*rect)
+        region.setSort(0)
+        region.setCamera(camera_np)
+
+    def _init_pbr(self) -> None:
+        # Optional and off by default: simplepbr wants a real GPU (GLSL 1.20+, float buffers) and is
+        # built around ShowBase; on any failure the scene is drawn with plain shading instead.
+        # Shadows stay off (they crash llvmpipe).
+        pipeline: Any = None
+        try:
+            import simplepbr
+            from direct.task.Task import TaskManager
+
+            tasks = TaskManager()
+            first = self.outputs[0]
+            pipeline = simplepbr.init(
+                render_node=self.scene.root,
+                window=first.output,
+                camera_node=first.cameras[0],
+                taskmgr=tasks,
+                enable_shadows=False,
+            )
+            tasks.step()
+            self.display.render()  # a trial frame: shader errors show here
+            self._pbr_tasks, self._pbr = tasks, pipeline
+        except Exception as error:  # any failure: plain shading is a fine fallback
+            log.warning("physically based shading is off: %s", error)
+            self._pbr_tasks = None
+            if pipeline is not None:
+                pipeline._filtermgr.cleanup()  # gives the scene camera its display region back
+            self.scene.root.clearShader()
+            self.scene.root.clearShaderInput("camera_world_position")
+
+    # --- frames ---
+
+    def frame(self, snapshot: SceneSnapshot) -> None:
+        """Apply bindings and events from ``snapshot``, advance animations, and draw one frame."""
+        now = snapshot.time
+        dt = 0.0 if self._last_time is None else max(now - self._last_time, 0.0)
+        self._last_time = now
+        for item in self.scene.items.values():
+            item.now = now  # before bindings: an animation started or re-timed by one starts now
+        self.bindings.apply(snapshot)
+        for event in snapshot.events:
+            self._event(event, now)
+        for item in self.scene.items.values():
+            if item.animator is not None:
+                item.animator.update(now)
+            if item.element is not None:
+                item.element.update(snapshot, dt)
+        self._update_fade(now)
+        self._draw()
+        self.frames += 1
+
+    def _draw(self) -> None:
+        if self._pbr_tasks is not None:
+            self._pbr_tasks.step()  # simplepbr's task sets its shaders' camera inputs
+        self.display.render()
+
+    def _event(self, event: SceneEvent, now: float) -> None:
+        handled = False
+        if event.action == "crossfade":
+            duration = _float_arg(event.args, "duration", 1.0)
+            self._fade = (now, max(duration, 1e-3))
+            handled = True
+        elif (item := self.scene.items.get(event.target)) is not None:
+            handled = _item_event(item, event, now)
+        if not handled:
+            self.ignored_events += 1
+            log.debug("scene event %s on %r ignored", event.action, event.target)
+
+    def _update_fade(self, now: float) -> None:
+        level = 1.0
+        if self._fade is not None:
+            start, duration = self._fade
+            t = (now - start) / duration
+            if t >= 1.0:
+                self._fade = None
+            else:
+                level = abs(1.0 - 2.0 * max(t, 0.0))  # down to black at half time, back up
+        if level == self._fade_level:
+            return
+        self._fade_level = level
+        self.scene.root.setColorScale(level, level, level, 1.0)
+        self.sky_root.setColorScale(level, level, level, 1.0)
+        r, g, b, a = rgba(self.spec.background)
+        for output in self.outputs:
+            output.output.setClearColor(Vec4(r * level, g * level, b * level, a))
+
+    # --- pictures ---
+
+    def capture(self, output: int = 0) -> Frame:
+        """An output's latest picture as (h, w, 3) RGB uint8 (the scene as built, before any frame())."""
+        chosen = self.outputs[output]
+        frame = texture_frame(chosen.texture) if chosen.texture is not None else output_frame(chosen.output)
+        if frame is None:
+            raise RuntimeError("no picture has been drawn yet")
+        return frame
+
+    def save_png(self, path: Path) -> None:
+        save_png(self.capture(), Path(path))
+
+    def close(self) -> None:
+        """Free the scene and the graphics engine; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pbr is not None:
+            self._pbr._filtermgr.cleanup()
+            self._pbr_tasks.removeTasksMatching("*")
+        for item in self.scene.items.values():
+            destroy = getattr(item.element, "destroy", None)
+            if destroy is not None:
+                destroy()
+        self.display.close()
+        self.scene.root.removeNode()
+        self.sky_root.removeNode()
+
+    def __enter__(self) -> SceneRenderer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _float_arg(args: dict[str, Any], key: str, default: float) -> float:
+    value = args.get(key, default)
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else default
+
+
+def _item_event(item: SceneItem, event: SceneEvent, now: float) -> bool:
+    """``play`` an animation or ``burst`` particles on one item; False if it cannot."""
+    if event.action == "play" and item.animator is not None:
+        animator = item.animator
+        name = event.args.get("anim", animator.name or next(iter(animator.names()), None))
+        if not isinstance(name, str) or not animator.play(name, loop=bool(event.args.get("loop", False)), now=now):
+            return False
+        if "rate" in event.args:
+            animator.set_rate(_float_arg(event.args, "rate", 1.0), now)
+        return True
+    if event.action == "burst":
+        burst = getattr(item.element, "burst", None)
+        if burst is None:
+            return False
+        burst(int(_float_arg(event.args, "count", 30)))
+        return True
+    return False
+
+
+# --- the benchmark baseline ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BareRun:
+    frame_seconds: list[float]
+    """Wall time of each drawn frame."""
+    last: Frame
+    """The last picture."""
+
+
+def render_bare(spec: SceneSpec, base_dir: Path, *, size: tuple[int, int] = (1280, 720), frames: int = 60) -> BareRun:
+    """Draw the same scene graph ``frames`` times with nothing but Panda3D's frame loop: no bindings,
+    no snapshots, no events. What the renderer adds on top of this is its own cost."""
+    renderer = SceneRenderer(spec, base_dir, size=size, offscreen=True)
+    try:
+        times: list[float] = []
+        for _ in range(frames):
+            start = time.perf_counter()
+            renderer.display.render()
+            times.append(time.perf_counter() - start)
+        renderer.frames += frames
+        return BareRun(times, renderer.capture())
+    finally:
+        renderer.close()

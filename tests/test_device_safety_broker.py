@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from launcher import build_registry, build_runtime
 from tests.mqtt_gear import MqttGear
 
 FIXTURES = [f"lamp{i}" for i in range(1, 9)]
-RGB_SAFE = {"level": 0.0, "red": 0, "green": 0, "blue": 0}
+RGB_SAFE: dict[str, object] = {"level": 0.0, "red": 0, "green": 0, "blue": 0}
 
 PANIC_EXHIBIT = "\n".join(
     [
@@ -92,19 +93,27 @@ async def running(
             await runtime.stop()
 
 
+def is_safe(gear: MqttGear) -> bool:
+    return all(gear.state.get(k) == v for k, v in RGB_SAFE.items())
+
+
+def part_way_up(gear: MqttGear) -> bool:
+    return 0.1 < float(gear.state.get("level", 0)) < 0.9
+
+
 async def test_panic_in_the_middle_of_fades_reaches_every_fixtures_safe_state(mosquitto, tmp_path):
     async with running(PANIC_EXHIBIT, mosquitto.port, tmp_path, dict.fromkeys(FIXTURES, RGB_SAFE)) as (runtime, gears):
         show = runtime.show
         assert show is not None
         for gear in gears.values():  # the start-up safe state reached every fixture
-            await gear.wait_until(lambda g=gear: all(g.state.get(k) == v for k, v in RGB_SAFE.items()))
+            await gear.wait_until(functools.partial(is_safe, gear))
         assert show.go()
         # Well inside the 6 s fade: every fixture is part-way up.
         for gear in gears.values():
-            await gear.wait_until(lambda g=gear: 0.1 < float(g.state.get("level", 0)) < 0.9)
+            await gear.wait_until(functools.partial(part_way_up, gear))
         await show.panic()
         for name, gear in gears.items():
-            await gear.wait_until(lambda g=gear: all(g.state.get(k) == v for k, v in RGB_SAFE.items()))
+            await gear.wait_until(functools.partial(is_safe, gear))
             heard = len(gear.commands)
             await asyncio.sleep(0.3)
             # Nothing after the safe state: the fade did not carry on behind PANIC.

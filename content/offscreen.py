@@ -9,6 +9,7 @@ renderer (``p3tinydisplay``), so a render works in CI with no X server and no GP
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from panda3d.core import (
     GraphicsPipe,
     GraphicsPipeSelection,
     Texture,
+    TypeRegistry,
     WindowProperties,
     loadPrcFileData,
 )
@@ -31,8 +33,13 @@ log = logging.getLogger("content.offscreen")
 Frame = npt.NDArray[np.uint8]
 """One picture: shape (height, width, 3), RGB, top row first."""
 
-OFFSCREEN_MODULES = ("p3headlessgl", "p3tinydisplay")
-"""Display modules tried, in order, for offscreen rendering."""
+OFFSCREEN_MODULES = tuple(
+    name.strip() for name in os.environ.get("EXHIBIT_OFFSCREEN", "p3headlessgl,p3tinydisplay").split(",") if name
+)
+"""Display modules tried, in order, for offscreen rendering; ``EXHIBIT_OFFSCREEN=p3tinydisplay`` forces
+software rendering (a machine whose GL driver misbehaves)."""
+_OFFSCREEN_PIPE_TYPES = {"p3tinydisplay": "TinyOffscreenGraphicsPipe"}
+"""A module's pipe type that needs no X server, where its default pipe does (tinydisplay's opens X)."""
 
 # Quiet, deterministic defaults; set before any pipe exists. No audio: a render process plays nothing.
 loadPrcFileData(
@@ -48,6 +55,8 @@ class Display:
     engine: GraphicsEngine
     pipe: GraphicsPipe
     outputs: list[GraphicsOutput] = field(default_factory=list)
+    module: str = ""
+    """The display module in use (``p3headlessgl``, ``p3tinydisplay``; empty for the default pipe)."""
 
     @property
     def renderer_name(self) -> str:
@@ -75,12 +84,21 @@ def _fb_props(multisamples: int = 0) -> FrameBufferProperties:
     return props
 
 
+def _module_pipe(selection: GraphicsPipeSelection, module: str) -> GraphicsPipe | None:
+    pipe = selection.makeModulePipe(module)  # also loads the module, registering its pipe types
+    type_name = _OFFSCREEN_PIPE_TYPES.get(module)
+    if type_name is not None and (pipe is None or not pipe.isValid()):
+        pipe_type = TypeRegistry.ptr().findType(type_name)
+        pipe = selection.makePipe(pipe_type) if pipe_type is not None else None
+    return pipe
+
+
 def open_offscreen(size: tuple[int, int], multisamples: int = 0) -> tuple[Display, GraphicsOutput, Texture]:
     """An offscreen buffer of ``size`` whose picture is copied to a RAM texture every frame."""
     selection = GraphicsPipeSelection.getGlobalPtr()
     errors: list[str] = []
     for module in OFFSCREEN_MODULES:
-        pipe = selection.makeModulePipe(module)
+        pipe = _module_pipe(selection, module)
         if pipe is None or not pipe.isValid():
             errors.append(f"{module}: no pipe")
             continue
@@ -96,7 +114,7 @@ def open_offscreen(size: tuple[int, int], multisamples: int = 0) -> tuple[Displa
             continue
         texture = Texture("frame")
         buffer.addRenderTexture(texture, GraphicsOutput.RTMCopyRam)
-        display = Display(engine, pipe, [buffer])
+        display = Display(engine, pipe, [buffer], module)
         log.info("offscreen rendering with %s (%s)", module, pipe.getInterfaceName())
         return display, buffer, texture
     raise RuntimeError("no offscreen renderer works here: " + "; ".join(errors))

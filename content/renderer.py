@@ -189,6 +189,9 @@ class SceneRenderer:
         # built around ShowBase; on any failure the scene is drawn with plain shading instead.
         # Shadows stay off (they crash llvmpipe).
         pipeline: Any = None
+        if self.display.module == "p3tinydisplay":
+            log.warning("physically based shading is off: the software renderer has no shaders")
+            return
         try:
             import simplepbr
             from direct.task.Task import TaskManager

@@ -2,7 +2,8 @@
 """The exhibit controller's command line (also installed as ``exhibit``).
 
     exhibit check EXHIBIT...      validate (exit 0 valid, 2 invalid)
-    exhibit run EXHIBIT           run it (--broker, --duration, --headless, --simulate)
+    exhibit run EXHIBIT           run it (--broker, --duration, --headless, --simulate, --no-render)
+    exhibit shot EXHIBIT --out F  render its scene offscreen with simulated visitors (--at, --size)
     exhibit schema                regenerate exhibits/exhibit.schema.json
     exhibit list                  the exhibits under exhibits/
     exhibit models [--install]    pose models: list them, install official ones
@@ -18,16 +19,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Literal
 
+import content
 import devices
 import sensors
-from devices.embedded_broker import EmbeddedBroker
+from content.service import SceneService
+from content.snapshot_source import SnapshotSource
+from devices.embedded_broker import EmbeddedBroker, free_port
 from devices.mqtt_link import MqttLink, Topics
-from engine.drivers import Resources
+from engine.drivers import Resources, Service
 from engine.errors import UserError
 from engine.exhibit import ExhibitBase
 from engine.logs import setup_logging
@@ -46,11 +52,14 @@ SCHEMA_PATH = EXHIBITS / "exhibit.schema.json"
 
 log = logging.getLogger("launcher")
 
+RenderMode = Literal["window", "offscreen", "off"]
+
 
 def build_registry() -> Registry:
     registry = Registry()
     sensors.register(registry)
     devices.register(registry)
+    content.register(registry)
     return registry
 
 
@@ -100,9 +109,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_runtime(
-    exhibit: ExhibitBase, registry: Registry, host: str, port: int, options: RuntimeOptions
+    exhibit: ExhibitBase,
+    registry: Registry,
+    host: str,
+    port: int,
+    options: RuntimeOptions,
+    render: RenderMode = "off",
 ) -> tuple[Runtime, MqttLink]:
-    """The exhibit's runtime with its one MQTT link (and topic scheme) shared by the devices."""
+    """The exhibit's runtime with its one MQTT link (and topic scheme) shared by the devices, and its
+    scene's render process unless ``render`` is off."""
     topics = Topics(exhibit.mqtt.prefix, exhibit.id)
     try:
         link = MqttLink(
@@ -119,13 +134,23 @@ def build_runtime(
     resources = Resources()
     resources.put(link)
     resources.put(topics)
-    return Runtime(exhibit, registry, resources, services=[link], options=options), link
+    services: list[Service] = [link]
+    scene = getattr(exhibit, "scene", None)
+    drawing: SceneService | None = None
+    if render != "off" and scene is not None:
+        pose_sensors = [name for name, config in exhibit.sensors.items() if config.kind == "pose"]
+        drawing = SceneService(scene, options.base_dir or Path.cwd(), pose_sensors, offscreen=render == "offscreen")
+        services.append(drawing)
+    runtime = Runtime(exhibit, registry, resources, services=services, options=options)
+    if drawing is not None:
+        drawing.attach(runtime.store, runtime.clock)
+    return runtime, link
 
 
 async def run_exhibit(exhibit: ExhibitBase, host: str, port: int, args: argparse.Namespace) -> None:
     registry = build_registry()
     options = RuntimeOptions(simulate=args.simulate, base_dir=args.base_dir)
-    runtime, _link = build_runtime(exhibit, registry, host, port, options)
+    runtime, _link = build_runtime(exhibit, registry, host, port, options, render_mode(args))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -141,6 +166,68 @@ async def run_exhibit(exhibit: ExhibitBase, host: str, port: int, args: argparse
     except TimeoutError:
         log.info("ran for the requested %.1f s", args.duration)
     await runtime.stop()
+
+
+def render_mode(args: argparse.Namespace) -> RenderMode:
+    """A window where there is a display; offscreen with --headless or without one (servers, CI)."""
+    if args.no_render:
+        return "off"
+    has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform != "linux"
+    return "offscreen" if args.headless or not has_display else "window"
+
+
+def cmd_shot(args: argparse.Namespace) -> int:
+    path = resolve_exhibit_path(args.exhibit, EXHIBITS)
+    registry = build_registry()
+    exhibit = load_exhibit(path, registry)
+    if getattr(exhibit, "scene", None) is None:
+        raise UserError(f"{path} has no `scene:` to take a picture of.")
+    size = parse_size(args.size) if args.size else None
+    embedded = EmbeddedBroker(port=free_port())  # the simulated show drives its devices somewhere private
+    embedded.start()
+    try:
+        frame = asyncio.run(take_shot(exhibit, registry, path.parent, embedded, args.at, size))
+    finally:
+        embedded.stop()
+    from content.offscreen import save_png
+
+    save_png(frame, Path(args.out))
+    print(f"wrote {args.out}: {frame.shape[1]}x{frame.shape[0]}, {args.at:g} s into the simulated exhibit")
+    return 0
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"The size `{text}` is not WIDTHxHEIGHT, e.g. 1280x720.") from None
+    return width, height
+
+
+async def take_shot(
+    exhibit: ExhibitBase,
+    registry: Registry,
+    base: Path,
+    broker: EmbeddedBroker,
+    at: float,
+    size: tuple[int, int] | None,
+) -> Any:
+    """Run the exhibit with simulated visitors for ``at`` seconds, then render its scene as it is then."""
+    scene = exhibit.scene  # type: ignore[attr-defined]
+    options = RuntimeOptions(simulate=True, base_dir=base)
+    runtime, _link = build_runtime(exhibit, registry, broker.host, broker.port, options)
+    await runtime.start()
+    try:
+        await asyncio.sleep(at)
+        pose_sensors = [name for name, config in exhibit.sensors.items() if config.kind == "pose"]
+        snapshot = SnapshotSource(runtime.store, runtime.clock, pose_sensors).take()
+    finally:
+        await runtime.stop()
+    from content.renderer import SceneRenderer  # Panda3D: only for the commands that draw
+
+    with SceneRenderer(scene, base, size=size or scene.outputs[0].size, offscreen=True) as renderer:
+        renderer.frame(snapshot)
+        return renderer.capture()
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -239,6 +326,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="never open a window (for servers and CI)")
     run.add_argument("--simulate", action="store_true", help="simulated sensors instead of hardware")
     run.add_argument("--no-reload", action="store_true", help="do not reload the exhibit file when it changes")
+    run.add_argument("--no-render", action="store_true", help="do not draw the exhibit's scene (control only)")
     run.add_argument(
         "--embedded-port",
         type=int,
@@ -247,6 +335,13 @@ def parser() -> argparse.ArgumentParser:
         help="port of the embedded broker (a free one is used if it is taken)",
     )
     run.set_defaults(handler=cmd_run)
+
+    shot = commands.add_parser("shot", help="render the exhibit's scene offscreen with simulated visitors to a PNG")
+    shot.add_argument("exhibit", metavar="EXHIBIT")
+    shot.add_argument("--out", required=True, metavar="FILE.png", help="where to write the picture")
+    shot.add_argument("--at", type=float, default=5.0, metavar="SECONDS", help="how far into the exhibit (default 5)")
+    shot.add_argument("--size", metavar="WxH", help="picture size (default: the scene's first output)")
+    shot.set_defaults(handler=cmd_shot)
 
     schema = commands.add_parser("schema", help=f"write {SCHEMA_PATH.relative_to(ROOT)}")
     schema.add_argument("--check", action="store_true", help="only check that it is up to date")

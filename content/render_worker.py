@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from content.snapshot import SceneSnapshot
+from engine.logs import setup_child_logging
 
 log = logging.getLogger("content.render_worker")
 
@@ -257,7 +258,7 @@ def _inject(fault: RenderFault, frames: int) -> None:
 
 def run_worker(sock: socket.socket, config: WorkerConfig) -> None:
     """The render process's main: draw the latest snapshot, at most ``fps_cap`` times a second."""
-    logging.basicConfig(level=logging.INFO, format="render[%(process)d] %(levelname)s %(message)s", stream=sys.stderr)
+    setup_child_logging()
     channel = _Channel(sock)
     started = time.perf_counter()
     factory = config.factory or scene_renderer

@@ -261,7 +261,11 @@ class MqttDevice(Device):
         """A step of a moving value (the previous command went out less than ``STREAM_WINDOW`` ago):
         QoS 0, as DMX streams it; the next step supersedes it within a tick. Once the device has been
         still for ``STREAM_WINDOW``, :meth:`_confirm` sends where it ended, acknowledged."""
-        batch = self._pending
+        # A step that changes nothing the gear was sent (an int property of a slow fade) is not sent.
+        batch = {prop: value for prop, value in self._pending.items() if self.state.get(prop) != value}
+        if not batch:
+            self._pending = {}
+            return
         try:
             for topic, payload in self._encode(batch):
                 self.link.send(topic, payload, qos=0)

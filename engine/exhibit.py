@@ -48,13 +48,16 @@ def build_exhibit_model(registry: Registry) -> type[ExhibitBase]:
     """The complete exhibit model for the drivers in ``registry``."""
     sensor = _union([spec.config for spec in registry.sensors.values()])
     device = _union([spec.config for spec in registry.devices.values()])
-    model = create_model(
-        "Exhibit",
-        __base__=ExhibitBase,
-        sensors=(dict[Name, sensor], Field(default_factory=dict, description="Inputs, by name.")),  # type: ignore[valid-type]
-        devices=(dict[Name, device], Field(default_factory=dict, description="Outputs, by name.")),  # type: ignore[valid-type]
-    )
-    return model
+    fields: dict[str, Any] = {
+        "sensors": (dict[Name, sensor], Field(default_factory=dict, description="Inputs, by name.")),  # type: ignore[valid-type]
+        "devices": (dict[Name, device], Field(default_factory=dict, description="Outputs, by name.")),  # type: ignore[valid-type]
+    }
+    if registry.scene is not None:
+        fields["scene"] = (
+            registry.scene | None,
+            Field(None, description="The picture: a Panda3D scene whose properties follow signals."),
+        )
+    return create_model("Exhibit", __base__=ExhibitBase, **fields)
 
 
 def component_adapter(registry: Registry, section: Literal["sensors", "devices"]) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from typing import Literal
@@ -30,7 +31,12 @@ class TextFormatter(logging.Formatter):
         self.converter = time.localtime
 
 
+LEVEL_ENV, FORMAT_ENV = "EXHIBIT_LOG_LEVEL", "EXHIBIT_LOG_FORMAT"
+"""Where the choice is left for child processes (the renderer), so all lines of a run look alike."""
+
+
 def setup_logging(level: str = "info", fmt: LogFormat = "text") -> None:
+    os.environ[LEVEL_ENV], os.environ[FORMAT_ENV] = level, fmt
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
@@ -38,3 +44,9 @@ def setup_logging(level: str = "info", fmt: LogFormat = "text") -> None:
     root.setLevel(level.upper())
     for noisy in ("amqtt", "transitions", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def setup_child_logging() -> None:
+    """In a child process: log as the parent chose (text when it chose nothing)."""
+    fmt = os.environ.get(FORMAT_ENV, "text")
+    setup_logging(os.environ.get(LEVEL_ENV, "info"), "json" if fmt == "json" else "text")

@@ -25,6 +25,8 @@ class DriverSpec(Generic[C]):
 class Registry:
     sensors: dict[str, DriverSpec[SensorConfig]] = field(default_factory=dict)
     devices: dict[str, DriverSpec[DeviceConfig]] = field(default_factory=dict)
+    scene: type[Any] | None = None
+    """The model of the exhibit's ``scene:`` section, when a renderer is registered (content/)."""
 
     def add_sensor(self, spec: DriverSpec[Any]) -> None:
         self._add(self.sensors, spec, SensorConfig)

@@ -54,6 +54,9 @@ class _Checker:
                 self.action((*path, index), action)
         for path, source, condition in _expressions(self.exhibit):
             self.expression(path, source, condition)
+        scene = getattr(self.exhibit, "scene", None)
+        for path, source in scene.expressions() if scene is not None else ():
+            self.expression(("scene", *path), source, condition=False)
         for machine, spec in self.exhibit.states.items():
             for state, state_spec in spec.states.items():
                 for index, transition in enumerate(state_spec.transitions):

@@ -326,6 +326,9 @@ def _component_problems(doc: PositionedData, exhibit: ExhibitBase, hardware: boo
     for name, sensor in exhibit.sensors.items():
         found = sensor.check_files(base) + (sensor.check_hardware() if hardware else [])
         problems += [doc.problem(("sensors", name, *where), message) for where, message in found]
+    scene = getattr(exhibit, "scene", None)
+    if scene is not None:
+        problems += [doc.problem(("scene", *where), message) for where, message in scene.check_files(base)]
     return problems
 
 

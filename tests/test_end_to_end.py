@@ -24,17 +24,20 @@ def test_oscsend_drives_the_wash_light_then_sigterm_goes_safe_and_offline(mosqui
     watch.wait_for(lambda line: line == f"{STATUS} online")
 
     oscsend("/canal/wash", "f", "0.5")
-    watch.wait_for(lambda line: line == f'{WASH_SET} {{"brightness": 128}}')
+    watch.wait_for(lambda line: line == f'{WASH_SET} {{"brightness": 128, "expiry": 10.0}}')
     watch.wait_for(lambda line: line == f'{WASH_STATE} {{"brightness": 128}}')
     oscsend("/canal/wash", "f", "1.5")  # out of range: clamped, never beyond what the light takes
-    watch.wait_for(lambda line: line == f'{WASH_SET} {{"brightness": 255}}')
+    watch.wait_for(lambda line: line == f'{WASH_SET} {{"brightness": 255, "expiry": 10.0}}')
 
     show.signal(signal.SIGTERM)
     code, output = show.wait()
     assert code == 0, output
     offline = watch.wait_for(lambda line: line == f"{STATUS} offline")
     lines = watch.lines
-    safe = lines.index(f'{WASH_SET} {{"brightness": 0}}', lines.index(f'{WASH_SET} {{"brightness": 255}}'))
+    safe = lines.index(
+        f'{WASH_SET} {{"brightness": 0, "expiry": 10.0}}',
+        lines.index(f'{WASH_SET} {{"brightness": 255, "expiry": 10.0}}'),
+    )
     assert safe < lines.index(offline), "devices must be safe before offline is published"
     assert "Traceback" not in output
 

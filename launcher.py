@@ -45,6 +45,7 @@ from engine.reload import ExhibitWatcher
 from engine.runtime import Runtime, RuntimeOptions
 from engine.schema import schema_text
 from engine.validate import EXHIBIT_FILE, load_exhibit, resolve_exhibit_path
+from sensors.pose.types import FrameTaps
 
 ROOT = Path(__file__).resolve().parent
 EXHIBITS = ROOT / "exhibits"
@@ -137,10 +138,17 @@ def build_runtime(
     services: list[Service] = [link]
     scene = getattr(exhibit, "scene", None)
     drawing: SceneService | None = None
+    pose_sensors = [name for name, config in exhibit.sensors.items() if config.kind == "pose"]
+    if scene is not None and (problems := scene.check_sensors(pose_sensors)):
+        where = "; ".join(f"scene.{'.'.join(map(str, path))}: {message}" for path, message in problems)
+        raise UserError(f"The scene names a sensor that is not a pose sensor: {where}.")
     if render != "off" and scene is not None:
-        pose_sensors = [name for name, config in exhibit.sensors.items() if config.kind == "pose"]
         drawing = SceneService(scene, options.base_dir or Path.cwd(), pose_sensors, offscreen=render == "offscreen")
         services.append(drawing)
+        if drawing.frame_writer is not None:
+            # AR mirror: the mirrored pose sensor's frames go to the render process through shared
+            # memory; no other sensor gets a tap, and without a scene to draw nobody does.
+            resources.put(FrameTaps({scene.mirror.sensor: drawing.frame_writer.write}))
     runtime = Runtime(exhibit, registry, resources, services=services, options=options)
     if drawing is not None:
         drawing.attach(runtime.store, runtime.clock)

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from panda3d.core import (
     ColorBlendAttrib,
-    Filename,
     Geom,
     GeomNode,
     GeomTriangles,
@@ -56,7 +56,11 @@ from content.element_specs import (
 )
 from content.snapshot import SceneSnapshot, VisitorPose
 
+if TYPE_CHECKING:
+    from content.scene_model import AnchorNode
+
 __all__ = [
+    "AnchorLayer",
     "AvatarLayer",
     "AvatarsSpec",
     "DynamicMesh",
@@ -64,6 +68,7 @@ __all__ = [
     "EmitterSpec",
     "InstanceField",
     "InstancesSpec",
+    "Projection",
     "image_to_scene",
 ]
 
@@ -141,23 +146,37 @@ def image_to_scene(area: ImageArea, xy: FloatArray) -> F32:
     return out
 
 
+Projection = Callable[[NodePath, FloatArray, float], F32]
+"""AR mirror placement, set by the renderer in mirror mode: ``(node, image points (n, 2), depth)`` ->
+points (n, 3) in ``node``'s coordinates, on the plane y = ``depth``, that the scene camera shows exactly
+where the mirror picture shows those image points (NaN rows: not placeable)."""
+
+
+def _placed(area: ImageArea, node: NodePath, project: Projection | None, xy: FloatArray) -> F32:
+    """Image points in ``node``'s coordinates: on the mirror picture when there is one, else on the image area."""
+    if project is not None:
+        return project(node, np.asarray(xy, dtype=np.float32).reshape(-1, 2), area.depth)
+    return image_to_scene(area, xy)
+
+
 def _invalid_property(owner: str, name: str, valid: Iterable[str]) -> ValueError:
     return ValueError(f"{owner} has no bindable property {name!r}; valid: {', '.join(valid)}")
 
 
 def _load_model(path: Path) -> NodePath | None:
-    """A model file as a NodePath, through ShowBase's loader so the glTF plugin is used; None if it fails."""
-    from direct.showbase.Loader import Loader  # imported late: pulls in the ShowBase machinery
+    """A model file as a NodePath, loaded as scene nodes are (glTF through panda3d-gltf: Panda3D's own
+    loader may pick Assimp, which leaves glTF's Y-up axes); None if it fails, so the caller falls back."""
+    from content.scene_build import SceneBuildError, load_model  # late: scene_build imports this module
 
     try:
-        model = Loader(None).loadModel(Filename.fromOsSpecific(str(path)), noCache=True)
-    except Exception as exc:  # a bad file must not take the scene down; the caller falls back
+        model = load_model(path)
+    except SceneBuildError as exc:  # a bad file must not take the scene down
         log.warning("cannot load model %s: %s", path, exc)
         return None
-    if model is None or model.isEmpty():
+    if model.isEmpty():
         log.warning("cannot load model %s", path)
         return None
-    return NodePath(model)
+    return model
 
 
 def _disc(n: int) -> F32:
@@ -208,11 +227,17 @@ def _fan(centers: F32, radius: float | F32, sides: int) -> tuple[F32, U32]:
 
 
 def stick_figure(
-    area: ImageArea, landmarks: FloatArray, thickness: float, min_visibility: float, head_radius: float | None
+    area: ImageArea,
+    landmarks: FloatArray,
+    thickness: float,
+    min_visibility: float,
+    head_radius: float | None,
+    points: F32 | None = None,
 ) -> tuple[F32, U32]:
-    """Positions (n, 3) and triangle indices of one visitor's stick figure; hidden landmarks drop out."""
+    """Positions (n, 3) and triangle indices of one visitor's stick figure; hidden landmarks drop out.
+    ``points``: the landmarks already placed in the scene (the AR mirror's projection); default: on ``area``."""
     lm = np.asarray(landmarks, dtype=np.float32)
-    pts = image_to_scene(area, lm[:, :2])
+    pts = image_to_scene(area, lm[:, :2]) if points is None else points
     seen = (lm[:, 3] >= min_visibility) & np.isfinite(pts).all(axis=1)
     parts_pos: list[F32] = []
     parts_idx: list[U32] = []
@@ -297,6 +322,8 @@ class AvatarLayer:
         self._alpha = spec.alpha
         self._thickness = spec.thickness
         self._figures: dict[int, _Figure] = {}
+        self.project: Projection | None = None
+        """Set by the renderer in AR mirror mode, so figures lie on the visitors in the picture."""
         self._template: NodePath | None = None
         if spec.style == "model" and spec.file:
             self._template = _load_model(base_dir / spec.file)
@@ -351,7 +378,10 @@ class AvatarLayer:
         if figure.model is not None:
             self._place_model(figure, visitor)
             return
-        pos, idx = stick_figure(spec, visitor.landmarks, self._thickness, spec.min_visibility, spec.head_radius)
+        points = None
+        if self.project is not None:
+            points = _placed(spec, self.node, self.project, np.asarray(visitor.landmarks, dtype=np.float32)[:, :2])
+        pos, idx = stick_figure(spec, visitor.landmarks, self._thickness, spec.min_visibility, spec.head_radius, points)
         rows = np.empty((pos.shape[0], VERTEX_FLOATS), dtype=np.float32)
         rows[:, 0:3] = pos
         rows[:, 3:7] = self._rgba
@@ -367,7 +397,7 @@ class AvatarLayer:
             figure.model.hide()
             return
         figure.model.show()
-        pts = image_to_scene(self.spec, lm[:, :2])
+        pts = _placed(self.spec, self.node, self.project, lm[:, :2])
         top_candidates = [i for i in (0, 7, 8) if seen[i]]
         feet = [i for i in (27, 28, 29, 30) if seen[i]]
         hip = (pts[23] + pts[24]) / 2
@@ -439,6 +469,8 @@ class Emitter:
         self._rate = spec.rate
         self._size_scale = 1.0
         self._index = landmark_index(spec.landmark) if spec.landmark else -1
+        self.project: Projection | None = None
+        """Set by the renderer in AR mirror mode, so lanterns leave the hands seen in the picture."""
         self._c0 = np.array(rgba(spec.color), dtype=np.float32)
         self._c1 = np.array(rgba(spec.color_end), dtype=np.float32)
         self._indices = ((np.arange(cap, dtype=np.uint32) * 4)[:, None] + _QUAD_INDICES[None, :]).reshape(
@@ -501,7 +533,9 @@ class Emitter:
             lm = np.asarray(visitor.landmarks, dtype=np.float32)
             if not (lm[self._index, 3] >= spec.min_visibility and np.isfinite(lm[self._index, :2]).all()):
                 continue
-            p = image_to_scene(spec, lm[self._index, :2])[0]
+            p = _placed(spec, self.node, self.project, lm[self._index, :2])[0]
+            if not np.isfinite(p).all():
+                continue
             seen_all.append(p)
             if spec.when == "hand_raised" and not self._hand_raised(lm):
                 continue
@@ -796,3 +830,69 @@ class InstanceField:
 
     def destroy(self) -> None:
         self.node.removeNode()
+
+
+# --------------------------------------------------------------------------------------------- anchors
+
+
+class AnchorLayer:
+    """Instances of an anchor node's children on a landmark of every visitor of ``spec.sensor``.
+
+    ``template`` holds the children, built once and kept off the scene graph; each visitor and
+    landmark gets a node placed on the landmark with the template instanced under it, so bindings
+    and events on a child act on every copy at once."""
+
+    def __init__(self, spec: AnchorNode, node: NodePath, template: NodePath) -> None:
+        self.spec = spec
+        self.node = node
+        self.template = template
+        self.project: Projection | None = None
+        """Set by the renderer in AR mirror mode: copies sit on the landmarks seen in the picture."""
+        self._indices = np.array([landmark_index(name) for name in spec.landmarks()], dtype=np.intp)
+        self._copies: dict[tuple[int, int], NodePath] = {}
+
+    @staticmethod
+    def properties() -> tuple[str, ...]:
+        """Bindable property names of its own (none: its placement, tint and visibility are a node's)."""
+        return ()
+
+    def set_property(self, name: str, value: float | bool) -> None:
+        raise _invalid_property("anchor", name, self.properties())
+
+    @property
+    def keys(self) -> tuple[tuple[int, int], ...]:
+        """(visitor id, landmark index) of every copy shown now, sorted."""
+        return tuple(sorted(self._copies))
+
+    def copy_node(self, visitor_id: int, landmark: int) -> NodePath:
+        """The node carrying one copy (KeyError if there is none)."""
+        return self._copies[(visitor_id, landmark)]
+
+    def update(self, snapshot: SceneSnapshot, dt: float) -> None:
+        wanted: dict[tuple[int, int], F32] = {}
+        for visitor in snapshot.visitors.get(self.spec.sensor, ()):
+            lm = np.asarray(visitor.landmarks, dtype=np.float32)
+            if lm.shape[0] <= int(self._indices.max(initial=0)):
+                continue
+            rows = lm[self._indices]
+            seen = (rows[:, 3] >= self.spec.min_visibility) & np.isfinite(rows[:, :2]).all(axis=1)
+            if not seen.any():
+                continue
+            points = _placed(self.spec, self.node, self.project, rows[seen, :2])
+            for index, point in zip(self._indices[seen], points, strict=True):
+                if np.isfinite(point).all():
+                    wanted[(visitor.id, int(index))] = point
+        for key in [k for k in self._copies if k not in wanted]:
+            self._copies.pop(key).removeNode()
+        for key, point in wanted.items():
+            copy = self._copies.get(key)
+            if copy is None:
+                copy = self._copies[key] = self.node.attachNewNode(f"visitor-{key[0]}-{key[1]}")
+                self.template.instanceTo(copy)
+            copy.setPos(float(point[0]), float(point[1]), float(point[2]))
+
+    def destroy(self) -> None:
+        for copy in self._copies.values():
+            copy.removeNode()
+        self._copies.clear()
+        self.template.removeNode()

@@ -98,6 +98,8 @@ class RenderStats:
     skipped: int = 0
     """Snapshots taken while no worker was ready (their events are dropped: a fresh scene starts clean)."""
     heartbeats: int = 0
+    mirror_frames: int = 0
+    """AR mirror: camera frames the current worker has shown as its picture."""
     heartbeat_age: float | None = None
     """Seconds since the last heartbeat of the current worker."""
     last_error: str | None = None
@@ -143,6 +145,7 @@ class RenderHost:
         factory: RendererFactory | None = None,
         fault: RenderFault | None = None,
         prefix: str = "render",
+        mirror: str | None = None,
     ) -> None:
         if fps <= 0:
             raise ValueError("fps must be positive")
@@ -165,6 +168,8 @@ class RenderHost:
         env_fault = os.environ.get(FAULT_ENV)
         self.fault = fault or (RenderFault.parse(env_fault) if env_fault else None)
         self.prefix = prefix
+        self.mirror = mirror
+        """AR mirror: the shared-memory frame channel's name, handed to every worker it starts."""
         self._ctx = multiprocessing.get_context("spawn")
         self._stats = RenderStats()
         self._worker: _Worker | None = None
@@ -226,6 +231,7 @@ class RenderHost:
             heartbeat_interval=self.heartbeat_interval,
             factory=self.factory,
             fault=fault,
+            mirror=self.mirror,
         )
         process = self._ctx.Process(target=run_worker, args=(child, config), name="exhibit-render", daemon=True)
         self._set_status("starting")
@@ -250,6 +256,7 @@ class RenderHost:
         self._stats.pid = process.pid
         self._stats.frames = 0
         self._stats.worker_dropped = 0
+        self._stats.mirror_frames = 0
         return worker
 
     async def _supervise(self, worker: _Worker) -> str:
@@ -319,6 +326,7 @@ class RenderHost:
             stats.frame_p99_ms = message.frame_p99_ms
             stats.frame_mean_ms = message.frame_mean_ms
             stats.worker_dropped = message.dropped
+            stats.mirror_frames = message.mirror_frames
             self._publish("fps", float(message.fps))
             self._publish("frame_p99_ms", float(message.frame_p99_ms))
         elif isinstance(message, Ready):

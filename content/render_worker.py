@@ -7,7 +7,9 @@ It talks to the host over one socket with length-prefixed pickles (see :func:`en
 ``Failed`` go out. Heartbeats (about 2 Hz) carry frame statistics; their absence is how the host
 notices a hang.
 
-Nothing here reads the signal store, and nothing here ever sees a camera image.
+Nothing here reads the signal store. Camera images reach the renderer only in AR mirror mode, and
+never through this socket: the worker attaches to the pose sensor's shared-memory frame channel by
+name (:mod:`content.mirror`); snapshots carry landmarks, never pixels.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class Heartbeat:
     frame_mean_ms: float
     dropped: int
     """Snapshots superseded in the pipe before they were drawn (latest wins), since start."""
+    mirror_frames: int = 0
+    """AR mirror: camera frames shown as the picture since start (0 without a mirror)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +168,8 @@ class WorkerConfig:
     fault: RenderFault | None = None
     stats_window: int = 240
     """Frames kept for the p99 frame time (4 s at 60 fps)."""
+    mirror: str | None = None
+    """AR mirror: the name of the shared-memory frame channel to show (never the frames themselves)."""
 
 
 def scene_renderer(scene: dict[str, Any], base_dir: Path, size: tuple[int, int], offscreen: bool) -> Renderer:
@@ -221,7 +227,7 @@ class _FrameStats:
         self._window_frames += 1
         self._times.append(seconds * 1000.0)
 
-    def heartbeat(self) -> Heartbeat:
+    def heartbeat(self, mirror_frames: int = 0) -> Heartbeat:
         now = time.perf_counter()
         elapsed = max(now - self._window_start, 1e-6)
         fps = self._window_frames / elapsed
@@ -232,7 +238,7 @@ class _FrameStats:
             p99, mean = float(np.percentile(times, 99)), float(times.mean())
         else:
             p99 = mean = 0.0
-        return Heartbeat(self.frames, fps, p99, mean, self.dropped)
+        return Heartbeat(self.frames, fps, p99, mean, self.dropped, mirror_frames)
 
 
 def _merge(pending: SceneSnapshot | None, newer: SceneSnapshot) -> SceneSnapshot:
@@ -267,6 +273,8 @@ def run_worker(sock: socket.socket, config: WorkerConfig) -> None:
     except Exception as exc:
         _fail(channel, "build", exc)
         sys.exit(2)
+    if config.mirror is not None:
+        _attach_mirror(renderer, config.mirror)
     try:
         channel.send(Ready(os.getpid(), time.perf_counter() - started))
         _loop(channel, renderer, config)
@@ -277,6 +285,19 @@ def run_worker(sock: socket.socket, config: WorkerConfig) -> None:
         with contextlib.suppress(Exception):
             renderer.close()
         sock.close()
+
+
+def _attach_mirror(renderer: Renderer, name: str) -> None:
+    """Give the renderer the pose sensor's frames; without them the mirror shows the background."""
+    attach = getattr(renderer, "attach_frames", None)
+    if attach is None:
+        return
+    from content.mirror import FrameReader
+
+    try:
+        attach(FrameReader(name))
+    except (OSError, ValueError) as exc:
+        log.warning("AR mirror: no camera picture (%s: %s); showing the background", type(exc).__name__, exc)
 
 
 def _fail(channel: _Channel, stage: str, exc: BaseException) -> None:
@@ -314,7 +335,7 @@ def _loop(channel: _Channel, renderer: Renderer, config: WorkerConfig) -> None:
             if config.fault is not None:
                 _inject(config.fault, stats.frames)
         if now >= next_beat:
-            channel.send(stats.heartbeat())
+            channel.send(stats.heartbeat(int(getattr(renderer, "mirror_frames", 0))))
             next_beat = max(next_beat + config.heartbeat_interval, now)
 
 

@@ -15,26 +15,35 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from panda3d.core import (
     Camera,
+    CardMaker,
     GraphicsOutput,
     NodePath,
     OrthographicLens,
     PerspectiveLens,
+    Point2,
     Texture,
+    TransparencyAttrib,
     Vec3,
     Vec4,
 )
 
 from content.bindings import Bindings, SnapshotResolver
+from content.mirror import FrameReader
 from content.offscreen import Display, Frame, open_offscreen, open_window, output_frame, save_png, texture_frame
 from content.scene_build import BuiltScene, SceneItem, build_scene
-from content.scene_model import CameraSpec, OutputSpec, SceneSpec, rgba
+from content.scene_model import CameraSpec, MirrorSpec, OutputSpec, SceneSpec, rgba
 from content.snapshot import SceneEvent, SceneSnapshot
 
 log = logging.getLogger("content.renderer")
 
-__all__ = ["BareRun", "SceneRenderer", "render_bare"]
+__all__ = ["BareRun", "MirrorBackground", "SceneRenderer", "picture_extent", "render_bare"]
+
+DEFAULT_PICTURE = (640, 480)
+"""Camera picture size assumed for placing anchors before the first frame arrives (a simulated sensor's)."""
 
 
 @dataclass
@@ -66,13 +75,136 @@ def _lens(camera: CameraSpec, spec: OutputSpec, pixels: tuple[float, float]) -> 
     return lens
 
 
+def picture_extent(mirror: MirrorSpec, picture: tuple[int, int], screen_aspect: float) -> tuple[float, float]:
+    """Half-width and half-height of the mirror picture in film units (the screen spans -1..1 both ways)."""
+    image_aspect = picture[0] / max(picture[1], 1)
+    wider = image_aspect > screen_aspect
+    if mirror.fit == "stretch":
+        return 1.0, 1.0
+    if (mirror.fit == "cover") == wider:
+        return image_aspect / screen_aspect, 1.0  # cover: a wider picture overflows at the sides
+    return 1.0, screen_aspect / image_aspect
+
+
+class MirrorBackground:
+    """The AR mirror: the camera picture on a card behind the scene, and where image points land on screen.
+
+    The card lies in its own display region under the scene's (an orthographic camera, like the sky),
+    its texture replaced from the shared-memory :class:`~content.mirror.FrameReader` whenever a new
+    frame is there. Without a fresh frame (none yet, or none for ``spec.timeout`` s) the card is
+    hidden and the scene's background shows.
+
+    A mirror is for one screen: the picture fills every output region whole, and landmark content is
+    placed through the first output's (first eye's) camera, so ``view`` splits and stereo outputs
+    show the picture but do not line content up with it."""
+
+    def __init__(self, spec: MirrorSpec, frames: FrameReader | None = None) -> None:
+        self.spec = spec
+        self.frames = frames
+        self.root = NodePath("mirror")
+        maker = CardMaker("mirror-picture")
+        maker.setFrame(-1, 1, -1, 1)
+        # Texture row 0 is the picture's top row (RAM order): v = 0 at the top of the card. Flipped,
+        # the picture's right edge (u = 1) is on the screen's left.
+        left, right = (1.0, 0.0) if spec.flip else (0.0, 1.0)
+        maker.setUvRange(Point2(left, 1.0), Point2(right, 0.0))
+        self.card = self.root.attachNewNode(maker.generate())
+        self.card.setY(1.0)
+        self.card.setDepthTest(False)
+        self.card.setDepthWrite(False)
+        self.card.setLightOff(1)
+        self.card.setTwoSided(True)
+        r, g, b, _a = rgba(spec.tint)
+        self.card.setColorScale(r, g, b, spec.opacity)
+        if spec.opacity < 1.0:
+            self.card.setTransparency(TransparencyAttrib.M_alpha)
+        self.texture = Texture("mirror")
+        self.texture.setMinfilter(Texture.FT_linear)
+        self.texture.setMagfilter(Texture.FT_linear)
+        self.texture.setWrapU(Texture.WM_clamp)
+        self.texture.setWrapV(Texture.WM_clamp)
+        self.card.setTexture(self.texture)
+        self.card.hide()
+        self.picture = DEFAULT_PICTURE
+        self.seq = 0
+        """Sequence number of the frame on the card (0: none yet)."""
+        self.shown = 0
+        """Camera frames put on the card so far."""
+        self.captured: float | None = None
+        self.screen_aspect = 16 / 9
+
+    def region(self, output: GraphicsOutput, rect: tuple[float, float, float, float]) -> None:
+        """Draw the picture into ``rect`` of ``output``, above the sky and under the scene."""
+        lens = OrthographicLens()
+        lens.setFilmSize(2, 2)
+        lens.setNearFar(0.5, 2.0)  # the card lies at y = 1
+        camera_np = self.root.attachNewNode(Camera("mirror", lens))
+        region = output.makeDisplayRegion(*rect)
+        region.setSort(5)
+        region.setCamera(camera_np)
+
+    def update(self, now: float) -> None:
+        """Take the newest frame, if there is a new one; show the card only while frames are fresh."""
+        frames = self.frames
+        if frames is not None and frames.seq != self.seq:
+            frame = frames.read()
+            if frame is not None:
+                self._upload(frame.image)
+                self.seq, self.captured = frame.seq, frame.captured
+                self.shown += 1
+        fresh = self.captured is not None and now - self.captured <= self.spec.timeout
+        if fresh and self.card.isHidden():
+            self.card.show()
+        elif not fresh and not self.card.isHidden():
+            self.card.hide()
+
+    def _upload(self, image: npt.NDArray[np.uint8]) -> None:
+        height, width = image.shape[:2]
+        if (width, height) != self.picture or self.seq == 0:
+            self.texture.setup2dTexture(width, height, Texture.T_unsigned_byte, Texture.F_rgb8)
+            self.picture = (width, height)
+            self._fit()
+        # Panda3D keeps RGB textures as BGR in RAM: swap the channels while copying into the texture.
+        self.texture.setRamImage(np.ascontiguousarray(image[:, :, ::-1]))
+
+    def set_screen(self, aspect: float) -> None:
+        self.screen_aspect = aspect
+        self._fit()
+
+    def _fit(self) -> None:
+        half_w, half_h = picture_extent(self.spec, self.picture, self.screen_aspect)
+        self.card.setScale(half_w, 1.0, half_h)
+
+    def film_points(self, xy: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """Normalised image points (n, 2; x right, y down, 0..1) -> where the card shows them, in film
+        coordinates (-1..1, y up)."""
+        half_w, half_h = picture_extent(self.spec, self.picture, self.screen_aspect)
+        x = np.asarray(xy[:, 0], dtype=np.float64)
+        u = 1.0 - x if self.spec.flip else x
+        film = np.empty((xy.shape[0], 2), dtype=np.float64)
+        film[:, 0] = (2.0 * u - 1.0) * half_w
+        film[:, 1] = (1.0 - 2.0 * np.asarray(xy[:, 1], dtype=np.float64)) * half_h
+        return film
+
+    def close(self) -> None:
+        self.root.removeNode()
+        if self.frames is not None:
+            self.frames.close()
+            self.frames = None
+
+
+def _matrix(mat: Any) -> npt.NDArray[np.float64]:
+    return np.array([[mat.getCell(r, c) for c in range(4)] for r in range(4)], dtype=np.float64)
+
+
 class SceneRenderer:
     """Builds ``spec`` (assets relative to ``base_dir``) and draws it.
 
     ``offscreen=True``: one offscreen buffer of ``size`` (the first output's ``stereo`` and ``view``
     still apply), readable with :meth:`capture`. ``offscreen=False``: every output of the spec (windows,
     and buffers for ``kind: offscreen``). ``resolver`` may carry the exhibit's signal types, so bind
-    expressions are checked against them.
+    expressions are checked against them. ``frames``: the AR mirror's camera frames (see
+    :meth:`attach_frames`), for a scene with ``mirror``.
     """
 
     def __init__(
@@ -83,6 +215,7 @@ class SceneRenderer:
         size: tuple[int, int] = (1280, 720),
         offscreen: bool = True,
         resolver: SnapshotResolver | None = None,
+        frames: FrameReader | None = None,
     ) -> None:
         self.spec = spec
         self.base_dir = Path(base_dir)
@@ -93,8 +226,11 @@ class SceneRenderer:
         self.sky_root = NodePath("sky")
         if self.scene.sky is not None:
             self.scene.sky.reparentTo(self.sky_root)
+        self.mirror = MirrorBackground(spec.mirror, frames) if spec.mirror is not None else None
         self.outputs: list[_Output] = []
         self.display = self._open(size, offscreen)
+        if self.mirror is not None:
+            self._init_mirror(self.mirror)
         self.ignored_events = 0
         """Events whose action or target this scene does not have."""
         self.frames = 0
@@ -118,6 +254,49 @@ class SceneRenderer:
             self.rig.lookAt(Vec3(*camera.look_at))
         else:
             self.rig.setHpr(Vec3(*camera.hpr))
+
+    def _init_mirror(self, mirror: MirrorBackground) -> None:
+        # Landmark-driven content follows the picture: it is placed through the first output's camera.
+        lens = self.outputs[0].cameras[0].node().getLens()
+        mirror.set_screen(lens.getAspectRatio())
+        for item in self.scene.items.values():
+            if item.element is not None and hasattr(item.element, "project"):
+                item.element.project = self.project
+
+    def attach_frames(self, frames: FrameReader) -> None:
+        """Show ``frames`` (the pose sensor's camera, through shared memory) as the mirror's picture."""
+        if self.mirror is None:
+            frames.close()
+            raise ValueError("the scene has no `mirror`")
+        if self.mirror.frames is not None:
+            self.mirror.frames.close()
+        self.mirror.frames = frames
+
+    @property
+    def mirror_frames(self) -> int:
+        """Camera frames shown as the mirror's picture so far (0 without a mirror)."""
+        return 0 if self.mirror is None else self.mirror.shown
+
+    def project(self, node: NodePath, xy: npt.NDArray[np.float32], depth: float) -> npt.NDArray[np.float32]:
+        """Image points (n, 2) -> points in ``node``'s coordinates on the plane y = ``depth`` that the scene
+        camera draws exactly where the mirror picture shows them (NaN rows where the ray misses the plane)."""
+        assert self.mirror is not None
+        film = self.mirror.film_points(xy)
+        camera = self.outputs[0].cameras[0]
+        lens = camera.node().getLens()
+        # Panda3D multiplies row vectors: film -> camera space -> node space.
+        to_node = _matrix(lens.getProjectionMatInv()) @ _matrix(camera.getMat(node))
+        n = film.shape[0]
+        ends = []
+        for z in (-1.0, 1.0):  # the near and far ends of each pixel's ray
+            rows = np.column_stack([film, np.full(n, z), np.ones(n)]) @ to_node
+            ends.append(rows[:, :3] / rows[:, 3:4])
+        near, far = ends
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (depth - near[:, 1]) / (far[:, 1] - near[:, 1])
+        points = near + t[:, None] * (far - near)
+        points[~np.isfinite(t) | (t < 0)] = np.nan  # the plane is behind the camera or along the ray
+        return points.astype(np.float32)
 
     def _open(self, size: tuple[int, int], offscreen: bool) -> Display:
         if offscreen:
@@ -164,6 +343,8 @@ class SceneRenderer:
         for eye_left, eye_right, shift in eyes:
             if self.scene.sky is not None:
                 self._sky_region(output, (eye_left, eye_right, bottom, top))
+            if self.mirror is not None:
+                self.mirror.region(output, (eye_left, eye_right, bottom, top))
             region = output.makeDisplayRegion(eye_left, eye_right, bottom, top)
             region.setSort(10)
             region.setClearDepthActive(True)
@@ -233,6 +414,8 @@ class SceneRenderer:
                 item.animator.update(now)
             if item.element is not None:
                 item.element.update(snapshot, dt)
+        if self.mirror is not None:
+            self.mirror.update(time.monotonic())  # frames are stamped on the system-wide monotonic clock
         self._update_fade(now)
         self._draw()
         self.frames += 1
@@ -268,6 +451,8 @@ class SceneRenderer:
         self._fade_level = level
         self.scene.root.setColorScale(level, level, level, 1.0)
         self.sky_root.setColorScale(level, level, level, 1.0)
+        if self.mirror is not None:
+            self.mirror.root.setColorScale(level, level, level, 1.0)
         r, g, b, a = rgba(self.spec.background)
         for output in self.outputs:
             output.output.setClearColor(Vec4(r * level, g * level, b * level, a))
@@ -300,6 +485,8 @@ class SceneRenderer:
         self.display.close()
         self.scene.root.removeNode()
         self.sky_root.removeNode()
+        if self.mirror is not None:
+            self.mirror.close()
 
     def __enter__(self) -> SceneRenderer:
         return self

@@ -49,6 +49,7 @@ from panda3d.core import TextNode as PandaText
 
 from content.scene_model import (
     DEFAULT_FONT,
+    AnchorNode,
     AvatarsNode,
     EmitterNode,
     FogSpec,
@@ -170,7 +171,9 @@ class SceneItem:
     def set_property(self, prop: str, value: Any) -> bool:
         """Set a bindable property; False when the value does not fit it (nothing changes then)."""
         setter = _SETTERS.get(prop)
-        if setter is not None and not (self.element is not None and prop in ("alpha", "visible")):
+        # Elements fade and hide themselves; an anchor is a plain node that also follows landmarks.
+        element_owned = self.element is not None and not isinstance(self.spec, AnchorNode)
+        if setter is not None and not (element_owned and prop in ("alpha", "visible")):
             return setter(self, value)
         if prop.startswith("shader."):
             return _set_shader_input(self.anchor, prop.removeprefix("shader."), value)
@@ -190,7 +193,7 @@ class SceneItem:
                 return False
             self.text.setText(_format_text(value))
             return True
-        if self.element is not None:
+        if element_owned and self.element is not None:
             if value is None or not isinstance(value, bool | int | float):
                 return False
             try:
@@ -576,6 +579,18 @@ def _build_node(name: str, spec: NodeSpec, parent: NodePath, base_dir: Path, ite
     elif isinstance(spec, GroupNode):
         for child_name, child in spec.children.items():
             _build_node(child_name, child, anchor, base_dir, items)
+    elif isinstance(spec, AnchorNode):
+        _build_anchor(item, spec, base_dir, items)
+
+
+def _build_anchor(item: SceneItem, spec: AnchorNode, base_dir: Path, items: dict[str, SceneItem]) -> None:
+    """The children are built once, off the scene graph, and instanced on each visitor's landmark."""
+    from content.elements import AnchorLayer
+
+    template = NodePath(PandaNode(f"{item.name}-template"))
+    for child_name, child in spec.children.items():
+        _build_node(child_name, child, template, base_dir, items)
+    item.element = AnchorLayer(spec, item.anchor, template)
 
 
 def _build_model(item: SceneItem, spec: ModelNode, base_dir: Path) -> None:

@@ -11,18 +11,19 @@ pitch, roll). File names are relative to the exhibit folder.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from content.element_specs import AvatarsSpec, Color, EmitterSpec, InstancesSpec, rgba
+from content.element_specs import AvatarsSpec, Color, EmitterSpec, ImageArea, InstancesSpec, LandmarkName, rgba
 from engine.model import NAME_PATTERN, Strict
 
 __all__ = [
     "COMMON_PROPERTIES",
     "DEFAULT_FONT",
+    "AnchorNode",
     "AvatarsNode",
     "CameraSpec",
     "Color",
@@ -31,6 +32,7 @@ __all__ = [
     "GroupNode",
     "ImageNode",
     "LightSpec",
+    "MirrorSpec",
     "ModelNode",
     "NodeSpec",
     "OutputSpec",
@@ -180,6 +182,33 @@ class GroupNode(NodeBase):
     children: dict[NodeName, NodeSpec] = Field(default_factory=dict, description="The group's nodes by name.")
 
 
+class AnchorNode(NodeBase, ImageArea):
+    """Its children follow a landmark of every visitor of a pose sensor (a lantern in each hand): one
+    copy per visitor and landmark, appearing and leaving with them.
+
+    Without a scene ``mirror`` the landmark is placed like avatars and emitters, on the image area
+    (``width``, ``height``, ``center``, ``depth``, ``mirror``). With one, where the visitor's landmark
+    is *on screen*: on the camera ray through that pixel of the mirror picture, at the plane
+    ``y = depth`` (in the anchor's own coordinates), so it sits on the visitor's hand in the picture.
+    The children are drawn as instances of one subtree: their bindings and events act on every copy."""
+
+    type: Literal["anchor"] = Field(description="Node kind.")
+    sensor: str = Field("body", description="The pose sensor whose visitors carry the children.")
+    landmark: LandmarkName | list[LandmarkName] = Field(
+        description="Landmark (BlazePose name, lower case) or landmarks the children follow, e.g. "
+        "[left_wrist, right_wrist]: one copy on each."
+    )
+    min_visibility: float = Field(
+        0.5, ge=0, le=1, description="A landmark seen less surely than this has no copy on it (hidden hands)."
+    )
+    children: dict[NodeName, NodeSpec] = Field(
+        default_factory=dict, description="What follows the landmark, by name, placed relative to it."
+    )
+
+    def landmarks(self) -> list[str]:
+        return [self.landmark] if isinstance(self.landmark, str) else list(self.landmark)
+
+
 class _ElementPlacement(Strict):
     """Placement and bindings added to the body-driven elements (their own fields stay as they are)."""
 
@@ -222,10 +251,19 @@ class InstancesNode(_ElementPlacement, InstancesSpec):
 
 ElementNode = AvatarsNode | EmitterNode | InstancesNode
 NodeSpec = Annotated[
-    ModelNode | PrimitiveNode | TextNode | ImageNode | GroupNode | AvatarsNode | EmitterNode | InstancesNode,
+    ModelNode
+    | PrimitiveNode
+    | TextNode
+    | ImageNode
+    | GroupNode
+    | AnchorNode
+    | AvatarsNode
+    | EmitterNode
+    | InstancesNode,
     Field(discriminator="type"),
 ]
 GroupNode.model_rebuild()
+AnchorNode.model_rebuild()
 
 
 # --- background, fog, camera, lights -------------------------------------------------------------------------------
@@ -333,6 +371,31 @@ class OutputSpec(Strict):
         return value
 
 
+# --- the AR mirror --------------------------------------------------------------------------------------------------
+
+
+class MirrorSpec(Strict):
+    """AR mirror: the live picture of a pose sensor's camera as the background, on this screen only.
+
+    The frames go from the pose sensor to the render process through shared memory (RAM); they are
+    never written, logged, published or served. Until the first frame, and whenever frames stop for
+    ``timeout`` seconds (a simulated sensor, a replay, an unplugged camera), the scene's own
+    ``background``/``sky`` shows instead."""
+
+    sensor: str = Field("body", description="The pose sensor (kind: pose) whose camera picture is shown.")
+    flip: bool = Field(True, description="Mirror the picture left-right, so visitors see themselves as in a mirror.")
+    fit: Literal["cover", "contain", "stretch"] = Field(
+        "cover",
+        description="cover: fill the screen, cropping the picture's overflow; contain: the whole picture, "
+        "bars of background beside it; stretch: fill the screen, distorting the picture.",
+    )
+    opacity: float = Field(1.0, ge=0, le=1, description="Opacity of the picture over the background.")
+    tint: Color = Field("#ffffff", description="Colour the picture is multiplied by ('#a0a0c0': dimmer, bluish).")
+    timeout: float = Field(
+        1.0, gt=0, description="Seconds without a new frame after which the picture gives way to the background."
+    )
+
+
 # --- the scene ------------------------------------------------------------------------------------------------------
 
 
@@ -351,6 +414,9 @@ class SceneSpec(Strict):
         description="Windows and buffers drawn to.",
     )
     fps_cap: float = Field(60.0, gt=0, le=480, description="Most frames drawn per second.")
+    mirror: MirrorSpec | None = Field(
+        None, description="AR mirror: the live camera picture of a pose sensor as the background (this screen only)."
+    )
     pbr: bool = Field(
         False, description="Physically based shading with panda3d-simplepbr (needs real GPU; falls back when it fails)."
     )
@@ -372,7 +438,7 @@ class SceneSpec(Strict):
         while stack:
             path, node = stack.pop()
             yield path, node
-            if isinstance(node, GroupNode):
+            if isinstance(node, GroupNode | AnchorNode):
                 children = [((*path, "children", name), child) for name, child in node.children.items()]
                 stack.extend(reversed(children))
 
@@ -384,6 +450,27 @@ class SceneSpec(Strict):
         for path, node in self.walk():
             found.extend(((*path, "bind", prop), source) for prop, source in node.bind.items())
         return found
+
+    def sensor_refs(self) -> list[tuple[YamlPath, str]]:
+        """Every pose sensor the scene names (mirror, anchors, avatars, emitters), with its key's YAML path."""
+        refs: list[tuple[YamlPath, str]] = []
+        if self.mirror is not None:
+            refs.append((("mirror", "sensor"), self.mirror.sensor))
+        for path, node in self.walk():
+            sensor = getattr(node, "sensor", None)
+            if isinstance(node, AnchorNode | AvatarsNode | EmitterNode) and isinstance(sensor, str):
+                refs.append(((*path, "sensor"), sensor))
+        return refs
+
+    def check_sensors(self, pose_sensors: Iterable[str]) -> list[Problem]:
+        """Sensor names that are not pose sensors of the exhibit, each with the YAML path of its key."""
+        known = sorted(pose_sensors)
+        problems: list[Problem] = []
+        for path, sensor in self.sensor_refs():
+            if sensor not in known:
+                have = ", ".join(f"`{name}`" for name in known) or "none"
+                problems.append((path, f"`{sensor}` is not a pose sensor of this exhibit (pose sensors: {have})"))
+        return problems
 
     def check_files(self, base_dir: Path) -> list[Problem]:
         """Asset files (models, images, fonts, shaders) that do not exist, each with the YAML path of its key."""

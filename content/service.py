@@ -4,6 +4,11 @@
 events named ``scene.<action>.<node>`` (``{event: scene.burst.lanterns, payload: 40}``):
 ``burst`` (payload: how many), ``play`` (payload: the animation), ``crossfade`` (payload:
 seconds). Rendering runs in its own process (content/render_host.py): nothing here waits on it.
+
+AR mirror (``scene.mirror``): the service owns the shared-memory frame channel
+(:class:`content.mirror.FrameWriter`). The launcher hands :attr:`SceneService.frame_writer`'s
+``write`` to the mirrored pose sensor as its frame tap; every render worker attaches to the
+channel by name; the channel is wiped and removed when the service stops.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from content.mirror import FrameWriter
 from content.render_host import RenderHost
+from content.render_worker import RendererFactory
 from content.scene_model import SceneSpec
 from content.snapshot import SceneEvent
 from content.snapshot_source import SnapshotSource
@@ -46,9 +53,21 @@ class SceneService:
 
     name = "scene"
 
-    def __init__(self, scene: SceneSpec, base_dir: Path, pose_sensors: list[str], *, offscreen: bool) -> None:
+    def __init__(
+        self,
+        scene: SceneSpec,
+        base_dir: Path,
+        pose_sensors: list[str],
+        *,
+        offscreen: bool,
+        factory: RendererFactory | None = None,
+    ) -> None:
         self.scene, self.base_dir = scene, base_dir
         self.pose_sensors, self.offscreen = pose_sensors, offscreen
+        self.factory = factory
+        """The render worker's renderer (None: the scene renderer); tests give their own."""
+        self.frame_writer: FrameWriter | None = FrameWriter() if scene.mirror is not None else None
+        """AR mirror: where the mirrored pose sensor's frames go (shared memory, RAM only)."""
         self.store: SignalStore | None = None
         self.clock: Clock | None = None
         self.source: SnapshotSource | None = None
@@ -77,6 +96,8 @@ class SceneService:
             size=output.size,
             offscreen=self.offscreen or output.kind == "offscreen",
             fps=self.scene.fps_cap,
+            factory=self.factory,
+            mirror=self.frame_writer.name if self.frame_writer is not None else None,
         )
 
     def _on_event(self, signal: Signal) -> None:
@@ -92,7 +113,13 @@ class SceneService:
             hosting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await hosting  # the host stops its process (killing it if it must) before returning
+            self._close_frames()
             self._stopped.set()
+
+    def _close_frames(self) -> None:
+        # After the render process is gone: wipe the last picture and remove the segment.
+        if self.frame_writer is not None:
+            self.frame_writer.close()
 
     async def close(self, timeout: float) -> None:
         """Stop the render process: asked to stop, killed if it does not within the host's stop time."""
@@ -101,3 +128,5 @@ class SceneService:
             await asyncio.wait_for(self._stopped.wait(), max(timeout, STOP_TIMEOUT))
         except TimeoutError:
             log.error("渲染进程未能停止 / the render process did not stop within %.0f s", STOP_TIMEOUT)
+        finally:
+            self._close_frames()  # also when the service never ran

@@ -329,6 +329,8 @@ def _component_problems(doc: PositionedData, exhibit: ExhibitBase, hardware: boo
     scene = getattr(exhibit, "scene", None)
     if scene is not None:
         problems += [doc.problem(("scene", *where), message) for where, message in scene.check_files(base)]
+        pose = [name for name, config in exhibit.sensors.items() if config.kind == "pose"]
+        problems += [doc.problem(("scene", *where), message) for where, message in scene.check_sensors(pose)]
     return problems
 
 

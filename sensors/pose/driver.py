@@ -34,7 +34,7 @@ from sensors.pose.sources import (
     camera_present,
 )
 from sensors.pose.tracking import TrackingSettings
-from sensors.pose.types import PoseFrame
+from sensors.pose.types import FrameSink, FrameTaps, PoseFrame
 from sensors.pose.zones import FloorCalibration, ZoneSpec
 
 log = logging.getLogger("sensors.pose")
@@ -172,6 +172,14 @@ class PoseSensor(Sensor):
         assert isinstance(source, VideoSpec)
         return VideoFileSource(self.base / source.video, loop=source.loop, realtime=source.realtime)
 
+    def _frame_tap(self) -> FrameSink | None:
+        """The AR mirror's tap on this sensor's frames, when the exhibit shows its camera picture."""
+        try:
+            taps = self.context.resources.get(FrameTaps)
+        except LookupError:
+            return None
+        return taps.get(self.name)
+
     def _estimator(self) -> PoseEstimator:
         model = models.resolve(self.config.model, self.base)
         return PoseEstimator(
@@ -202,6 +210,7 @@ class PoseSensor(Sensor):
         attempt, lost = 0, False
         while True:
             source = self._frame_source()
+            source.tap = self._frame_tap()  # frames reach the mirror as read, before and apart from inference
             try:
                 await asyncio.to_thread(source.open)
                 if self._estimator_instance is None:  # loaded once a source exists, kept across reopenings

@@ -10,6 +10,7 @@ a real-time video file skips the frames it is late for.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -23,6 +24,9 @@ import cv2
 import numpy as np
 
 from sensors.pose.inference import Image
+from sensors.pose.types import FrameSink
+
+log = logging.getLogger("sensors.pose.sources")
 
 
 class SourceLost(Exception):
@@ -46,6 +50,24 @@ class FrameSource(ABC):
 
     def __init__(self) -> None:
         self.dropped = 0
+        self.tap: FrameSink | None = None
+        """Where every frame read goes as well (the AR mirror), set by the sensor; None: nowhere."""
+        self._tap_failed = False
+
+    def _to_tap(self, image: Image) -> None:
+        """Hand a frame to the tap, if any, as soon as it is read: the mirror's picture keeps the
+        camera's rate, not the model's. A failing tap is logged once and never stops tracking."""
+        tap = self.tap
+        if tap is None:
+            return
+        try:
+            tap(image)
+        except Exception as exc:
+            if not self._tap_failed:
+                self._tap_failed = True
+                log.warning(
+                    "%s: the mirror tap failed (%s: %s); tracking goes on", self.description, type(exc).__name__, exc
+                )
 
     @abstractmethod
     def open(self) -> None:
@@ -115,6 +137,7 @@ class VideoFileSource(FrameSource):
         # made from it replays at the speed the video plays.
         stamp = time.monotonic() if self.realtime else self._started + self._index / self._fps
         frame = Captured(_rgb(bgr, self.size), stamp, self._index)
+        self._to_tap(frame.image)
         self._index += 1
         return frame
 
@@ -184,6 +207,9 @@ class CameraSource(FrameSource):
                 self._slot = Captured(_rgb(bgr, self.size), time.monotonic(), self._index)
                 self._index += 1
                 self._ready.notify_all()
+                image = self._slot.image
+            # Outside the lock: the tap copies the frame, inference need not wait for it.
+            self._to_tap(image)
 
     def read(self) -> Captured:
         with self._ready:
@@ -244,5 +270,6 @@ class SimulatedCamera(FrameSource):
         if self.fault == "garbage":
             image = self._rng.integers(0, 256, image.shape, dtype=np.uint8)
         frame = Captured(image, time.monotonic(), self._index)
+        self._to_tap(image)
         self._index += 1
         return frame

@@ -21,6 +21,7 @@ Nothing here reads the signal store: all input comes from :class:`content.snapsh
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Iterable
@@ -42,6 +43,7 @@ from panda3d.core import (
     NodePath,
     OmniBoundingVolume,
     PNMImage,
+    Shader,
     Texture,
     TransparencyAttrib,
 )
@@ -179,10 +181,13 @@ def _load_model(path: Path) -> NodePath | None:
     return model
 
 
+@functools.cache
 def _disc(n: int) -> F32:
-    """Unit circle points (n, 2)."""
+    """Unit circle points (n, 2); cached (read-only), as avatars ask for the same few every frame."""
     a = np.linspace(0.0, 2.0 * math.pi, n, endpoint=False, dtype=np.float32)
-    return np.stack([np.cos(a), np.sin(a)], axis=1).astype(np.float32)
+    ring = np.stack([np.cos(a), np.sin(a)], axis=1).astype(np.float32)
+    ring.flags.writeable = False
+    return ring
 
 
 # --------------------------------------------------------------------------------------------- avatars
@@ -220,10 +225,18 @@ def _fan(centers: F32, radius: float | F32, sides: int) -> tuple[F32, U32]:
     pts[:, 1:, 0] = centers[:, None, 0] + ring[None, :, 0] * r
     pts[:, 1:, 1] = centers[:, None, 1]
     pts[:, 1:, 2] = centers[:, None, 2] + ring[None, :, 1] * r
+    return pts.reshape(-1, 3), _fan_indices(m, sides)
+
+
+@functools.cache
+def _fan_indices(m: int, sides: int) -> U32:
+    """Triangle-fan indices of ``m`` discs of ``sides`` sides (cached, read-only: the same every frame)."""
     k = np.arange(sides, dtype=np.uint32)
     one = np.stack([np.zeros(sides, dtype=np.uint32), 1 + k, 1 + (k + 1) % sides], axis=1).reshape(-1)
     base = (np.arange(m, dtype=np.uint32) * (sides + 1))[:, None]
-    return pts.reshape(-1, 3), (base + one[None, :]).reshape(-1).astype(np.uint32)
+    indices = (base + one[None, :]).reshape(-1).astype(np.uint32)
+    indices.flags.writeable = False
+    return indices
 
 
 def stick_figure(
@@ -749,22 +762,44 @@ class InstanceField:
         self._rows[:, :, 3:7] = tcol[None, :, :] * base_color[None, None, :]
         self._rows[:, :, 3:6] *= bright[:, None, None]
         self._rows[:, :, 3:6] = np.clip(self._rows[:, :, 3:6], 0.0, 1.0)
-        self._rows[:, :, 7:9] = 0.0
+        # Per copy, for the sway shader: its phase and its speed (u, v); the fixed-function path ignores them.
+        self._rows[:, :, 7] = self._phase[:, 0:1]
+        self._rows[:, :, 8] = self._speed[:, None]
         indices = ((np.arange(n, dtype=np.uint32) * np.uint32(v))[:, None] + tidx[None, :]).reshape(-1)
         self._time = 0.0
         self._glow = spec.glow
         self._alpha = spec.alpha
         self._sway = spec.sway
         self._moves = spec.sway > 0 or spec.bob > 0
+        self._shaders = True
+        """False once the renderer said it has no shaders (use_cpu_motion)."""
 
         self.node: NodePath = parent.attachNewNode("instances")
         self.node.setLightOff(1)
         self.node.setTwoSided(True)
         self.mesh = DynamicMesh("instances", self.node)
+        self._gpu_motion = False
         self._write_positions()
         self.mesh.set(self._rows.reshape(-1, VERTEX_FLOATS), indices)
         self._apply_scale()
         self.node.show() if spec.visible else self.node.hide()
+        if self._moves:
+            self._use_gpu_motion()
+
+    def _use_gpu_motion(self) -> None:
+        """Sway and bob in a vertex shader: the merged mesh is uploaded once instead of every frame
+        (re-uploading 300 lanterns' vertices doubled the frame time on software GL)."""
+        self._gpu_motion = True
+        self.node.setShader(_sway_shader())
+        self.node.setShaderInput("sway_time", self._time)
+        self.node.setShaderInput("sway", (self._sway, self.spec.bob))
+
+    def use_cpu_motion(self) -> None:
+        """For renderers without shaders (Panda3D's software renderer): move the vertices here instead."""
+        self._gpu_motion = self._shaders = False
+        self.node.clearShader()
+        self._write_positions()
+        self.mesh.set_positions(self._rows.reshape(-1, VERTEX_FLOATS))
 
     @staticmethod
     def _template(spec: InstancesSpec, base_dir: Path) -> tuple[F32, F32, U32]:
@@ -798,7 +833,11 @@ class InstanceField:
             self.node.show() if value else self.node.hide()
         elif name == "sway":
             self._sway = max(float(value), 0.0)
-            self._moves = self._sway > 0 or self.spec.bob > 0
+            was_moving, self._moves = self._moves, self._sway > 0 or self.spec.bob > 0
+            if self._gpu_motion:
+                self.node.setShaderInput("sway", (self._sway, self.spec.bob))
+            elif self._moves and not was_moving and self.node.getShader() is None and self._shaders:
+                self._use_gpu_motion()
         else:
             raise _invalid_property("instances", name, self.properties())
 
@@ -817,19 +856,59 @@ class InstanceField:
         if self._moves:
             w = 2.0 * math.pi * self._speed * t
             offset[:, 0] = self._sway * np.sin(w + self._phase[:, 0])
-            offset[:, 1] = self._sway * 0.5 * np.sin(0.7 * w + self._phase[:, 1])
-            offset[:, 2] = self.spec.bob * np.sin(0.5 * w + self._phase[:, 1])
+            second = np.modf(self._phase[:, 0] * 1.618)[0] * 2.0 * math.pi  # as the shader derives it
+            offset[:, 1] = self._sway * 0.5 * np.sin(0.7 * w + second)
+            offset[:, 2] = self.spec.bob * np.sin(0.5 * w + second)
         self._rows[:, :, 0:3] = self._local + (self._centers + offset)[:, None, :]
 
     def update(self, snapshot: SceneSnapshot, dt: float) -> None:
         if not self._moves:
             return
         self._time += max(float(dt), 0.0)
+        if self._gpu_motion:
+            self.node.setShaderInput("sway_time", self._time)
+            return
         self._write_positions()
         self.mesh.set_positions(self._rows.reshape(-1, VERTEX_FLOATS))
 
     def destroy(self) -> None:
         self.node.removeNode()
+
+
+# The same motion as InstanceField._write_positions, per vertex on the GPU. u is the copy's phase, v its speed
+# (the second phase is derived from the first: a fixed, different one per copy is all the look needs).
+_SWAY_VERTEX = """#version 120
+uniform mat4 p3d_ModelViewProjectionMatrix;
+uniform float sway_time;
+uniform vec2 sway;  // amplitude, bob
+attribute vec4 p3d_Vertex;
+attribute vec4 p3d_Color;
+attribute vec2 p3d_MultiTexCoord0;
+varying vec4 colour;
+void main() {
+    float phase = p3d_MultiTexCoord0.x;
+    float second = fract(phase * 1.618) * 6.2831853;
+    float w = 6.2831853 * p3d_MultiTexCoord0.y * sway_time;
+    vec3 offset = vec3(sway.x * sin(w + phase), 0.5 * sway.x * sin(0.7 * w + second), sway.y * sin(0.5 * w + second));
+    gl_Position = p3d_ModelViewProjectionMatrix * vec4(p3d_Vertex.xyz + offset, 1.0);
+    colour = p3d_Color;
+}
+"""
+_SWAY_FRAGMENT = """#version 120
+uniform vec4 p3d_ColorScale;
+varying vec4 colour;
+void main() {
+    gl_FragColor = colour * p3d_ColorScale;
+}
+"""
+_SHADER: Shader | None = None
+
+
+def _sway_shader() -> Shader:
+    global _SHADER
+    if _SHADER is None:
+        _SHADER = Shader.make(Shader.SL_GLSL, _SWAY_VERTEX, _SWAY_FRAGMENT)
+    return _SHADER
 
 
 # --------------------------------------------------------------------------------------------- anchors

@@ -64,6 +64,12 @@ class Display:
         gsg = self.engine.getWindow(0).getGsg() if self.engine.getNumWindows() else None
         return gsg.getDriverRenderer() if gsg is not None else self.pipe.getInterfaceName()
 
+    @property
+    def supports_shaders(self) -> bool:
+        """GLSL is there (any GL driver); Panda3D's software renderer draws fixed-function only."""
+        gsg = self.engine.getWindow(0).getGsg() if self.engine.getNumWindows() else None
+        return gsg is not None and bool(gsg.getSupportsBasicShaders())
+
     def render(self) -> None:
         """Draw one frame on every output (and copy RAM textures)."""
         self.engine.renderFrame()

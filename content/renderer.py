@@ -32,6 +32,7 @@ from panda3d.core import (
 )
 
 from content.bindings import Bindings, SnapshotResolver
+from content.elements import InstanceField
 from content.mirror import FrameReader
 from content.offscreen import Display, Frame, open_offscreen, open_window, output_frame, save_png, texture_frame
 from content.scene_build import BuiltScene, SceneItem, build_scene
@@ -229,6 +230,10 @@ class SceneRenderer:
         self.mirror = MirrorBackground(spec.mirror, frames) if spec.mirror is not None else None
         self.outputs: list[_Output] = []
         self.display = self._open(size, offscreen)
+        if not self.display.supports_shaders:
+            for item in self.scene.items.values():  # moving lanterns: on the CPU where the GPU path is missing
+                if isinstance(item.element, InstanceField):
+                    item.element.use_cpu_motion()
         if self.mirror is not None:
             self._init_mirror(self.mirror)
         self.ignored_events = 0
@@ -530,10 +535,21 @@ class BareRun:
     """The last picture."""
 
 
-def render_bare(spec: SceneSpec, base_dir: Path, *, size: tuple[int, int] = (1280, 720), frames: int = 60) -> BareRun:
+def render_bare(
+    spec: SceneSpec,
+    base_dir: Path,
+    *,
+    size: tuple[int, int] = (1280, 720),
+    frames: int = 60,
+    snapshot: SceneSnapshot | None = None,
+) -> BareRun:
     """Draw the same scene graph ``frames`` times with nothing but Panda3D's frame loop: no bindings,
-    no snapshots, no events. What the renderer adds on top of this is its own cost."""
+    no snapshots, no events. Given ``snapshot``, the graph is first brought to that moment (the same
+    avatars, particles and bound values), so the loop draws what the renderer draws; what the renderer
+    adds on top of this is its own per-frame cost (bindings, moving content, re-uploaded geometry)."""
     renderer = SceneRenderer(spec, base_dir, size=size, offscreen=True)
+    if snapshot is not None:
+        renderer.frame(snapshot)
     try:
         times: list[float] = []
         for _ in range(frames):

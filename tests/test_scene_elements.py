@@ -369,13 +369,23 @@ def test_three_hundred_instances_in_one_geom_and_glow(scene: Stage) -> None:
 
 
 def test_instances_sway_and_seeded_layout(scene: Stage) -> None:
-    spec = InstancesSpec(type="instances", count=50, seed=3, sway=0.2)
+    spec = InstancesSpec(type="instances", count=50, seed=3, sway=0.2, area=(-1, 0, 1, 1), height=(-1, 1))
     a = InstanceField(spec, scene.scene, Path("."))
     b = InstanceField(spec, scene.scene, Path("."))
     np.testing.assert_array_equal(a._rows, b._rows)
-    before = a._rows[:, :, :3].copy()
+    b.destroy()
+    # On the GPU (a shader moves the vertices; the mesh is never re-uploaded): the picture moves.
+    assert a.node.getShader() is not None
+    first = scene.render().astype(int)
     a.update(snap(0.5), 0.5)
+    assert np.abs(scene.render().astype(int) - first).sum() > 0
+    # Without shaders (Panda3D's software renderer) the same motion is written into the vertices.
+    before = a._rows[:, :, :3].copy()
+    a.use_cpu_motion()
+    a.update(snap(1.0), 0.5)
+    assert a.node.getShader() is None
     assert np.abs(a._rows[:, :, :3] - before).max() > 0.01
+    a.destroy()
     still = InstanceField(InstancesSpec(type="instances", count=10, sway=0, bob=0), scene.scene, Path("."))
     rows = still._rows.copy()
     still.update(snap(1.0), 1.0)

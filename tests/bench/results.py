@@ -1,4 +1,4 @@
-"""From send and receive times (OSC, serial), frame times (pose) and rate searches (OSC ingest) to figures,
+"""From send and receive times (OSC, serial), frame times (pose, render) and rate searches (OSC ingest) to figures,
 and the figures as JSON or a table."""
 
 from __future__ import annotations
@@ -154,10 +154,14 @@ def as_table(
     inputs: InputResults | None = None,
     logic: LogicResults | None = None,
     devices: DeviceResults | None = None,
+    render: RenderResults | None = None,
 ) -> str:
-    lines = [f"{'figure':<26} {'value':>12} {'baseline':>12} {'ratio':>7}  unit"]
+    width = max([26, *(len(name) for name in results)])
+    lines = [f"{'figure':<{width}} {'value':>12} {'baseline':>12} {'ratio':>7}  unit"]
     for name, fig in results.items():
-        lines.append(f"{name:<26} {fig['value']:>12.3f} {fig['baseline']:>12.3f} {fig['ratio']:>7.2f}  {fig['unit']}")
+        lines.append(
+            f"{name:<{width}} {fig['value']:>12.3f} {fig['baseline']:>12.3f} {fig['ratio']:>7.2f}  {fig['unit']}"
+        )
     lines.append("")
     lines.append(
         f"machine: {os.cpu_count()} cores, Python {platform.python_version()}; samples: "
@@ -172,6 +176,8 @@ def as_table(
         lines += logic_samples(logic)
     if devices is not None:
         lines += device_samples(devices)
+    if render is not None:
+        lines += render_samples(render)
     lines += osc_targets(results)
     if pose is not None:
         lines += pose_targets(results, pose)
@@ -181,6 +187,8 @@ def as_table(
         lines += logic_targets(results)
     if devices is not None:
         lines += device_targets(results)
+    if render is not None:
+        lines += render_targets(results)
     return "\n".join(lines)
 
 
@@ -575,4 +583,126 @@ def device_targets(results: dict[str, Figure]) -> list[str]:
         f"({cpu['value']:.2f} cores; the show runs on one thread, so 1.0 means saturated)",
         f"  panic_to_safe_ms at most {PANIC_LIMIT_MS:g} ms: {verdict(panic['value'] <= PANIC_LIMIT_MS)} "
         f"({panic['value']:.1f} ms)",
+    ]
+
+
+# --- the scene renderer: frame rate and its cost to control latency (render.py) ---------------------------------
+
+RENDER_FPS_RATIO_LIMIT = 0.9
+RENDER_LATENCY_RATIO_LIMIT = 1.1
+
+
+@dataclass(frozen=True)
+class FrameTimes:
+    """The timed frames of one kind of run, pooled over its processes."""
+
+    seconds: np.ndarray
+    """Wall time of each frame, from the call that draws it to its return."""
+    draw_seconds: np.ndarray
+    """Of which in Panda3D's ``Display.render()`` (cull, draw, copy to RAM): all of it for the bare loop."""
+    processes: int
+
+    @property
+    def fps(self) -> float:
+        """Frames over the time spent in them: the rate of frames drawn back to back."""
+        return len(self.seconds) / float(np.sum(self.seconds))
+
+    def percentile_ms(self, q: float) -> float:
+        return float(np.percentile(self.seconds, q)) * 1000
+
+    def draw_percentile_ms(self, q: float) -> float:
+        return float(np.percentile(self.draw_seconds, q)) * 1000
+
+
+@dataclass(frozen=True)
+class RenderFps:
+    """``SceneRenderer.frame()`` with four visitors against ``render_bare`` on the same scene, in fresh processes."""
+
+    engine: FrameTimes
+    baseline: FrameTimes
+    size: tuple[int, int]
+    warmup: int
+    """Frames drawn before the timed ones, in every process."""
+    visitors: int
+    raised: int
+    """Visitors with both hands raised (lanterns rise from their wrists)."""
+    renderer: str
+    """The GL driver and Panda3D display module that drew the engine's frames."""
+    particles: int
+    """Lantern particles alive at the end of the last engine run."""
+
+
+@dataclass(frozen=True)
+class RenderLatency:
+    """OSC-to-MQTT latency through the same exhibit run with its scene drawn offscreen and without, pooled over runs."""
+
+    on: Latencies
+    off: Latencies
+    runs: int
+    """Engine runs of each kind, alternating."""
+    rate: float
+    """OSC messages per second."""
+    render_fps: tuple[float, ...]
+    """``render.fps`` just after each rendering run's messages (frames per second over its last heartbeat)."""
+    render_p99_ms: tuple[float, ...]
+    """``render.frame_p99_ms`` at the same moments."""
+
+
+@dataclass(frozen=True)
+class RenderResults:
+    fps: RenderFps
+    latency: RenderLatency
+
+
+def render_figures(render: RenderResults) -> dict[str, Figure]:
+    engine, baseline, latency = render.fps.engine, render.fps.baseline, render.latency
+    return {
+        "render_fps": figure(engine.fps, baseline.fps, "fps"),
+        "render_frame_p99_ms": figure(engine.percentile_ms(99), baseline.percentile_ms(99), "ms"),
+        "control_latency_render_ratio": figure(latency.on.percentile(99), latency.off.percentile(99), "ms"),
+    }
+
+
+def render_samples(render: RenderResults) -> list[str]:
+    """How the render figures were taken, so a reader can judge them."""
+    fps, latency = render.fps, render.latency
+    engine, bare = fps.engine, fps.baseline
+    width, height = fps.size
+    drawn = ", ".join(f"{value:.1f}" for value in latency.render_fps)
+    p99s = ", ".join(f"{value:.1f}" for value in latency.render_p99_ms)
+    return [
+        f"render_fps: the flagship's scene at {width}x{height} offscreen ({fps.renderer}), "
+        f"{len(engine.seconds)} frames over {engine.processes} fresh process(es) per kind, alternating, "
+        f"after {fps.warmup} warm-up frames in each; "
+        f"engine: SceneRenderer.frame() with {fps.visitors} simulated visitors swaying ({fps.raised} with both hands "
+        f"up: {fps.particles} lantern particles alive at the end); baseline: render_bare, Panda3D's renderFrame() "
+        "alone on the scene as built (nothing moves, no visitors); fps = frames / time in them; both include the "
+        "copy of each picture to RAM, neither turns it into an array",
+        f"  engine:   p50 {engine.percentile_ms(50):.1f} ms, p99 {engine.percentile_ms(99):.1f} ms a frame, "
+        f"of which Panda3D's draw p50 {engine.draw_percentile_ms(50):.1f} ms (the rest: bindings, avatars, particles, "
+        "the swaying lantern field)",
+        f"  baseline: p50 {bare.percentile_ms(50):.1f} ms, p99 {bare.percentile_ms(99):.1f} ms a frame",
+        f"control_latency_render_ratio: the OSC-to-MQTT p99 (OSC at {latency.rate:,.0f}/s from a separate process, "
+        "through Mosquitto to a separate subscriber) of the OSC bench's exhibit with the flagship's scene and its "
+        "recorded visitors, run as `launcher.py run --headless` (scene drawn offscreen in the render process) over "
+        f"the same with `--no-render`; {latency.runs} run(s) of each, alternating, pooled; value: rendering on, "
+        "baseline: off, ratio: on / off",
+        f"  rendering on:  {latency_summary(latency.on, 'messages')}; render.fps {drawn}, "
+        f"render.frame_p99_ms {p99s} after each run",
+        f"  rendering off: {latency_summary(latency.off, 'messages')}",
+    ]
+
+
+def render_targets(results: dict[str, Figure]) -> list[str]:
+    fps, p99, control = results["render_fps"], results["render_frame_p99_ms"], results["control_latency_render_ratio"]
+    return [
+        f"target: render_fps at least {RENDER_FPS_RATIO_LIMIT:g}x the baseline; control_latency_render_ratio at most "
+        f"{RENDER_LATENCY_RATIO_LIMIT:g}",
+        f"  render_fps at least {RENDER_FPS_RATIO_LIMIT:g}x the baseline: "
+        f"{verdict(fps['ratio'] >= RENDER_FPS_RATIO_LIMIT)} ({fps['ratio']:.2f}x, {fps['value']:.1f} fps)",
+        f"  render_frame_p99_ms: {p99['ratio']:.2f}x the baseline "
+        f"({p99['value']:.1f} ms; reported, no target of its own)",
+        f"  control_latency_render_ratio at most {RENDER_LATENCY_RATIO_LIMIT:g}: "
+        f"{verdict(control['ratio'] <= RENDER_LATENCY_RATIO_LIMIT)} ({control['ratio']:.2f}: p99 "
+        f"{control['value']:.3f} ms rendering, {control['baseline']:.3f} ms not)",
     ]

@@ -2,8 +2,9 @@
 the inputs' OSC ingest rate and serial latency against python-osc and pyserial-asyncio-fast
 (``inputs.py``), a rule's evaluation rate and a GO's latency to the broker against a plain
 lambda and a bare aiomqtt publish (``logic.py``), 512 MQTT fixtures' update rate and PANIC time against
-bare aiomqtt loops (``devices.py``), and the pose pipeline's frame rates and latency
-against a bare MediaPipe loop (``pose.py``).
+bare aiomqtt loops (``devices.py``), the scene renderer's frame rate against a bare Panda3D loop and
+what rendering costs the OSC-to-MQTT latency (``render.py``, :func:`run_render`), and the pose
+pipeline's frame rates and latency against a bare MediaPipe loop (``pose.py``).
 
 OSC datagrams are sent from a separate process at 1 kHz, go through the bridge
 under test and a private Mosquitto on loopback, and are received by a separate
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.bench.devices import FULL_DEVICES, QUICK_DEVICES, run_devices
-from tests.bench.inputs import FULL_INPUTS, QUICK_INPUTS, run_inputs
+from tests.bench.inputs import FULL_INPUTS, QUICK_INPUTS, run_inputs, start_module
 from tests.bench.logic import FULL_LOGIC, QUICK_LOGIC, run_logic
 from tests.bench.pose import FULL, QUICK, run_pose
 from tests.bench.procs import (
@@ -40,8 +41,20 @@ from tests.bench.procs import (
     start_mosquitto,
     wait_for_payload,
 )
+from tests.bench.render import (
+    FULL_RENDER,
+    QUICK_RENDER,
+    RenderPlan,
+    ask_render,
+    flagship_scene,
+    render_exhibit,
+    run_render_fps,
+    wait_rendering,
+)
 from tests.bench.results import (
     Latencies,
+    RenderLatency,
+    RenderResults,
     as_json,
     as_table,
     device_figures,
@@ -50,6 +63,7 @@ from tests.bench.results import (
     latencies,
     logic_figures,
     pose_figures,
+    render_figures,
 )
 from tests.net import free_port
 
@@ -86,6 +100,8 @@ class Plan:
     warmup: int
     measured: int
     rate: float = 1000.0
+    settle_s: float = 0.0
+    """The first message goes at least this long after the engine was started (the render latency runs only)."""
 
     @property
     def count(self) -> int:
@@ -109,6 +125,7 @@ def main(json_output: bool = False, quick: bool = False) -> int:
             inputs = run_inputs(QUICK_INPUTS if quick else FULL_INPUTS)  # before pose: a lighter process to time in
             logic = run_logic(QUICK_LOGIC if quick else FULL_LOGIC, exe)  # likewise
             devices = run_devices(QUICK_DEVICES if quick else FULL_DEVICES, exe)  # likewise
+            render = run_render(QUICK_RENDER if quick else FULL_RENDER, exe)  # likewise
             pose = run_pose(QUICK if quick else FULL)
     except BenchError as exc:
         print(f"The benchmark could not run: {exc}", file=sys.stderr)
@@ -119,8 +136,10 @@ def main(json_output: bool = False, quick: bool = False) -> int:
         | input_figures(inputs)
         | logic_figures(logic)
         | device_figures(devices)
+        | render_figures(render)
     )
-    print(as_json(results) if json_output else as_table(results, engine, baseline, pose, inputs, logic, devices))
+    table = as_table(results, engine, baseline, pose, inputs, logic, devices, render)
+    print(as_json(results) if json_output else table)
     return 0
 
 
@@ -211,3 +230,85 @@ def measure(children: Children, name: str, topic: str, mqtt_port: int, udp_port:
         raise BenchError(f"none of the {plan.measured} measured messages reached {topic} through the {name}")
     log.info("%s: %d of %d measured messages arrived", name, len(result.ms), plan.measured)
     return result
+
+
+# --- rendering: its frame rate (render.py) and its cost to the OSC-to-MQTT latency ----------------------------------
+
+
+def run_render(plan: RenderPlan, mosquitto: str) -> RenderResults:
+    """The renderer's frame rate against a bare Panda3D loop, then the control latency with and without it."""
+    fps = run_render_fps(plan)
+    latency = run_render_latency(plan, mosquitto)
+    return RenderResults(fps=fps, latency=latency)
+
+
+def run_render_latency(plan: RenderPlan, mosquitto: str) -> RenderLatency:
+    """The OSC bench's measurement through the exhibit with the flagship's scene, rendering off and on, alternating
+    (off first, then on first, ...) so that drift cancels; every child is stopped and every temp file removed."""
+    osc = Plan(warmup=plan.latency_warmup, measured=plan.messages, settle_s=plan.settle_s)
+    scene = flagship_scene()
+    runs: dict[bool, list[Latencies]] = {False: [], True: []}
+    seen: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="exhibit-bench-render-latency-") as tmp:
+        children = Children(Path(tmp))
+        try:
+            mqtt_port = start_mosquitto(children, mosquitto)
+            for index in range(plan.rounds):
+                for rendering in (False, True) if index % 2 == 0 else (True, False):
+                    result, state = run_scene_engine(children, mqtt_port, osc, scene, rendering, index)
+                    runs[rendering].append(result)
+                    if state is not None:
+                        seen.append(state)
+        finally:
+            children.stop_all()
+    latency = RenderLatency(
+        on=pooled(runs[True]),
+        off=pooled(runs[False]),
+        runs=plan.rounds,
+        rate=osc.rate,
+        render_fps=tuple(float(state["fps"]) for state in seen),
+        render_p99_ms=tuple(float(state["frame_p99_ms"]) for state in seen),
+    )
+    log.info(
+        "render latency: p99 %.3f ms rendering, %.3f ms not", latency.on.percentile(99), latency.off.percentile(99)
+    )
+    return latency
+
+
+def run_scene_engine(
+    children: Children, mqtt_port: int, plan: Plan, scene: str, rendering: bool, index: int
+) -> tuple[Latencies, dict[str, float] | None]:
+    """One engine process (``launcher.py run --headless``, or with ``--no-render``) measured as :func:`run_engine` is;
+    with rendering, also the ``render.*`` signals after the messages, which must show it drew all along."""
+    mode = "offscreen" if rendering else "off"
+    name = f"scene-engine-{mode}-{index}"
+    exhibit_id = f"bench-render-{mode}-{index}"  # its own status topic: no retained `online` of an earlier run
+    udp_port = free_port(socket.SOCK_DGRAM)
+    exhibit = children.workdir / f"{exhibit_id}.yaml"
+    exhibit.write_text(render_exhibit(exhibit_id, udp_port, scene), encoding="utf-8")
+    started = time.monotonic()
+    proc = start_module(children, name, "render", "serve", exhibit, "--broker-port", mqtt_port, "--render", mode)
+    if not wait_for_payload(mqtt_port, f"exhibit/{exhibit_id}/status", b"online", timeout=30.0, alive=proc):
+        state = f"exited with status {proc.returncode}" if proc.poll() is not None else "did not say online in 30 s"
+        raise children.failed(name, f"the engine {state}")
+    before = wait_rendering(children, name, proc, timeout=60.0) if rendering else None
+    # Both kinds measured as long after their start: past the start-up's one-off work, and at the same point of
+    # the replayed visitors, so the pose sensor's load is the same.
+    time.sleep(max(0.0, started + plan.settle_s - time.monotonic()))
+    log.info("%s online%s; sending %d messages", name, " and drawing" if rendering else "", plan.count)
+    result = measure(children, name, f"exhibit/{exhibit_id}/devices/probe/set", mqtt_port, udp_port, plan)
+    after = ask_render(children, name) if rendering else None
+    if (
+        before is not None
+        and after is not None
+        and (after.get("status") != "running" or not after.get("fps") or after.get("restarts") != before["restarts"])
+    ):
+        raise children.failed(name, f"the renderer did not keep drawing while the messages went through: {after}")
+    code = children.stop(name)
+    if code != 0:
+        log.warning("%s exited with status %s after SIGTERM:\n%s", name, code, children.log_text(name))
+    return result, after
+
+
+def pooled(runs: list[Latencies]) -> Latencies:
+    return Latencies(ms=np.concatenate([run.ms for run in runs]), measured=sum(run.measured for run in runs))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -541,19 +542,27 @@ def render_bare(
     *,
     size: tuple[int, int] = (1280, 720),
     frames: int = 60,
-    snapshot: SceneSnapshot | None = None,
+    snapshots: Sequence[SceneSnapshot] = (),
 ) -> BareRun:
-    """Draw the same scene graph ``frames`` times with nothing but Panda3D's frame loop: no bindings,
-    no snapshots, no events. Given ``snapshot``, the graph is first brought to that moment (the same
-    avatars, particles and bound values), so the loop draws what the renderer draws; what the renderer
-    adds on top of this is its own per-frame cost (bindings, moving content, re-uploaded geometry)."""
+    """Draw the same scene graph ``frames`` times in a bare Panda3D loop: no bindings, no snapshot
+    handling, no events, no bookkeeping. With ``snapshots`` (one per frame, cycled), the loop moves the
+    content as a hand-written Panda3D program would have to, calling the avatars', emitters' and
+    lanterns' own updates directly, so it draws the same frames the renderer draws; what the renderer
+    adds on top of this is the cost of being driven by an exhibit file."""
     renderer = SceneRenderer(spec, base_dir, size=size, offscreen=True)
-    if snapshot is not None:
-        renderer.frame(snapshot)
+    elements = [item.element for item in renderer.scene.items.values() if item.element is not None]
     try:
+        if snapshots:
+            renderer.frame(snapshots[0])  # the bound values of that moment, set once
         times: list[float] = []
-        for _ in range(frames):
+        previous = snapshots[0].time if snapshots else 0.0
+        for index in range(frames):
             start = time.perf_counter()
+            if snapshots:
+                moment = snapshots[index % len(snapshots)]
+                for element in elements:
+                    element.update(moment, max(moment.time - previous, 0.0))
+                previous = moment.time
             renderer.display.render()
             times.append(time.perf_counter() - start)
         renderer.frames += frames

@@ -17,7 +17,10 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "AVATAR_BONES",
     "LANDMARK_NAMES",
+    "MIXAMO_BONES",
+    "AvatarBone",
     "AvatarsSpec",
     "Color",
     "ElementSpec",
@@ -167,6 +170,43 @@ class ImageArea(_Strict):
     )
 
 
+AvatarBone = Literal[
+    "left_upper_arm",
+    "left_forearm",
+    "right_upper_arm",
+    "right_forearm",
+    "left_thigh",
+    "left_shin",
+    "right_thigh",
+    "right_shin",
+]
+"""Limb bones an avatar model's joints can be mapped to (see :data:`AVATAR_BONES`)."""
+
+AVATAR_BONES: dict[str, tuple[int, int]] = {
+    "left_upper_arm": (11, 13),
+    "left_forearm": (13, 15),
+    "right_upper_arm": (12, 14),
+    "right_forearm": (14, 16),
+    "left_thigh": (23, 25),
+    "left_shin": (25, 27),
+    "right_thigh": (24, 26),
+    "right_shin": (26, 28),
+}
+"""Each bone's BlazePose landmarks: from its joint to the next one down the limb."""
+
+MIXAMO_BONES: dict[AvatarBone, str] = {
+    "left_upper_arm": "mixamorig:LeftArm",
+    "left_forearm": "mixamorig:LeftForeArm",
+    "right_upper_arm": "mixamorig:RightArm",
+    "right_forearm": "mixamorig:RightForeArm",
+    "left_thigh": "mixamorig:LeftUpLeg",
+    "left_shin": "mixamorig:LeftLeg",
+    "right_thigh": "mixamorig:RightUpLeg",
+    "right_shin": "mixamorig:RightLeg",
+}
+"""Default bone mapping: the joint names of a Mixamo rig."""
+
+
 class AvatarsSpec(ImageArea):
     """One stick figure per visitor of a pose sensor, following their landmarks; created when a visitor
     appears, removed when they leave."""
@@ -179,8 +219,16 @@ class AvatarsSpec(ImageArea):
     )
     file: str | None = Field(
         default=None,
-        description="Rigged glTF/BAM body for style 'model' (relative to the exhibit folder); its joints named "
-        "like BlazePose landmarks are driven, and a stick figure is drawn if it cannot be loaded.",
+        description="Rigged glTF/EGG/BAM body for style 'model' (relative to the exhibit folder), modelled facing "
+        "the camera (-y); the joints named in 'bones' mirror the visitor's limbs in the picture plane. A model "
+        "without a skeleton is only placed; a stick figure is drawn if it cannot be loaded.",
+    )
+    bones: dict[AvatarBone, str] = Field(
+        default_factory=lambda: dict(MIXAMO_BONES),
+        description="For style 'model': our limb bones (left_upper_arm, left_forearm, right_upper_arm, "
+        "right_forearm, left_thigh, left_shin, right_thigh, right_shin) -> the model's joint names; default: "
+        "Mixamo names (mixamorig:LeftArm, ...). Bones left out stay at rest; joints the model lacks are "
+        "reported once and skipped.",
     )
     color: Color = Field(default="#ffffff", description="Colour of the figures.")
     alpha: float = Field(default=1.0, ge=0, le=1, description="Opacity of the figures (bindable).")

@@ -14,7 +14,8 @@ embedded GL the cost is per draw call and per scene-graph node, not per vertex:
   it draws identically on fixed-function, software (llvmpipe/p3headlessgl) and embedded GL, and
   glow is a colour scale on the node (no vertex rewrite at all);
 * avatars: one small dynamic Geom per visitor (bones, joints and head), so a figure is a node that
-  appears and disappears with its visitor.
+  appears and disappears with its visitor; or, with a rigged body model, an Actor per visitor whose
+  limb joints are rolled in the picture plane to mirror the visitor (see :class:`_Rig`).
 
 Nothing here reads the signal store: all input comes from :class:`content.snapshot.SceneSnapshot`.
 """
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 from panda3d.core import (
+    CharacterJoint,
     ColorBlendAttrib,
     Geom,
     GeomNode,
@@ -40,15 +42,21 @@ from panda3d.core import (
     GeomVertexFormat,
     GeomVertexReader,
     InternalName,
+    LMatrix4f,
+    Mat3,
+    Mat4,
     NodePath,
     OmniBoundingVolume,
+    PartGroup,
     PNMImage,
     Shader,
     Texture,
     TransparencyAttrib,
+    Vec3,
 )
 
 from content.element_specs import (
+    AVATAR_BONES,
     AvatarsSpec,
     EmitterSpec,
     ImageArea,
@@ -59,6 +67,8 @@ from content.element_specs import (
 from content.snapshot import SceneSnapshot, VisitorPose
 
 if TYPE_CHECKING:
+    from direct.actor.Actor import Actor
+
     from content.scene_model import AnchorNode
 
 __all__ = [
@@ -307,19 +317,166 @@ def stick_figure(
     return np.concatenate(parts_pos), np.concatenate(parts_idx)
 
 
-class _Figure:
-    """One visitor's avatar: a node with a stick-figure mesh, or a copy of a body model."""
+_VIEW_AXIS = Vec3(0, -1, 0)
+"""Towards the viewer: a positive roll about it turns a limb counter-clockwise on screen (x right, z up)."""
 
-    def __init__(self, root: NodePath, visitor_id: int, template: NodePath | None) -> None:
+
+class _RigJoint:
+    """One driven joint of a rig: its rest pose and where its bone points at rest."""
+
+    def __init__(self, name: str, bone: str, rest_local: LMatrix4f, rest_angle: float, axis: Vec3) -> None:
+        self.name = name
+        self.bone = bone
+        self.rest_local = Mat4(rest_local)
+        self.rest_angle = rest_angle
+        """Angle (radians) of the bone, joint -> first child joint, in the model's x-z plane at rest."""
+        self.axis = axis
+        """The view axis in the parent joint's space: the roll axis of the joint's local transform."""
+        self.driven_ancestor: int | None = None
+        """Index (in :attr:`_Rig.joints`) of the nearest driven ancestor, whose roll this joint inherits."""
+
+
+class _Rig:
+    """Planar retargeting of a rigged body: which joints mirror which landmarks, and how.
+
+    The avatar lives in the picture plane (x-z, seen from -y), like the stick figure, and the rig's rest
+    pose is assumed to face the camera. Each mapped joint's bone (from the joint to its first child
+    joint) has a rest angle in that plane; the visitor's two landmarks, placed in the scene, give the
+    wanted angle. Every correction is a roll about the view axis (y), so rolls add up along the chain:
+    a joint's own extra roll is its wanted world roll minus what its driven ancestors already turned it.
+    The roll is applied in the parent joint's space, about the joint's own origin, after the rest
+    transform. Depth (how far a limb points at or away from the camera) is ignored; that is exact for
+    rigs whose limbs lie in the picture plane and an approximation otherwise.
+    """
+
+    def __init__(self, template: NodePath, bones: dict[str, str]) -> None:
+        self.joints: list[_RigJoint] = []
+        self.missing: list[str] = []
+        probe = _make_actor(template)  # measured as the figures will hold it: in an Actor's space
+        character = probe.find("**/+Character")
+        bundle = character.node().getBundle(0)
+        # The character node may sit under a transform (e.g. glTF's axis conversion): fold it in.
+        to_model = Mat4(character.getMat(probe))
+        found: dict[str, tuple[CharacterJoint, LMatrix4f, LMatrix4f, str | None]] = {}
+        order: list[str] = []  # parents before children, so ancestors are resolved first
+
+        def walk(group: PartGroup, parent_net: LMatrix4f, parent: str | None) -> None:
+            for i in range(group.getNumChildren()):
+                child = group.getChild(i)
+                if isinstance(child, CharacterJoint):
+                    # Panda3D's row vectors: net = local * parent's net.
+                    net = LMatrix4f(child.getDefaultValue()) * parent_net
+                    found[child.getName()] = (child, net, parent_net, parent)
+                    order.append(child.getName())
+                    walk(child, net, child.getName())
+                else:
+                    walk(child, parent_net, parent)
+
+        walk(bundle, LMatrix4f(to_model), None)
+        wanted = {joint: bone for bone, joint in bones.items()}
+        self.missing = sorted(joint for joint in wanted if joint not in found)
+        for name in order:
+            bone = wanted.get(name)
+            if bone is None:
+                continue
+            joint, net, parent_net, _ = found[name]
+            child = next(
+                (c for c in range(joint.getNumChildren()) if isinstance(joint.getChild(c), CharacterJoint)), None
+            )
+            if child is None:
+                self.missing.append(f"{name} (no child joint: no bone direction)")
+                continue
+            child_net = LMatrix4f(joint.getChild(child).getDefaultValue()) * net
+            d = child_net.getRow3(3) - net.getRow3(3)
+            if math.hypot(d.x, d.z) < 1e-6:
+                self.missing.append(f"{name} (bone points along the view axis)")
+                continue
+            inverse = Mat4(parent_net)
+            inverse.invertInPlace()
+            axis = inverse.xformVec(_VIEW_AXIS)
+            axis.normalize()
+            self.joints.append(_RigJoint(name, bone, joint.getDefaultValue(), math.atan2(d.z, d.x), axis))
+        index = {j.name: i for i, j in enumerate(self.joints)}
+        for j in self.joints:
+            ancestor = found[j.name][3]
+            while ancestor is not None and ancestor not in index:
+                ancestor = found[ancestor][3]
+            j.driven_ancestor = index.get(ancestor) if ancestor is not None else None
+        probe.cleanup()  # only its numbers were kept
+
+    def rolls(self, pts: F32, seen: npt.NDArray[np.bool_], mirrored: bool) -> list[float | None]:
+        """Each joint's extra local roll in radians (None: at rest) for landmarks ``pts`` placed in the model's
+        plane. ``mirrored``: the picture is a mirror image, so the model's left limbs (on screen right when it
+        faces the camera) follow the visitor's right ones, which the mirror shows there."""
+        world: list[float] = []  # each joint's total roll, its ancestors' included
+        out: list[float | None] = []
+        for j in self.joints:
+            inherited = world[j.driven_ancestor] if j.driven_ancestor is not None else 0.0
+            bone = _swap_side(j.bone) if mirrored else j.bone
+            a, b = AVATAR_BONES[bone]
+            if not (seen[a] and seen[b]):
+                world.append(inherited)  # at rest locally: it just follows its parent
+                out.append(None)
+                continue
+            d = pts[b] - pts[a]
+            if math.hypot(float(d[0]), float(d[2])) < 1e-6:
+                world.append(inherited)
+                out.append(None)
+                continue
+            total = math.atan2(float(d[2]), float(d[0])) - j.rest_angle
+            extra = math.remainder(total - inherited, math.tau)  # the short way round
+            world.append(inherited + extra)
+            out.append(extra)
+        return out
+
+
+def _swap_side(bone: str) -> str:
+    if bone.startswith("left_"):
+        return "right_" + bone[5:]
+    return "left_" + bone.removeprefix("right_")
+
+
+def _make_actor(template: NodePath) -> Actor:
+    from direct.actor.Actor import Actor  # late: direct is only needed for rigged avatars
+
+    return Actor(template)  # copies the template, so each visitor poses their own skeleton
+
+
+class _Figure:
+    """One visitor's avatar: a node with a stick-figure mesh, or a copy of a body model (posed, when rigged)."""
+
+    def __init__(self, root: NodePath, visitor_id: int, template: NodePath | None, rig: _Rig | None = None) -> None:
         self.node = root.attachNewNode(f"visitor-{visitor_id}")
         self.mesh = DynamicMesh("stick", self.node)
         self.model: NodePath | None = None
         self.model_height = 1.0
+        self.controls: list[NodePath] = []
+        """Per driven joint of ``rig`` (same order): the node that replaces its animated transform."""
         if template is not None:
-            self.model = template.copyTo(self.node)
+            if rig is not None:
+                actor = _make_actor(template)
+                actor.reparentTo(self.node)
+                self.controls = [actor.controlJoint(None, "modelRoot", j.name) for j in rig.joints]
+                for control, j in zip(self.controls, rig.joints, strict=True):
+                    control.setMat(j.rest_local)
+                self.model = actor
+            else:
+                self.model = template.copyTo(self.node)
             lo, hi = self.model.getTightBounds() or (None, None)
             if lo is not None and hi is not None:
                 self.model_height = max(float(hi.z - lo.z), 1e-6)
+
+    def pose(self, rig: _Rig, rolls: list[float | None]) -> None:
+        """Set each driven joint to its rest transform followed by its extra roll, about the joint's origin."""
+        for control, j, roll in zip(self.controls, rig.joints, rolls, strict=True):
+            if roll is None:
+                control.setMat(j.rest_local)
+                continue
+            mat = Mat4(j.rest_local)
+            # Row vectors: the rest rotation first, then the roll in the parent's space; the
+            # translation row stays, so the joint turns about its own origin.
+            mat.setUpper3(j.rest_local.getUpper3() * Mat3.rotateMat(math.degrees(roll), j.axis))
+            control.setMat(mat)
 
 
 class AvatarLayer:
@@ -338,10 +495,15 @@ class AvatarLayer:
         self.project: Projection | None = None
         """Set by the renderer in AR mirror mode, so figures lie on the visitors in the picture."""
         self._template: NodePath | None = None
+        self._rig: _Rig | None = None
         if spec.style == "model" and spec.file:
             self._template = _load_model(base_dir / spec.file)
             if self._template is None:
                 log.warning("avatars: falling back to stick figures")
+            elif not self._template.find("**/+Character").isEmpty():
+                self._rig = _Rig(self._template, {str(bone): joint for bone, joint in spec.bones.items()})
+                if self._rig.missing:  # once per layer, not per visitor or frame
+                    log.warning("avatars %s: skipping joints: %s", spec.file, ", ".join(self._rig.missing))
         self._apply_color()
         self.node.show() if spec.visible else self.node.hide()
 
@@ -358,6 +520,15 @@ class AvatarLayer:
     def figure_node(self, visitor_id: int) -> NodePath:
         """The node of one visitor's figure (KeyError if they have none)."""
         return self._figures[visitor_id].node
+
+    def figure_model(self, visitor_id: int) -> NodePath | None:
+        """One visitor's body model (an ``Actor`` when rigged), None for a stick figure (KeyError: no figure)."""
+        return self._figures[visitor_id].model
+
+    @property
+    def driven_joints(self) -> tuple[str, ...]:
+        """Names of the model joints that follow the visitors (empty without a rigged model)."""
+        return tuple(j.name for j in self._rig.joints) if self._rig is not None else ()
 
     def set_property(self, name: str, value: float | bool) -> None:
         if name == "alpha":
@@ -383,7 +554,7 @@ class AvatarLayer:
         for visitor in visitors:
             figure = self._figures.get(visitor.id)
             if figure is None:
-                figure = self._figures[visitor.id] = _Figure(self.node, visitor.id, self._template)
+                figure = self._figures[visitor.id] = _Figure(self.node, visitor.id, self._template, self._rig)
             self._draw(figure, visitor)
 
     def _draw(self, figure: _Figure, visitor: VisitorPose) -> None:
@@ -419,6 +590,11 @@ class AvatarLayer:
         height = max(float(top - bottom), 1e-3) * 1.1  # the head's top is above the nose and ears
         figure.model.setScale(height / figure.model_height)
         figure.model.setPos(float(hip[0]), float(hip[1]), float(bottom))
+        if self._rig is not None:
+            # Uniform scale and a shift keep angles in the x-z plane, so scene points serve as model-plane ones.
+            ref = _placed(self.spec, self.node, self.project, np.array([[0.25, 0.5], [0.75, 0.5]], dtype=np.float32))
+            mirrored = bool(np.isfinite(ref).all() and ref[0, 0] > ref[1, 0])
+            figure.pose(self._rig, self._rig.rolls(pts, seen & np.isfinite(pts).all(axis=1), mirrored))
 
     def destroy(self) -> None:
         self._figures.clear()

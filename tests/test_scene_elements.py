@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import struct
 import time
 from collections.abc import Iterator
@@ -16,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from direct.actor.Actor import Actor
 from pydantic import TypeAdapter, ValidationError
 
 from content.element_specs import LANDMARK_NAMES, AvatarsSpec, ElementSpec, EmitterSpec, InstancesSpec, rgba
-from content.elements import AvatarLayer, Emitter, InstanceField
+from content.elements import AvatarLayer, Emitter, InstanceField, image_to_scene
 from content.snapshot import SceneSnapshot, VisitorPose
 from sensors.pose.types import Landmark
 from tests.pose_synth import hide, person
@@ -217,6 +219,96 @@ def test_model_avatars_stand_on_the_visitor(scene: Stage, tmp_path: Path) -> Non
     fallback = AvatarLayer(AvatarsSpec(type="avatars", style="model", file="missing.glb"), scene.scene, tmp_path)
     fallback.update(snap(0.0, visitor(1, 0.5)), 1 / 30)
     assert fallback.visible_ids == (1,)
+
+
+RIGGED_BODY = Path(__file__).resolve().parent.parent / "content" / "assets" / "rigged_body.egg"
+
+
+def rigged_layer(scene: Stage, **kw: object) -> AvatarLayer:
+    spec = AvatarsSpec.model_validate({"type": "avatars", "style": "model", "file": RIGGED_BODY.name, **kw})
+    return AvatarLayer(spec, scene.scene, RIGGED_BODY.parent)
+
+
+def bone_angle(scene: Stage, layer: AvatarLayer, joint: str, child: str) -> float:
+    """Screen angle (degrees, x right, z up) of a rendered model bone, from its joint to the child joint."""
+    actor = layer.figure_model(1)
+    a = actor.exposeJoint(None, "modelRoot", joint)  # type: ignore[union-attr]
+    b = actor.exposeJoint(None, "modelRoot", child)  # type: ignore[union-attr]
+    scene.render()  # exposed joints follow the skeleton as it is drawn
+    pa, pb = a.getPos(scene.scene), b.getPos(scene.scene)
+    return float(np.degrees(np.arctan2(pb.z - pa.z, pb.x - pa.x)))
+
+
+def landmark_angle(layer: AvatarLayer, pose: VisitorPose, a: int, b: int) -> float:
+    pts = image_to_scene(layer.spec, np.asarray(pose.landmarks)[:, :2])
+    return float(np.degrees(np.arctan2(pts[b, 2] - pts[a, 2], pts[b, 0] - pts[a, 0])))
+
+
+def test_rigged_avatar_raises_the_mirrored_arm(scene: Stage) -> None:
+    layer = rigged_layer(scene)  # mirror: on by default
+    assert layer.driven_joints == (
+        "mixamorig:LeftArm",
+        "mixamorig:LeftForeArm",
+        "mixamorig:RightArm",
+        "mixamorig:RightForeArm",
+    )
+    layer.update(snap(0.0, visitor(1, 0.5, right_arm="down")), 1 / 30)
+    down = lit(scene.render())
+    layer.update(snap(0.1, visitor(1, 0.5, right_arm="up")), 1 / 30)
+    up = lit(scene.render())
+    assert isinstance(layer.figure_model(1), Actor)
+
+    # The model's shoulders: the top of its torso, which the arms do not move.
+    centre = W // 2
+    torso_top = int(np.nonzero(down[:, centre - 2 : centre + 3].any(axis=1))[0].min())  # the head's top
+    shoulder_row = int(np.nonzero(down[:, centre + 12 : centre + 16].any(axis=1))[0].min())
+    assert shoulder_row > torso_top + 5
+    above = slice(0, shoulder_row - 3)
+    # Raised: arm pixels above the shoulder on the screen's right (the mirror shows the right arm there),
+    # and none on the left; hanging down: none above the shoulder beside the head at all.
+    assert up[above, centre + 12 :].sum() > 30
+    assert up[above, : centre - 12].sum() == 0
+    assert down[above, centre + 12 :].sum() == 0
+    # The other arm still hangs down, so both frames agree on the screen's left.
+    assert np.array_equal(up[:, : centre - 12], down[:, : centre - 12])
+
+
+def test_rigged_joint_rolls_match_the_landmarks(scene: Stage) -> None:
+    layer = rigged_layer(scene, mirror=False)
+    for arms in ("up", "t", "down"):
+        # One arm up with the other out, to tell the sides apart.
+        pose = visitor(1, 0.5, arms=arms, left_arm="t") if arms == "up" else visitor(1, 0.5, arms=arms)
+        layer.update(snap(0.0, pose), 1 / 30)
+        # Not mirrored: the visitor's left arm is on screen right, like the model's left arm.
+        for joint, child, (a, b) in (
+            ("LeftArm", "LeftForeArm", (11, 13)),
+            ("LeftForeArm", "LeftHand", (13, 15)),
+            ("RightArm", "RightForeArm", (12, 14)),
+            ("RightForeArm", "RightHand", (14, 16)),
+        ):
+            got = bone_angle(scene, layer, f"mixamorig:{joint}", f"mixamorig:{child}")
+            want = landmark_angle(layer, pose, a, b)
+            assert abs((got - want + 180) % 360 - 180) < 3, f"{arms} {joint}: {got:.1f} vs {want:.1f}"
+
+    # A hidden wrist leaves the forearm at rest relative to the upper arm (straight on from it).
+    pose = VisitorPose(1, hide(visitor(1, 0.5, arms="t").landmarks, Landmark.LEFT_WRIST))
+    layer.update(snap(0.1, pose), 1 / 30)
+    upper = bone_angle(scene, layer, "mixamorig:LeftArm", "mixamorig:LeftForeArm")
+    fore = bone_angle(scene, layer, "mixamorig:LeftForeArm", "mixamorig:LeftHand")
+    assert abs(upper - fore) < 1
+
+
+def test_rigged_avatar_skips_joints_the_model_lacks(scene: Stage, caplog: pytest.LogCaptureFixture) -> None:
+    bones = {"right_upper_arm": "mixamorig:RightArm", "left_upper_arm": "NoSuchShoulder"}
+    with caplog.at_level(logging.WARNING, logger="content.elements"):
+        layer = rigged_layer(scene, bones=bones)
+        layer.update(snap(0.0, visitor(1, 0.5, arms="up")), 1 / 30)
+        layer.update(snap(0.1, visitor(1, 0.5, arms="up"), visitor(2, 0.2)), 1 / 30)
+    warnings = [r.getMessage() for r in caplog.records if "NoSuchShoulder" in r.getMessage()]
+    assert len(warnings) == 1, "reported once, not per visitor or frame"
+    assert layer.driven_joints == ("mixamorig:RightArm",)
+    img = lit(scene.render())
+    assert img.sum() > 500  # both figures still drawn
 
 
 def test_avatar_properties(scene: Stage) -> None:

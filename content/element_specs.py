@@ -12,7 +12,7 @@ centred on ``center`` (x, z) at ``depth`` (y).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -66,42 +66,6 @@ def rgba(color: str | tuple[float, ...]) -> tuple[float, float, float, float]:
 
 # Written out (not generated from sensors.pose.types.Landmark) because content/ never imports sensors/;
 # tests check that the order matches the enum.
-LANDMARK_NAMES: tuple[str, ...] = (
-    "nose",
-    "left_eye_inner",
-    "left_eye",
-    "left_eye_outer",
-    "right_eye_inner",
-    "right_eye",
-    "right_eye_outer",
-    "left_ear",
-    "right_ear",
-    "mouth_left",
-    "mouth_right",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_pinky",
-    "right_pinky",
-    "left_index",
-    "right_index",
-    "left_thumb",
-    "right_thumb",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-    "left_heel",
-    "right_heel",
-    "left_foot_index",
-    "right_foot_index",
-)
-
 LandmarkName = Literal[
     "nose",
     "left_eye_inner",
@@ -137,6 +101,8 @@ LandmarkName = Literal[
     "left_foot_index",
     "right_foot_index",
 ]
+LANDMARK_NAMES: tuple[str, ...] = get_args(LandmarkName)
+"""BlazePose landmark names in index order."""
 
 
 def landmark_index(name: str) -> int:

@@ -8,6 +8,7 @@ import json
 
 from tests.bench.inputs import QUICK_INPUTS, run_inputs
 from tests.bench.results import as_json, input_figures, input_samples, input_targets
+from tests.bench_checks import assert_figures
 
 NAMES = {"osc_ingest_rate": "msg/s", "serial_latency_p50": "ms", "serial_latency_p99": "ms"}
 
@@ -15,13 +16,7 @@ NAMES = {"osc_ingest_rate": "msg/s", "serial_latency_p50": "ms", "serial_latency
 def test_quick_input_figures_have_a_value_a_baseline_and_their_ratio():
     inputs = run_inputs(QUICK_INPUTS)
     figures = json.loads(as_json(input_figures(inputs)))
-    assert set(figures) == set(NAMES)
-    for name, unit in NAMES.items():
-        figure = figures[name]
-        assert set(figure) == {"value", "unit", "baseline", "ratio"}
-        assert figure["unit"] == unit
-        assert figure["value"] > 0 and figure["baseline"] > 0
-        assert abs(figure["ratio"] - figure["value"] / figure["baseline"]) < 1e-9
+    assert_figures(figures, NAMES)
     osc = inputs.osc
     for search in (osc.engine, osc.baseline):
         assert search.steps and all(step.sent == QUICK_INPUTS.burst for step in search.steps)

@@ -24,6 +24,7 @@ from tests.bench.render import (
 )
 from tests.bench.results import as_json, render_figures, render_samples, render_targets
 from tests.bench.runner import run_render
+from tests.bench_checks import assert_figures
 from tests.conftest import FLAGSHIP
 
 NAMES = {"render_fps": "fps", "render_frame_p99_ms": "ms", "control_latency_render_ratio": "ms"}
@@ -60,13 +61,7 @@ def test_quick_render_figures_have_a_value_a_baseline_and_their_ratio():
     assert mosquitto is not None, "Mosquitto is needed: apt-get install mosquitto"
     render = run_render(QUICK_RENDER, mosquitto)
     figures = json.loads(as_json(render_figures(render)))
-    assert set(figures) == set(NAMES)
-    for name, unit in NAMES.items():
-        figure = figures[name]
-        assert set(figure) == {"value", "unit", "baseline", "ratio"}
-        assert figure["unit"] == unit
-        assert figure["value"] > 0 and figure["baseline"] > 0
-        assert abs(figure["ratio"] - figure["value"] / figure["baseline"]) < 1e-9
+    assert_figures(figures, NAMES)
     fps = render.fps
     for times in (fps.engine, fps.baseline):
         assert len(times.seconds) == len(times.draw_seconds) == QUICK_RENDER.frames * QUICK_RENDER.repeats

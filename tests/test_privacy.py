@@ -5,9 +5,11 @@ for image bytes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,28 @@ def leaks(blob: bytes, windows: list[bytes]) -> bool:
     return any(m in blob for m in magic) or any(w in blob for w in windows)
 
 
+@contextlib.asynccontextmanager
+async def watching(port: int, identifier: str) -> AsyncIterator[list[bytes]]:
+    """Every MQTT payload on the broker, and every file this process opens for writing, while inside."""
+    payloads: list[bytes] = []
+    async with aiomqtt.Client("127.0.0.1", port, identifier=identifier) as watch:
+        await watch.subscribe("#", qos=1)
+
+        async def collect() -> None:
+            async for message in watch.messages:
+                payloads.append(bytes(message.payload))
+
+        collector = asyncio.create_task(collect())
+        _WATCHING.clear()
+        _ACTIVE[0] = True
+        try:
+            yield payloads
+        finally:
+            _ACTIVE[0] = False
+            await asyncio.sleep(0.3)  # what was published last is still on its way through the broker
+            collector.cancel()
+
+
 def test_the_leak_detector_itself_finds_a_leaked_frame():
     frames = walking(3)
     windows = image_windows(frames)
@@ -94,30 +118,15 @@ async def test_no_image_is_written_logged_or_published(tmp_path: Path, mosquitto
     exhibit = validate_text(EXHIBIT, str(tmp_path / "exhibit.yaml"), registry)
     runtime, _link = build_runtime(exhibit, registry, "127.0.0.1", mosquitto.port, RuntimeOptions(base_dir=tmp_path))
 
-    payloads: list[bytes] = []
-    async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="privacy-watch") as watch:
-        await watch.subscribe("#", qos=1)
-
-        async def collect() -> None:
-            async for message in watch.messages:
-                payloads.append(bytes(message.payload))
-
-        collector = asyncio.create_task(collect())
-        _WATCHING.clear()
-        _ACTIVE[0] = True
-        try:
-            await runtime.start()
-            sensor = runtime.sensors["body"]
-            assert isinstance(sensor, PoseSensor)
-            deadline = time.monotonic() + 30
-            while sensor.frames < 60:  # the 40-frame video, looped
-                assert time.monotonic() < deadline, "the pose pipeline did not run"
-                await asyncio.sleep(0.05)
-            await runtime.stop()
-        finally:
-            _ACTIVE[0] = False
-        await asyncio.sleep(0.3)
-        collector.cancel()
+    async with watching(mosquitto.port, "privacy-watch") as payloads:
+        await runtime.start()
+        sensor = runtime.sensors["body"]
+        assert isinstance(sensor, PoseSensor)
+        deadline = time.monotonic() + 30
+        while sensor.frames < 60:  # the 40-frame video, looped
+            assert time.monotonic() < deadline, "the pose pipeline did not run"
+            await asyncio.sleep(0.05)
+        await runtime.stop()
 
     assert runtime.store.get("body.count").value == 1  # the visitor was really seen
     assert len(payloads) > 20
@@ -244,32 +253,17 @@ async def test_the_ar_mirror_keeps_frames_on_this_machines_screen(tmp_path: Path
     started = time.time()
     render_writes: set[str] = set()
 
-    payloads: list[bytes] = []
-    async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="privacy-mirror-watch") as watch:
-        await watch.subscribe("#", qos=1)
-
-        async def collect() -> None:
-            async for message in watch.messages:
-                payloads.append(bytes(message.payload))
-
-        collector = asyncio.create_task(collect())
-        _WATCHING.clear()
-        _ACTIVE[0] = True
-        try:
-            await runtime.start()
-            sensor = runtime.sensors["body"]
-            assert isinstance(sensor, PoseSensor)
-            deadline = time.monotonic() + 60
-            while service.host is None or service.host.stats.mirror_frames < 30 or sensor.frames < 40:
-                assert time.monotonic() < deadline, "the mirror did not run"
-                if service.host is not None and service.host.stats.pid is not None:
-                    render_writes |= files_open_for_writing(service.host.stats.pid)
-                await asyncio.sleep(0.05)
-            await runtime.stop()
-        finally:
-            _ACTIVE[0] = False
-        await asyncio.sleep(0.3)
-        collector.cancel()
+    async with watching(mosquitto.port, "privacy-mirror-watch") as payloads:
+        await runtime.start()
+        sensor = runtime.sensors["body"]
+        assert isinstance(sensor, PoseSensor)
+        deadline = time.monotonic() + 60
+        while service.host is None or service.host.stats.mirror_frames < 30 or sensor.frames < 40:
+            assert time.monotonic() < deadline, "the mirror did not run"
+            if service.host is not None and service.host.stats.pid is not None:
+                render_writes |= files_open_for_writing(service.host.stats.pid)
+            await asyncio.sleep(0.05)
+        await runtime.stop()
 
     assert runtime.store.get("body.count").value == 1  # the visitor was really seen, and shown
     # MQTT and the logs: numbers only, as without the mirror.

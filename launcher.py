@@ -31,14 +31,14 @@ import devices
 import sensors
 from content.service import SceneService
 from content.snapshot_source import SnapshotSource
-from devices.embedded_broker import EmbeddedBroker, free_port
-from devices.mqtt_link import MqttLink, Topics
+from devices.mqtt.broker import EmbeddedBroker, free_port
+from devices.mqtt.link import MqttLink, Topics
+from devices.mqtt.security import SecretMissing
 from engine.drivers import Resources, Service
 from engine.errors import UserError
 from engine.exhibit import ExhibitBase
 from engine.logs import setup_logging
 from engine.model import parse_broker_url
-from engine.mqtt_security import SecretMissing
 from engine.problems import ExhibitInvalid
 from engine.registry import Registry
 from engine.reload import ExhibitWatcher

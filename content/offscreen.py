@@ -30,7 +30,7 @@ from PIL import Image
 
 log = logging.getLogger("content.offscreen")
 
-Frame = npt.NDArray[np.uint8]
+Picture = npt.NDArray[np.uint8]
 """One picture: shape (height, width, 3), RGB, top row first."""
 
 OFFSCREEN_MODULES = tuple(
@@ -155,7 +155,7 @@ def open_window(
     return display, window
 
 
-def texture_frame(texture: Texture) -> Frame | None:
+def texture_frame(texture: Texture) -> Picture | None:
     """The RAM copy of a rendered texture as (h, w, 3) RGB, top row first; None before the first frame."""
     if not texture.hasRamImage():
         return None
@@ -165,12 +165,12 @@ def texture_frame(texture: Texture) -> Frame | None:
     return np.ascontiguousarray(frame[::-1])  # Panda3D stores the bottom row first
 
 
-def output_frame(output: GraphicsOutput) -> Frame | None:
+def output_frame(output: GraphicsOutput) -> Picture | None:
     """A screenshot of a window (or any output) as (h, w, 3) RGB."""
     texture = output.getScreenshot()
     return None if texture is None else texture_frame(texture)
 
 
-def save_png(frame: Frame, path: Path) -> None:
+def save_png(frame: Picture, path: Path) -> None:
     """Write a frame as a PNG."""
     Image.fromarray(frame, "RGB").save(path, format="PNG")

@@ -37,8 +37,8 @@ from typing import Any, Literal, Protocol
 from content.render_worker import (
     FAULT_ENV,
     Failed,
-    FrameReader,
     Heartbeat,
+    MessageReader,
     Ready,
     RendererFactory,
     RenderFault,
@@ -111,7 +111,7 @@ class _Worker:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     launched: float
-    frames: FrameReader = field(default_factory=FrameReader)
+    frames: MessageReader = field(default_factory=MessageReader)
     ready_at: float | None = None
     last_beat: float = 0.0
     eof: bool = False

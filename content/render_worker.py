@@ -3,7 +3,7 @@
 Runs in its own process (started by :class:`content.render_host.RenderHost` with the ``spawn``
 start method), so a slow frame, a GL driver hang or a crash never touches the engine's loop.
 It talks to the host over one socket with length-prefixed pickles (see :func:`encode` and
-:class:`FrameReader`): snapshots and a stop request come in; ``Ready``, ``Heartbeat`` and
+:class:`MessageReader`): snapshots and a stop request come in; ``Ready``, ``Heartbeat`` and
 ``Failed`` go out. Heartbeats (about 2 Hz) carry frame statistics; their absence is how the host
 notices a hang.
 
@@ -118,7 +118,7 @@ def encode(message: object) -> bytes:
     return _HEADER.pack(len(body)) + body
 
 
-class FrameReader:
+class MessageReader:
     """Splits a byte stream back into messages; feed it whatever arrived, in any chunking."""
 
     def __init__(self) -> None:
@@ -217,7 +217,7 @@ class _Channel:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.reader = FrameReader()
+        self.reader = MessageReader()
         self.closed = False
 
     def send(self, message: object) -> None:

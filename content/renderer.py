@@ -35,9 +35,9 @@ from panda3d.core import (
 from content.bindings import Bindings, SnapshotResolver
 from content.elements import InstanceField
 from content.mirror import FrameReader
-from content.offscreen import Display, Frame, open_offscreen, open_window, output_frame, save_png, texture_frame
+from content.offscreen import Display, Picture, open_offscreen, open_window, output_frame, save_png, texture_frame
 from content.scene_build import BuiltScene, SceneItem, build_scene
-from content.scene_model import CameraSpec, MirrorSpec, OutputSpec, SceneSpec, rgba
+from content.scene_model import MirrorSpec, OutputSpec, SceneCameraSpec, SceneSpec, rgba
 from content.snapshot import SceneEvent, SceneSnapshot
 
 log = logging.getLogger("content.renderer")
@@ -58,7 +58,7 @@ class _Output:
     texture: Texture | None = None
 
 
-def _lens(camera: CameraSpec, spec: OutputSpec, pixels: tuple[float, float]) -> PerspectiveLens:
+def _lens(camera: SceneCameraSpec, spec: OutputSpec, pixels: tuple[float, float]) -> PerspectiveLens:
     """A lens for a region of ``pixels``, showing the ``spec.view`` part of the whole picture."""
     left, right, bottom, top = spec.view
     # The whole picture's size, of which this region shows the `view` part.
@@ -254,7 +254,7 @@ class SceneRenderer:
 
     # --- setup ---
 
-    def _place_camera(self, camera: CameraSpec) -> None:
+    def _place_camera(self, camera: SceneCameraSpec) -> None:
         self.rig.setPos(Vec3(*camera.position))
         if camera.look_at is not None:
             self.rig.lookAt(Vec3(*camera.look_at))
@@ -465,7 +465,7 @@ class SceneRenderer:
 
     # --- pictures ---
 
-    def capture(self, output: int = 0) -> Frame:
+    def capture(self, output: int = 0) -> Picture:
         """An output's latest picture as (h, w, 3) RGB uint8 (the scene as built, before any frame())."""
         chosen = self.outputs[output]
         frame = texture_frame(chosen.texture) if chosen.texture is not None else output_frame(chosen.output)
@@ -532,7 +532,7 @@ def _item_event(item: SceneItem, event: SceneEvent, now: float) -> bool:
 class BareRun:
     frame_seconds: list[float]
     """Wall time of each drawn frame."""
-    last: Frame
+    last: Picture
     """The last picture."""
 
 

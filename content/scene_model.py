@@ -25,7 +25,6 @@ __all__ = [
     "DEFAULT_FONT",
     "AnchorNode",
     "AvatarsNode",
-    "CameraSpec",
     "Color",
     "EmitterNode",
     "FogSpec",
@@ -37,6 +36,7 @@ __all__ = [
     "NodeSpec",
     "OutputSpec",
     "PrimitiveNode",
+    "SceneCameraSpec",
     "SceneSpec",
     "ShaderSpec",
     "SkySpec",
@@ -296,7 +296,7 @@ class FogSpec(Strict):
         return self
 
 
-class CameraSpec(Strict):
+class SceneCameraSpec(Strict):
     """The viewpoint."""
 
     position: Vec3 = Field((0.0, -10.0, 2.0), description="Camera position [x, y, z].")
@@ -405,7 +405,9 @@ class SceneSpec(Strict):
     background: Color = Field("#000000", description="Background colour (ignored when `sky` is given).")
     sky: SkySpec | None = Field(None, description="A top-to-bottom gradient instead of a plain background.")
     fog: FogSpec | None = Field(None, description="Distance fog.")
-    camera: CameraSpec = Field(default_factory=lambda: CameraSpec.model_validate({}), description="The viewpoint.")
+    camera: SceneCameraSpec = Field(
+        default_factory=lambda: SceneCameraSpec.model_validate({}), description="The viewpoint."
+    )
     lights: dict[NodeName, LightSpec] = Field(default_factory=dict, description="Lights by name.")
     nodes: dict[NodeName, NodeSpec] = Field(default_factory=dict, description="What is in the scene, by name.")
     outputs: list[OutputSpec] = Field(

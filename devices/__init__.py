@@ -1,7 +1,7 @@
 """Output drivers. Each module holds a config model, the driver and its simulator."""
 
 from devices.dmx import DmxDevice, DmxDeviceConfig, SimulatedDmx
-from devices.mqtt_device import MqttDevice, MqttDeviceConfig, SimulatedGear
+from devices.mqtt.device import MqttDevice, MqttDeviceConfig, SimulatedGear
 from devices.osc_out import OscOutConfig, OscOutDevice, SimulatedOscOut
 from engine.registry import DriverSpec, Registry
 

@@ -274,7 +274,7 @@ def artnet_packet(universe: int, data: bytes, sequence: int, physical: int = 0) 
 # --- sending --------------------------------------------------------------------------------------------------------
 
 
-class FrameSink(Protocol):
+class DmxSink(Protocol):
     """Where a universe's packets go: the network, or a simulator's record."""
 
     def send(self, packet: bytes) -> bool: ...
@@ -322,7 +322,7 @@ class UdpSink:
             self._socket = None
 
 
-class Frame(NamedTuple):
+class DmxFrame(NamedTuple):
     at: float
     """The clock's time when it was sent."""
     data: bytes
@@ -352,7 +352,7 @@ class UniverseKey(NamedTuple):
 class DmxUniverse:
     """One universe's 512-slot buffer and its single sender, shared by every fixture patched on it."""
 
-    def __init__(self, key: UniverseKey, sink: FrameSink, clock: Clock, priority: int = 100) -> None:
+    def __init__(self, key: UniverseKey, sink: DmxSink, clock: Clock, priority: int = 100) -> None:
         self.key = key
         self.sink = sink
         self.clock = clock
@@ -365,7 +365,7 @@ class DmxUniverse:
         self._users = 0
         self._sender: asyncio.Task[None] | None = None
         self._claims: dict[str, range] = {}
-        self._listeners: list[Callable[[Frame], None]] = []
+        self._listeners: list[Callable[[DmxFrame], None]] = []
 
     def claim(self, owner: str, channels: range) -> None:
         """Note a fixture's footprint; two fixtures on the same channels is a patching mistake worth a warning."""
@@ -377,7 +377,7 @@ class DmxUniverse:
                 )
         self._claims[owner] = channels
 
-    def on_frame(self, listener: Callable[[Frame], None]) -> None:
+    def on_frame(self, listener: Callable[[DmxFrame], None]) -> None:
         """Call ``listener`` with every frame sent (the simulator records them)."""
         self._listeners.append(listener)
 
@@ -406,7 +406,7 @@ class DmxUniverse:
         if not self.sink.send(self.packet()):
             return False
         self.frames_sent += 1
-        frame = Frame(self._last_sent, bytes(self.buffer))
+        frame = DmxFrame(self._last_sent, bytes(self.buffer))
         for listener in self._listeners:
             listener(frame)
         return True
@@ -472,7 +472,7 @@ class DmxUniverses:
             )
         return found
 
-    def make_sink(self, key: UniverseKey) -> FrameSink:
+    def make_sink(self, key: UniverseKey) -> DmxSink:
         return UdpSink(key.destination)
 
     def close(self) -> None:
@@ -484,7 +484,7 @@ class DmxUniverses:
 class SimulatedUniverses(DmxUniverses):
     """Universes whose packets are recorded, not sent (a separate resource, so simulators never hit the network)."""
 
-    def make_sink(self, key: UniverseKey) -> FrameSink:
+    def make_sink(self, key: UniverseKey) -> DmxSink:
         return RecordingSink()
 
 
@@ -548,7 +548,7 @@ class SimulatedDmx(DmxDevice):
     def __init__(self, name: str, config: DmxDeviceConfig, context: DriverContext) -> None:
         super().__init__(name, config, context)
         self.fault: DmxFault = "clear"
-        self.frames: deque[Frame] = deque(maxlen=HISTORY)
+        self.frames: deque[DmxFrame] = deque(maxlen=HISTORY)
         self.universe.on_frame(self._receive)
 
     @property
@@ -562,7 +562,7 @@ class SimulatedDmx(DmxDevice):
     def inject(self, fault: DmxFault) -> None:
         self.fault = fault
 
-    def _receive(self, frame: Frame) -> None:
+    def _receive(self, frame: DmxFrame) -> None:
         if self.fault != "offline":
             self.frames.append(frame)
 

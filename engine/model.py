@@ -9,16 +9,12 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from engine.curves import Curve
-from engine.mqtt_security import MqttSecurity
-
-if TYPE_CHECKING:
-    pass
 
 FORMAT_VERSION = 1
 
@@ -138,6 +134,36 @@ class DeviceConfig(Outputs, Strict):
 class Title(Strict):
     en: str = Field(description="English title, shown to operators and visitors.")
     zh: str | None = Field(None, description="Simplified Chinese title (中文标题).")
+
+
+class MqttSecurity(Strict):
+    """Who the link is to the broker, and how it checks the broker: the exhibit file
+    names where secrets live (an environment variable or a file), never the secrets.
+
+    The secrets are read, and the TLS context built, by the MQTT package (``devices/mqtt/security.py``).
+    """
+
+    username: str | None = Field(None, description="MQTT user name.")
+    password_env: str | None = Field(None, description="Name of the environment variable holding the password.")
+    password_file: str | None = Field(None, description="File holding the password (relative to the exhibit file).")
+    tls: bool = Field(False, description="Connect over TLS.")
+    ca_file: str | None = Field(None, description="CA certificate(s) to trust (default: the system's).")
+    cert_file: str | None = Field(None, description="Client certificate, for brokers that require one.")
+    key_file: str | None = Field(None, description="Private key of the client certificate (if not in `cert_file`).")
+    insecure: bool = Field(False, description="Skip the broker host name check. For tests only, never on site.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttSecurity:
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("give the password through `password_env` or `password_file`, not both")
+        if (self.password_env or self.password_file) and self.username is None:
+            raise ValueError("a password needs a `username`")
+        tls_only = [n for n in ("ca_file", "cert_file", "key_file", "insecure") if getattr(self, n)]
+        if tls_only and not self.tls:
+            raise ValueError(f"{', '.join(f'`{n}`' for n in tls_only)} only apply with `tls: true`")
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("`key_file` needs a `cert_file`")
+        return self
 
 
 class MqttSettings(Strict):

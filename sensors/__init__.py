@@ -2,7 +2,7 @@
 
 from engine.registry import DriverSpec, Registry
 from sensors.mqtt import MqttSensor, MqttSensorConfig
-from sensors.osc import OscSensor, OscSensorConfig, SimulatedOscSensor
+from sensors.osc.inputs import OscSensor, OscSensorConfig, SimulatedOscSensor
 from sensors.pose.driver import PoseSensor, PoseSensorConfig, SimulatedPoseSensor
 from sensors.serial import SerialSensor, SerialSensorConfig, SimulatedSerialSensor
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from devices.mqtt_link import MqttLink
+from devices.mqtt.link import MqttLink
 from engine.drivers import DriverContext, Sensor
 from engine.health import HEALTH_SIGNALS, InputHealth
 from engine.model import Name, SensorConfig, StoreType, Strict

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from launcher import build_registry
-from tests.net import free_port, wait_for_port
+from tests.support.net import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAGSHIP = ROOT / "exhibits" / "canal-lanterns" / "exhibit.yaml"

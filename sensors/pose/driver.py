@@ -34,7 +34,7 @@ from sensors.pose.sources import (
     camera_present,
 )
 from sensors.pose.tracking import TrackingSettings
-from sensors.pose.types import FrameSink, FrameTaps, PoseFrame
+from sensors.pose.types import FrameTap, FrameTaps, PoseFrame
 from sensors.pose.zones import FloorCalibration, ZoneSpec
 
 log = logging.getLogger("sensors.pose")
@@ -172,7 +172,7 @@ class PoseSensor(Sensor):
         assert isinstance(source, VideoSpec)
         return VideoFileSource(self.base / source.video, loop=source.loop, realtime=source.realtime)
 
-    def _frame_tap(self) -> FrameSink | None:
+    def _frame_tap(self) -> FrameTap | None:
         """The AR mirror's tap on this sensor's frames, when the exhibit shows its camera picture."""
         try:
             taps = self.context.resources.get(FrameTaps)

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from sensors.pose.inference import Image
-from sensors.pose.types import FrameSink
+from sensors.pose.types import FrameTap
 
 log = logging.getLogger("sensors.pose.sources")
 
@@ -50,7 +50,7 @@ class FrameSource(ABC):
 
     def __init__(self) -> None:
         self.dropped = 0
-        self.tap: FrameSink | None = None
+        self.tap: FrameTap | None = None
         """Where every frame read goes as well (the AR mirror), set by the sensor; None: nowhere."""
         self._tap_failed = False
 

@@ -71,7 +71,7 @@ class PoseFrame:
     people: tuple[Landmarks, ...] = field(default_factory=tuple)
 
 
-FrameSink = Callable[[npt.NDArray[np.uint8]], None]
+FrameTap = Callable[[npt.NDArray[np.uint8]], None]
 """Takes one RGB frame, (height, width, 3) uint8; must copy what it keeps and never block for long."""
 
 
@@ -84,7 +84,7 @@ class FrameTaps:
     by the exhibit's own render process (content/mirror.py). Sensors without a tap keep every frame
     inside the inference worker."""
 
-    sinks: dict[str, FrameSink] = field(default_factory=dict)
+    sinks: dict[str, FrameTap] = field(default_factory=dict)
 
-    def get(self, sensor: str) -> FrameSink | None:
+    def get(self, sensor: str) -> FrameTap | None:
         return self.sinks.get(sensor)

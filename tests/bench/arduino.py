@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.bench.sender import wait_until
-from tests.serial_board import PtyBoard
+from tests.support.serial_board import PtyBoard
 
 
 def lines(count: int) -> list[bytes]:

@@ -24,7 +24,7 @@ from typing import Any
 import aiomqtt
 import numpy as np
 
-from devices.mqtt_link import MqttLink, Topics
+from devices.mqtt.link import MqttLink, Topics
 from engine.runtime import Runtime, RuntimeOptions
 from engine.show import Show
 from engine.validate import validate_text

@@ -32,12 +32,12 @@ import serial_asyncio_fast
 from engine.clock import MonotonicClock
 from engine.drivers import DriverContext, Resources
 from engine.signals import Signal, SignalStore
-from sensors.osc import OscSensorConfig
+from sensors.osc.inputs import OscSensorConfig
 from sensors.serial import SerialSensor, SerialSensorConfig
 from tests.bench.procs import BenchError, Children
 from tests.bench.results import InputResults, Latencies, OscIngest, RateSearch, RateStep, SerialLatency, latencies
 from tests.bench.sender import datagrams
-from tests.net import free_port
+from tests.support.net import free_port
 
 log = logging.getLogger("bench")
 

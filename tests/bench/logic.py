@@ -24,7 +24,7 @@ from pathlib import Path
 import aiomqtt
 import numpy as np
 
-from devices.mqtt_link import MqttLink, Topics
+from devices.mqtt.link import MqttLink, Topics
 from engine.expressions import StoreResolver, compile_expression
 from engine.logs import TextFormatter
 from engine.model import StoreType

@@ -27,7 +27,7 @@ from pythonosc.osc_server import AsyncIOOSCUDPServer
 from engine.clock import MonotonicClock
 from engine.drivers import DriverContext, Resources
 from engine.signals import SignalStore
-from sensors.osc import OscSensor, OscSensorConfig
+from sensors.osc.inputs import OscSensor, OscSensorConfig
 from tests.bench.sender import ADDRESS
 
 HOST = "127.0.0.1"

@@ -32,7 +32,7 @@ from sensors.pose.types import PoseFrame
 from tests.bench.procs import BenchError
 from tests.bench.results import PoseComparison, PoseResults, PoseRun
 from tests.bench.scenes import four_people, one_person
-from tests.frames import write_video
+from tests.support.frames import write_video
 
 log = logging.getLogger("bench")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from tests.net import free_port, port_accepts
+from tests.support.net import free_port, port_accepts
 
 log = logging.getLogger("bench")
 

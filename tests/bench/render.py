@@ -165,7 +165,7 @@ def visitors_snapshot(index: int, fps: float) -> Any:
     bindings read when four people stand there with hands raised (``body.nearest.hands_raised``...).
     """
     from content.snapshot import Scalar, SceneSnapshot, VisitorPose
-    from tests.pose_synth import person
+    from tests.support.pose_synth import person
 
     t = index / fps
     visitors = tuple(

@@ -65,7 +65,7 @@ from tests.bench.results import (
     pose_figures,
     render_figures,
 )
-from tests.net import free_port
+from tests.support.net import free_port
 
 log = logging.getLogger("bench")
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from sensors.pose.inference import Image
-from tests.frames import HEIGHT, WIDTH, astronaut
+from tests.support.frames import HEIGHT, WIDTH, astronaut
 
 BACKGROUND = 20
 FOUR_HEIGHT = 216

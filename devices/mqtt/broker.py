@@ -1,0 +1,93 @@
+"""The zero-setup broker: amqtt on loopback, in its own thread and event loop so
+that broker work never delays the exhibit's control loop.
+
+For real installations use Mosquitto (``--broker mqtt://host:port``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+from typing import Any
+
+from engine.errors import UserError
+
+log = logging.getLogger("devices.mqtt.broker")
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+class EmbeddedBroker:
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+        self.host = host
+        self.port = port
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start on ``port``; if it is taken, on a free port instead (and say so)."""
+        if not port_is_free(self.host, self.port):
+            taken = self.port
+            self.port = free_port(self.host)
+            log.info("port %d is taken; the embedded broker uses %d instead", taken, self.port)
+        for name in ("amqtt", "transitions"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self._thread = threading.Thread(target=self._main, name="embedded-broker", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise UserError(f"The embedded MQTT broker did not start within {timeout:.0f} s.")
+        if self._error is not None:
+            raise UserError(f"The embedded MQTT broker could not start on {self.url}: {self._error}.")
+        log.info("embedded MQTT broker (amqtt) listening on %s", self.url)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to start(); the thread must not die silently
+            self._error = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        from amqtt.broker import Broker  # imported late: it is only needed on the zero-setup path
+
+        config: dict[str, Any] = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        broker = Broker(config)
+        await broker.start()
+        self._ready.set()
+        await self._stop.wait()
+        with contextlib.suppress(Exception):
+            await broker.shutdown()

@@ -1,0 +1,486 @@
+"""Show logic on virtual time: states, rules, cue lists, PANIC, timelines, opening hours.
+Minutes of show time run in milliseconds; device commands and their times are exact."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from engine.clock import VirtualClock
+from engine.drivers import Sensor
+from engine.problems import ExhibitInvalid
+from engine.registry import DriverSpec
+from engine.runtime import Runtime, RuntimeOptions
+from engine.validate import validate_text
+from tests.support.show_harness import commands, registry, start_show
+
+HEAD = """\
+format_version: 1
+id: show
+title: {en: Show}
+sensors:
+  panel:
+    kind: osc
+    signals:
+      visitors: {address: /visitors, type: int}
+      button: {address: /button, type: bool}
+      level: {address: /level}
+devices:
+  wash:
+    kind: mqtt
+    properties:
+      level: {type: float, range: [0, 100], safe: 0}
+      on: {type: bool, safe: false}
+  spot:
+    kind: mqtt
+    properties:
+      level: {type: float, range: [0, 100], safe: 0}
+"""
+
+
+async def test_states_with_a_held_condition_an_event_and_a_two_minute_timeout():
+    text = (
+        HEAD
+        + """\
+states:
+  mode:
+    initial: attract
+    states:
+      attract:
+        enter: [{set: wash.level, value: 10}]
+        transitions: [{to: engaged, when: "panel.visitors > 0 for 0.5s"}]
+      engaged:
+        enter: [{set: wash.level, value: 80}]
+        exit: [{set: spot.level, value: 5}]
+        transitions:
+          - {to: finale, on: panel.button}
+          - {to: attract, after: 2min}
+      finale:
+        enter: [{set: wash.level, value: 100}]
+        transitions: [{to: attract, after: 30s}]
+"""
+    )
+    started = time.perf_counter()
+    runtime, clock = await start_show(text)
+    store, show = runtime.store, runtime.show
+    assert show is not None
+    assert show.machines["mode"].state == "attract" and store.get("states.mode").value == "attract"
+
+    store.set("panel.visitors", 2)
+    await clock.advance(0.4)
+    store.set("panel.visitors", 0)  # gone before the 0.5 s hold: no transition
+    await clock.advance(1.0)
+    assert show.machines["mode"].state == "attract"
+    store.set("panel.visitors", 1)
+    await clock.advance(0.5)
+    assert show.machines["mode"].state == "engaged"
+    await clock.advance(119.9)
+    assert show.machines["mode"].state == "engaged"
+    await clock.advance(0.1)  # the two-minute timeout
+    assert show.machines["mode"].state == "attract"
+    assert commands(runtime, "wash") == [(0.0, {"level": 10}), (1.9, {"level": 80}), (121.9, {"level": 10})]
+    assert commands(runtime, "spot") == [(121.9, {"level": 5})]
+
+    store.set("panel.visitors", 3)
+    await clock.advance(0.5)
+    store.set("panel.button", True)  # the rising edge
+    assert show.machines["mode"].state == "finale"
+    await clock.advance(30.0)
+    assert [state for _, state in show.machines["mode"].history] == [
+        "attract",
+        "engaged",
+        "attract",
+        "engaged",
+        "finale",
+        "attract",
+    ]
+    await runtime.stop()
+    assert time.perf_counter() - started < 2.0  # three minutes of show time
+
+
+async def test_a_rule_fires_once_per_rising_edge_with_hysteresis():
+    text = (
+        HEAD
+        + """\
+variables: {presses: 0}
+rules:
+  - when: "panel.level > 0.8"
+    release: "panel.level < 0.2"
+    do: [{set: spot.level, value: 100}, {var: presses, expr: "var.presses + 1"}]
+    otherwise: [{set: spot.level, value: 0}]
+"""
+    )
+    runtime, clock = await start_show(text)
+    store = runtime.store
+    for level in (0.9, 0.5, 0.95, 0.1, 0.85):
+        store.set("panel.level", level)
+        await clock.advance(0.1)
+    assert store.get("var.presses").value == 2  # 0.95 came before the release, so it did not count
+    assert [c for _, c in commands(runtime, "spot")] == [{"level": 100}, {"level": 0}, {"level": 100}]
+    await runtime.stop()
+
+
+CUES = (
+    HEAD
+    + """\
+cues:
+  evening:
+    guard: 0.5s
+    cues:
+      - {id: "1", name: House to half, actions: [{set: wash.level, value: 50}], fade: 2s}
+      - id: "2"
+        pre_wait: 1s
+        actions: [{set: spot.level, value: 100}]
+        follow: auto-follow
+      - {id: "3", actions: [{set: spot.level, value: 20, fade: 1s}], follow: auto-continue, post_wait: 3s}
+      - {id: "4", actions: [{set: wash.on, value: true}]}
+"""
+)
+
+
+async def test_go_with_pre_wait_auto_follow_and_auto_continue():
+    runtime, clock = await start_show(CUES)
+    show = runtime.show
+    assert show is not None
+    assert show.go() is True  # cue 1: a 2 s fade from 0 to 50 at 44 Hz
+    await clock.advance(2.5)
+    wash = commands(runtime, "wash")
+    assert wash[-1] == (pytest.approx(2.0, abs=1 / 44), {"level": 50.0})
+    assert 86 <= len(wash) <= 90  # 2 s at 44 Hz
+    assert show.go() is True  # cue 2 after its 1 s pre-wait, then 3 follows, then 4 after 3 s
+    await clock.advance(0.99)
+    assert commands(runtime, "spot") == []
+    await clock.advance(10.0)
+    fired = [(round(t, 3), cue) for t, cue in show.cue_lists["evening"].fired]
+    assert fired == [(0.0, "1"), (3.5, "2"), (3.5, "3"), (6.5, "4")]
+    assert commands(runtime, "spot")[0] == (3.5, {"level": 100})
+    assert commands(runtime, "spot")[-1] == (pytest.approx(4.5, abs=1 / 44), {"level": 20.0})
+    assert commands(runtime, "wash")[-1] == (6.5, {"on": True})
+    assert show.cue_lists["evening"].standby is None
+    await runtime.stop()
+
+
+async def test_a_double_go_inside_the_guard_time_is_ignored():
+    runtime, clock = await start_show(CUES)
+    show = runtime.show
+    assert show is not None
+    assert show.go() is True
+    await clock.advance(0.3)
+    assert show.go() is False  # 0.3 s after the last GO: a double press
+    assert show.cue_lists["evening"].refused == 1
+    await clock.advance(0.3)
+    assert show.go() is True  # 0.6 s: a real second GO
+    assert [cue for _, cue in show.cue_lists["evening"].fired] == ["1"]  # cue 2 is in its pre-wait
+    show.back()
+    show.back()
+    assert show.status().cue_lists["evening"]["standby"] == "1"
+    show.goto("4")
+    assert show.status().cue_lists["evening"]["standby"] == "4"
+    await runtime.stop()
+
+
+async def test_panic_in_the_middle_of_a_fade():
+    text = (
+        HEAD
+        + """\
+cues:
+  show:
+    cues: [{id: "1", actions: [{set: wash.level, value: 100, fade: 10s}, {set: wash.on, value: true}]}]
+"""
+    )
+    runtime, clock = await start_show(text)
+    show = runtime.show
+    assert show is not None
+    show.go()
+    await clock.advance(5.0)
+    midway = commands(runtime, "wash")[-1][1]["level"]
+    assert 45 < midway < 55
+    done = show.panic()  # default panic time: 1 s
+    await clock.advance(1.0)
+    assert done.done()
+    wash = commands(runtime, "wash")
+    assert wash[-1][0] <= 6.0 and wash[-1][1] == {"level": 0.0, "on": False}
+    levels = [c["level"] for _, c in wash if "level" in c and _ > 5.0]
+    assert levels == sorted(levels, reverse=True)  # a fade down, not a jump
+    await clock.advance(20.0)
+    assert commands(runtime, "wash")[-1][0] <= 6.0  # the cue's fade does not come back
+    assert show.go() is False and runtime.store.get("show.panic").value is True
+    show.reset()
+    assert runtime.store.get("show.panic").value is False
+    await runtime.stop()
+
+
+async def test_timelines_and_presets():
+    text = (
+        HEAD
+        + """\
+presets:
+  warm: {wash.level: 30, spot.level: 60}
+timelines:
+  rise:
+    tracks:
+      wash.level: [[0, 0], [2, 100], [4, 0]]
+rules:
+  - when: "panel.button"
+    do: [{timeline: rise}, {delay: 5s}, {preset: warm, fade: 1s}]
+"""
+    )
+    runtime, clock = await start_show(text)
+    runtime.store.set("panel.button", True)
+    await clock.advance(2.0)
+    assert commands(runtime, "wash")[-1][1]["level"] == pytest.approx(100.0, abs=3)
+    await clock.advance(2.1)
+    assert commands(runtime, "wash")[-1][1] == {"level": 0.0}
+    await clock.advance(2.0)
+    assert commands(runtime, "spot")[-1][1] == {"level": 60.0}
+    assert commands(runtime, "wash")[-1][1] == {"level": 30.0}
+    await runtime.stop()
+
+
+SCHEDULE = (
+    HEAD
+    + """\
+schedule:
+  timezone: Asia/Shanghai
+  weekly:
+    fri: "18:00-01:00"
+    sat: "10:00-17:00"
+  exceptions:
+    - {date: 2026-10-03, closed: true, note: National Day holiday}
+  on_open: [{set: wash.level, value: 70}]
+  close_fade: 2s
+"""
+)
+
+
+async def test_opening_hours_across_midnight_and_a_holiday():
+    shanghai = ZoneInfo("Asia/Shanghai")
+    start = datetime.datetime(2026, 10, 2, 17, 0, tzinfo=shanghai)  # Friday; Saturday 3 October is a holiday
+    runtime, clock = await start_show(SCHEDULE, wall=start.astimezone(datetime.UTC))
+    store = runtime.store
+    assert store.get("schedule.open").value is False
+    await clock.advance(3600)  # 18:00 Friday
+    assert store.get("schedule.open").value is True
+    assert commands(runtime, "wash")[-1] == (3600.0, {"level": 70})
+    await clock.advance(7 * 3600)  # 01:00 Saturday: the Friday opening ran past midnight, then closes
+    assert store.get("schedule.open").value is False
+    await clock.advance(3.0)
+    assert commands(runtime, "wash")[-1][1] == {"level": 0.0, "on": False} or commands(runtime, "wash")[-1][1] == {
+        "level": 0.0
+    }
+    await clock.advance(12 * 3600)  # 13:00 Saturday, normally open: a holiday
+    assert store.get("schedule.open").value is False
+    await runtime.stop()
+
+
+def test_expression_mistakes_are_found_at_check_time_with_their_column():
+    text = (
+        HEAD
+        + """\
+rules:
+  - when: "panel.visitor > 0"
+    do: [{set: wash.levle, value: 1}]
+  - when: "panel.level > (0.5"
+    do: [{cue: evenin}]
+"""
+    )
+    with pytest.raises(ExhibitInvalid) as caught:
+        validate_text(text, "show.yaml", registry())
+    errors = [str(p) for p in caught.value.problems]
+    line = len(HEAD.splitlines()) + 2
+    assert f"show.yaml:{line}:12: unknown name `panel.visitor` (did you mean `panel.visitors`?)" in errors
+    assert any(e.startswith(f"show.yaml:{line + 1}:") and "has no property `levle`" in e for e in errors)
+    assert any(e.startswith(f"show.yaml:{line + 2}:") and "`)`" in e for e in errors)
+    assert any(e.startswith(f"show.yaml:{line + 3}:") and "no cue list named `evenin`" in e for e in errors)
+
+
+async def test_fan_out_gives_each_visitor_a_spot(tmp_path: Path):
+    from types import SimpleNamespace
+
+    text = (
+        HEAD.replace("  spot:\n", "  spot1:\n")
+        + """\
+  spot2:
+    kind: mqtt
+    properties:
+      level: {type: float, range: [0, 100], safe: 0}
+"""
+    )
+    text = text.replace(
+        "      level: {address: /level}\n",
+        "      level: {address: /level}\n  body:\n    kind: pose\n    source: {replay: none.jsonl}\n",
+    )
+    reg = registry()
+    from sensors.pose.driver import PoseSensorConfig
+
+    class QuietPose(Sensor):  # a pose sensor whose visitors the test sets
+        async def run(self) -> None:
+            await asyncio.Event().wait()
+
+    reg.add_sensor(DriverSpec("pose", PoseSensorConfig, QuietPose, QuietPose))
+    text += 'mappings:\n  - {from: body.visitors, field: hand_height, to: "spot{slot}.level", input: [0, 1]}\n'
+    clock = VirtualClock()
+    (tmp_path / "none.jsonl").write_text("")  # never read: the test sets the visitors itself
+    exhibit = validate_text(text, str(tmp_path / "show.yaml"), reg)
+    runtime = Runtime(exhibit, reg, options=RuntimeOptions(simulate=True), clock=clock)
+    await runtime.start()
+
+    def visitor(vid: int, height: float) -> SimpleNamespace:
+        return SimpleNamespace(id=vid, features=SimpleNamespace(hand_height=height))
+
+    runtime.store.set("body.visitors", (visitor(7, 0.5),))
+    runtime.store.set("body.visitors", (visitor(7, 0.6), visitor(9, 1.0)))
+    runtime.store.set("body.visitors", (visitor(9, 0.2),))  # visitor 7 leaves: spot1 goes back to 0
+    await clock.advance(0.1)
+    assert [c for _, c in commands(runtime, "spot1")][-3:] == [{"level": 50.0}, {"level": 60.0}, {"level": 0.0}]
+    assert [c for _, c in commands(runtime, "spot2")] == [{"level": 100.0}, {"level": 20.0}]
+    await runtime.stop()
+
+
+async def test_a_mapping_with_when_only_drives_while_its_condition_holds():
+    text = (
+        HEAD
+        + """\
+variables: {live: false}
+mappings:
+  - {from: panel.level, to: wash.level, when: "var.live"}
+"""
+    )
+    runtime, clock = await start_show(text)
+    runtime.store.set("panel.level", 0.5)
+    runtime.store.set("var.live", True)
+    runtime.store.set("panel.level", 0.7)
+    await clock.advance(0.1)
+    assert [c for _, c in commands(runtime, "wash")] == [{"level": 70.0}]
+    await runtime.stop()
+
+
+MOTION = (
+    HEAD
+    + """\
+  turntable:
+    kind: mqtt
+    motion: true
+    properties:
+      speed: {type: float, range: [0, 10], safe: 0}
+safety:
+  estop: [panel.button]
+cues:
+  show:
+    guard: 0s
+    cues:
+      - {id: "1", actions: [{arm: turntable}, {set: turntable.speed, value: 2}]}
+      - {id: "2", actions: [{set: turntable.speed, value: 5}, {set: wash.level, value: 80}]}
+"""
+)
+
+
+async def test_motion_needs_arming_and_the_estop_latches_until_a_reset_that_resumes_nothing():
+    runtime, clock = await start_show(MOTION)
+    show = runtime.show
+    assert show is not None
+    runtime.fades.set_now("turntable", "speed", 3.0)  # not armed yet: blocked
+    assert commands(runtime, "turntable") == []
+    show.go()  # cue 1 arms it and starts it turning
+    assert commands(runtime, "turntable") == [(0.0, {"speed": 2})]
+    await clock.advance(1.0)
+    runtime.store.set("panel.button", True)  # the e-stop input
+    assert commands(runtime, "turntable")[-1] == (1.0, {"speed": 0})
+    assert show.status().estop and show.status().armed == []
+    show.go()  # cue 2: the lights follow, the motion command is blocked
+    await clock.advance(0.1)
+    assert commands(runtime, "turntable")[-1] == (1.0, {"speed": 0})
+    assert commands(runtime, "wash")[-1][1] == {"level": 80}
+    assert show.arm("turntable") is False  # cannot arm while latched
+    show.reset_estop()
+    await clock.advance(5.0)
+    assert commands(runtime, "turntable")[-1] == (1.0, {"speed": 0})  # the reset resumed nothing
+    assert show.status().armed == [] and not show.status().estop
+    assert show.arm("turntable") is True
+    await runtime.stop()
+
+
+def test_arming_something_that_does_not_move_is_a_check_error():
+    text = MOTION.replace("{arm: turntable}", "{arm: wash}")
+    with pytest.raises(ExhibitInvalid) as caught:
+        validate_text(text, "show.yaml", registry())
+    assert any("`wash` is not a motion device (expected one of: `turntable`)" in str(p) for p in caught.value.problems)
+
+
+async def test_pause_holds_waits_and_fades_and_resume_goes_on():
+    text = (
+        HEAD
+        + """\
+cues:
+  show:
+    cues:
+      - {id: "1", actions: [{set: wash.level, value: 100, fade: 4s}], follow: auto-continue, post_wait: 2s}
+      - {id: "2", actions: [{set: spot.level, value: 50}]}
+"""
+    )
+    runtime, clock = await start_show(text)
+    show = runtime.show
+    assert show is not None
+    show.go()
+    await clock.advance(1.0)
+    show.pause()
+    held = commands(runtime, "wash")[-1][1]["level"]
+    await clock.advance(10.0)
+    assert commands(runtime, "wash")[-1][1]["level"] == held and commands(runtime, "spot") == []
+    show.resume()
+    await clock.advance(0.99)
+    assert commands(runtime, "spot") == []  # 1 s of the 2 s post-wait had passed before the pause
+    await clock.advance(0.02)
+    assert commands(runtime, "spot")[0][1] == {"level": 50}
+    await clock.advance(3.0)
+    assert commands(runtime, "wash")[-1][1] == {"level": 100.0}
+    await runtime.stop()
+
+
+async def test_rules_send_osc_and_events():
+    import socket as sockets
+
+    from pythonosc.osc_message import OscMessage
+
+    receiver = sockets.socket(sockets.AF_INET, sockets.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(2.0)
+    port = receiver.getsockname()[1]
+    text = (
+        HEAD
+        + f"""\
+rules:
+  - when: "panel.button"
+    do: [{{osc: /cue/12/start, port: {port}, args: [1, "灯"]}}, {{event: scene.burst, payload: 3}}]
+"""
+    )
+    runtime, _clock = await start_show(text)
+    bursts: list[object] = []
+    runtime.store.subscribe("scene.burst", lambda s: bursts.append(s.value))
+    runtime.store.set("panel.button", True)
+    message = OscMessage(receiver.recv(1024))
+    assert message.address == "/cue/12/start" and message.params == [1, "灯"]
+    assert bursts == [3]
+    receiver.close()
+    await runtime.stop()
+
+
+async def test_the_panic_time_comes_from_the_exhibit():
+    text = (
+        HEAD + "safety: {panic_time: 3s}\ncues:\n  s:\n    cues: [{id: '1', actions: [{set: wash.level, value: 90}]}]\n"
+    )
+    runtime, clock = await start_show(text)
+    show = runtime.show
+    assert show is not None
+    show.go()
+    done = show.panic()
+    await clock.advance(2.0)
+    assert not done.done() and commands(runtime, "wash")[-1][1]["level"] > 0
+    await clock.advance(1.0)
+    assert done.done() and commands(runtime, "wash")[-1][1]["level"] == 0.0
+    await runtime.stop()

@@ -10,58 +10,37 @@
     exhibit record --camera|--video --out FILE   a landmark-only recording
     exhibit bench [--json]        performance figures against a baseline
 
-This module wires the engine to the concrete drivers; the engine itself never
-imports them.
+This module only reads the command line and turns mistakes into sentences. The runtime is built by
+:func:`engine.runtime.assemble` from the drivers and services of :func:`engine.registry.load_registry`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import errno
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
 
-import content
-import devices
-import sensors
-from content.service import SceneService
-from content.snapshot_source import SnapshotSource
-from devices.mqtt.broker import EmbeddedBroker, free_port
-from devices.mqtt.link import MqttLink, Topics
-from devices.mqtt.security import SecretMissing
-from engine.drivers import Resources, Service
 from engine.errors import UserError
-from engine.exhibit import ExhibitBase
 from engine.logs import setup_logging
 from engine.model import parse_broker_url
 from engine.problems import ExhibitInvalid
-from engine.registry import Registry
-from engine.reload import ExhibitWatcher
-from engine.runtime import Runtime, RuntimeOptions
+from engine.registry import Registry, load_registry
+from engine.runtime import RenderMode, RuntimeOptions
 from engine.schema import schema_text
 from engine.validate import EXHIBIT_FILE, load_exhibit, resolve_exhibit_path
-from sensors.pose.types import FrameTaps
 
 ROOT = Path(__file__).resolve().parent
 EXHIBITS = ROOT / "exhibits"
 SCHEMA_PATH = EXHIBITS / "exhibit.schema.json"
 
-log = logging.getLogger("launcher")
-
-RenderMode = Literal["window", "offscreen", "off"]
-
 
 def build_registry() -> Registry:
-    registry = Registry()
-    sensors.register(registry)
-    devices.register(registry)
-    content.register(registry)
-    return registry
+    """Every driver, service and section the project ships."""
+    return load_registry()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -86,94 +65,30 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from engine.session import serve
+
     path = resolve_exhibit_path(args.exhibit, EXHIBITS)
-    exhibit = load_exhibit(path, build_registry())
-    broker_url = args.broker or exhibit.mqtt.broker
-    embedded: EmbeddedBroker | None = None
-    if broker_url == "embedded":
-        embedded = EmbeddedBroker(port=args.embedded_port)
-        embedded.start()
-        host, port = embedded.host, embedded.port
-    else:
-        try:
-            host, port = parse_broker_url(broker_url)
-        except ValueError as exc:
-            raise UserError(f"The broker address is not valid: {exc}.") from None
-    args.base_dir = path.parent
-    args.exhibit_path = path
-    try:
-        asyncio.run(run_exhibit(exhibit, host, port, args))
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    registry = build_registry()
+    exhibit = load_exhibit(path, registry)
+    if args.broker is not None:
+        broker_address(args.broker)
+    options = RuntimeOptions(
+        simulate=args.simulate,
+        base_dir=path.parent,
+        broker=args.broker,
+        embedded_port=args.embedded_port,
+        render=render_mode(args),
+    )
+    watch = None if args.no_reload else path
+    asyncio.run(serve(exhibit, registry, options, duration=args.duration, watch=watch))
     return 0
 
 
-def build_runtime(
-    exhibit: ExhibitBase,
-    registry: Registry,
-    host: str,
-    port: int,
-    options: RuntimeOptions,
-    render: RenderMode = "off",
-) -> tuple[Runtime, MqttLink]:
-    """The exhibit's runtime with its one MQTT link (and topic scheme) shared by the devices, and its
-    scene's render process unless ``render`` is off."""
-    topics = Topics(exhibit.mqtt.prefix, exhibit.id)
+def broker_address(url: str) -> tuple[str, int]:
     try:
-        link = MqttLink(
-            host,
-            port,
-            client_id=exhibit.mqtt.client_id or f"exhibit-{exhibit.id}",
-            topics=topics,
-            keepalive=exhibit.mqtt.keepalive,
-            security=exhibit.mqtt.security,
-            security_base=options.base_dir,
-        )
-    except SecretMissing as exc:
-        raise UserError(f"The MQTT settings cannot be used: {exc}") from None
-    resources = Resources()
-    resources.put(link)
-    resources.put(topics)
-    services: list[Service] = [link]
-    scene = getattr(exhibit, "scene", None)
-    drawing: SceneService | None = None
-    pose_sensors = [name for name, config in exhibit.sensors.items() if config.kind == "pose"]
-    if scene is not None and (problems := scene.check_sensors(pose_sensors)):
-        where = "; ".join(f"scene.{'.'.join(map(str, path))}: {message}" for path, message in problems)
-        raise UserError(f"The scene names a sensor that is not a pose sensor: {where}.")
-    if render != "off" and scene is not None:
-        drawing = SceneService(scene, options.base_dir or Path.cwd(), pose_sensors, offscreen=render == "offscreen")
-        services.append(drawing)
-        if drawing.frame_writer is not None:
-            # AR mirror: the mirrored pose sensor's frames go to the render process through shared
-            # memory; no other sensor gets a tap, and without a scene to draw nobody does.
-            resources.put(FrameTaps({scene.mirror.sensor: drawing.frame_writer.write}))
-    runtime = Runtime(exhibit, registry, resources, services=services, options=options)
-    if drawing is not None:
-        drawing.attach(runtime.store, runtime.clock)
-    return runtime, link
-
-
-async def run_exhibit(exhibit: ExhibitBase, host: str, port: int, args: argparse.Namespace) -> None:
-    registry = build_registry()
-    options = RuntimeOptions(simulate=args.simulate, base_dir=args.base_dir)
-    runtime, _link = build_runtime(exhibit, registry, host, port, options, render_mode(args))
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await runtime.start()
-    if not args.no_reload:
-        watcher = ExhibitWatcher(args.exhibit_path, registry, runtime, runtime.clock)
-        runtime.supervisor.start("reload", watcher.run)
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=args.duration)
-        log.info("stop requested")
-    except TimeoutError:
-        log.info("ran for the requested %.1f s", args.duration)
-    await runtime.stop()
+        return parse_broker_url(url)
+    except ValueError as exc:
+        raise UserError(f"The broker address is not valid: {exc}.") from None
 
 
 def render_mode(args: argparse.Namespace) -> RenderMode:
@@ -191,17 +106,27 @@ def cmd_shot(args: argparse.Namespace) -> int:
     if getattr(exhibit, "scene", None) is None:
         raise UserError(f"{path} has no `scene:` to take a picture of.")
     size = parse_size(args.size) if args.size else None
-    embedded = EmbeddedBroker(port=free_port())  # the simulated show drives its devices somewhere private
-    embedded.start()
-    try:
-        frame = asyncio.run(take_shot(exhibit, registry, path.parent, embedded, args.at, size))
-    finally:
-        embedded.stop()
+    out = writable_file(args.out)
     from content.offscreen import save_png
+    from content.shot import take_shot
 
-    save_png(frame, Path(args.out))
-    print(f"wrote {args.out}: {frame.shape[1]}x{frame.shape[0]}, {args.at:g} s into the simulated exhibit")
+    frame = asyncio.run(take_shot(exhibit, registry, path.parent, args.at, size))
+    save_png(frame, out)
+    print(f"wrote {out}: {frame.shape[1]}x{frame.shape[0]}, {args.at:g} s into the simulated exhibit")
     return 0
+
+
+def writable_file(name: str) -> Path:
+    """``name`` as a file this user can write, or one sentence saying why not (before any work is done)."""
+    path = Path(name)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UserError(f"`{path}` is a folder; give a file name, e.g. {path / 'picture.png'}.")
+    if not folder.is_dir():
+        raise UserError(f"Cannot write `{path}`: the folder `{folder}` does not exist.")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"Cannot write `{path}`: permission denied.")
+    return path
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -209,33 +134,9 @@ def parse_size(text: str) -> tuple[int, int]:
         width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
         raise UserError(f"The size `{text}` is not WIDTHxHEIGHT, e.g. 1280x720.") from None
+    if width <= 0 or height <= 0:
+        raise UserError(f"The size `{text}` must be positive, e.g. 1280x720.")
     return width, height
-
-
-async def take_shot(
-    exhibit: ExhibitBase,
-    registry: Registry,
-    base: Path,
-    broker: EmbeddedBroker,
-    at: float,
-    size: tuple[int, int] | None,
-) -> Any:
-    """Run the exhibit with simulated visitors for ``at`` seconds, then render its scene as it is then."""
-    scene = exhibit.scene  # type: ignore[attr-defined]
-    options = RuntimeOptions(simulate=True, base_dir=base)
-    runtime, _link = build_runtime(exhibit, registry, broker.host, broker.port, options)
-    await runtime.start()
-    try:
-        await asyncio.sleep(at)
-        pose_sensors = [name for name, config in exhibit.sensors.items() if config.kind == "pose"]
-        snapshot = SnapshotSource(runtime.store, runtime.clock, pose_sensors).take()
-    finally:
-        await runtime.stop()
-    from content.renderer import SceneRenderer  # Panda3D: only for the commands that draw
-
-    with SceneRenderer(scene, base, size=size or scene.outputs[0].size, offscreen=True) as renderer:
-        renderer.frame(snapshot)
-        return renderer.capture()
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -286,6 +187,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from sensors.pose.record import record
     from sensors.pose.sources import CameraSource, FrameSource, SourceLost, VideoFileSource
 
+    out = writable_file(args.out)
     source: FrameSource
     if args.video is not None:
         if not Path(args.video).is_file():
@@ -296,7 +198,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         source = CameraSource(camera)
     estimator = PoseEstimator(models.resolve(args.model), num_poses=args.num_poses)
     try:
-        stats = record(source, estimator, Path(args.out), duration=args.duration, max_frames=args.frames)
+        stats = record(source, estimator, out, duration=args.duration, max_frames=args.frames)
     except SourceLost as exc:
         raise UserError(f"Nothing was recorded: {exc}.") from None
     finally:
@@ -306,6 +208,11 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if not (ROOT / "tests" / "bench" / "runner.py").is_file():
+        raise UserError(
+            "The benchmarks are part of the source checkout (tests/bench/), not of the installed package: "
+            "run `python launcher.py bench` in a clone of the project."
+        )
     sys.path.insert(0, str(ROOT))
     from tests.bench.runner import main as bench_main
 
@@ -401,6 +308,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a file or port the user named, refused by the system
+        print(f"error: {os_sentence(exc)}", file=sys.stderr)
+        return 1
+
+
+def os_sentence(exc: OSError) -> str:
+    """An operating-system error as one sentence a user can act on."""
+    where = f" `{exc.filename}`" if exc.filename else ""
+    if exc.errno == errno.EADDRINUSE:
+        return "A port this exhibit needs is already in use; stop the other program or choose another port."
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"Permission denied{where and ' for' + where}."
+    if exc.errno == errno.ENOENT:
+        return f"No such file or folder{where and ':' + where}."
+    if exc.errno == errno.ENOSPC:
+        return "The disk is full."
+    return f"{exc.strerror or exc}{where and ':' + where}."
 
 
 if __name__ == "__main__":

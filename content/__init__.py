@@ -1,9 +1,13 @@
-"""Panda3D scenes: the picture half of an exhibit (``scene:`` in the exhibit file)."""
+"""Panda3D scenes: the picture half of an exhibit (``scene:`` in the exhibit file), drawn by the
+``render`` service in a process of its own."""
 
 from engine.registry import Registry
 
 
 def register(registry: Registry) -> None:
-    from content.scene_model import SceneSpec  # pydantic only: Panda3D is imported by the render process
+    # pydantic and the render host only: Panda3D is imported by the render process.
+    from content.scene_model import SceneSpec
+    from content.service import SERVICE
 
     registry.scene = SceneSpec
+    registry.add_service(SERVICE)

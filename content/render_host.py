@@ -11,10 +11,12 @@ survive ``fork``), and the host only ever does non-blocking things on the loop:
 * heartbeats are read by an asyncio stream on the same socket;
 * a watchdog on the same tick notices a worker that exited, failed, never became ready or
   stopped heartbeating, tells the operator (Chinese and English), kills it and starts a new one
-  after a capped, jittered back-off (:class:`engine.supervisor.Backoff`).
+  after a capped, jittered back-off (:mod:`engine.reconnect`).
 
-Health is published as signals: ``render.fps``, ``render.frame_p99_ms``, ``render.restarts``,
-``render.status`` (``starting``, ``running``, ``stalled``, ``crashed``, ``failed``, ``stopped``).
+Its health is the ``render`` service's (:mod:`engine.health`): ``render.health.status`` is ``ok`` while
+the renderer draws, ``offline`` (with the reason) while it starts, restarts or is stopped; its figures
+are ``render.health.fps``, ``.frame_p99_ms``, ``.restarts`` and ``.state`` (``starting``, ``running``,
+``stalled``, ``crashed``, ``failed``, ``stopped``).
 """
 
 from __future__ import annotations
@@ -48,21 +50,24 @@ from content.render_worker import (
     run_worker,
 )
 from content.snapshot import SceneEvent, SceneSnapshot
+from engine.catalogue import Catalogue
+from engine.clock import MonotonicClock
+from engine.health import ComponentHealth
 from engine.model import StoreType
+from engine.reconnect import Backoff, Reconnect
 from engine.signals import SignalStore
-from engine.supervisor import Backoff
 
 log = logging.getLogger("content.render_host")
 
 RenderStatus = Literal["starting", "running", "stalled", "crashed", "failed", "stopped"]
 
-HEALTH_SIGNALS: dict[str, StoreType] = {
-    "fps": "float",
-    "frame_p99_ms": "float",
-    "restarts": "int",
-    "status": "str",
+HEALTH_FIGURES: dict[str, StoreType] = {"fps": "float", "frame_p99_ms": "float", "restarts": "int", "state": "str"}
+HEALTH_MEANINGS = {
+    "fps": "frames drawn per second",
+    "frame_p99_ms": "99th percentile of the time to draw a frame",
+    "restarts": "times the render process was started again",
+    "state": "starting, running, stalled, crashed, failed or stopped",
 }
-"""Signals the host keeps up to date, under its prefix (``render.fps``...)."""
 
 _MAX_CARRIED_EVENTS = 256
 _READ_CHUNK = 1 << 16
@@ -133,6 +138,8 @@ class RenderHost:
         source: SnapshotTaker,
         store: SignalStore | None = None,
         *,
+        health: ComponentHealth | None = None,
+        catalogue: Catalogue | None = None,
         size: tuple[int, int] = (1280, 720),
         offscreen: bool = True,
         fps: float = 60.0,
@@ -144,7 +151,6 @@ class RenderHost:
         rng: random.Random | None = None,
         factory: RendererFactory | None = None,
         fault: RenderFault | None = None,
-        prefix: str = "render",
         mirror: str | None = None,
     ) -> None:
         if fps <= 0:
@@ -162,12 +168,13 @@ class RenderHost:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.heartbeat_interval = heartbeat_interval
-        self.backoff = backoff or Backoff(initial=0.5, cap=10.0)
+        self.backoff = backoff or Backoff(initial=0.5, cap=10.0, stable_after=30.0)
         self.rng = rng or random.Random()
         self.factory = factory
         env_fault = os.environ.get(FAULT_ENV)
         self.fault = fault or (RenderFault.parse(env_fault) if env_fault else None)
-        self.prefix = prefix
+        self.catalogue = catalogue
+        """The exhibit's signal catalogue, for the worker's bindings (None: names unchecked, for tests)."""
         self.mirror = mirror
         """AR mirror: the shared-memory frame channel's name, handed to every worker it starts."""
         self._ctx = multiprocessing.get_context("spawn")
@@ -175,8 +182,13 @@ class RenderHost:
         self._worker: _Worker | None = None
         self._launches = 0
         self._carry: tuple[SceneEvent, ...] = ()
-        if store is not None:
-            self._declare(store)
+        if health is None and store is not None:
+            health = ComponentHealth("render", "service", store, MonotonicClock(), HEALTH_FIGURES)
+        self.health = health
+        self._publish("restarts", 0)
+        self._publish("fps", 0.0)
+        self._publish("frame_p99_ms", 0.0)
+        self._set_status("stopped")
 
     # --- public ---------------------------------------------------------------------------
 
@@ -191,18 +203,14 @@ class RenderHost:
 
     async def run(self) -> None:
         """Run the renderer until cancelled; then stop it (killing it after ``stop_timeout``)."""
-        attempt = 0
+        restarts = Reconnect(self.backoff, MonotonicClock(), self.rng)
         try:
             while True:
                 worker = await self._launch()
+                restarts.up()
                 reason = await self._supervise(worker)
-                ran = time.monotonic() - (worker.ready_at or worker.launched)
                 await self._retire(worker, reason)
-                if ran >= self.backoff.reset_after:
-                    attempt = 0
-                wait = self.backoff.delay(attempt, self.rng)
-                attempt += 1
-                await asyncio.sleep(wait)
+                await restarts.wait()
                 self._stats.restarts += 1
                 self._publish("restarts", self._stats.restarts)
         finally:
@@ -232,6 +240,7 @@ class RenderHost:
             factory=self.factory,
             fault=fault,
             mirror=self.mirror,
+            catalogue=self.catalogue,
         )
         process = self._ctx.Process(target=run_worker, args=(child, config), name="exhibit-render", daemon=True)
         self._set_status("starting")
@@ -430,26 +439,24 @@ class RenderHost:
             self._worker = None
         self._stats.pid = None
 
-    # --- health signals -------------------------------------------------------------------
-
-    def _declare(self, store: SignalStore) -> None:
-        known = set(store.names())
-        for short, type_ in HEALTH_SIGNALS.items():
-            name = f"{self.prefix}.{short}"
-            if name not in known:
-                store.declare(name, type_)
-            elif store.get(name).type != type_:
-                raise ValueError(f"signal `{name}` is declared as {store.get(name).type}, expected {type_}")
-        self._publish("restarts", 0)
-        self._publish("fps", 0.0)
-        self._publish("frame_p99_ms", 0.0)
-        self._publish("status", "stopped")
+    # --- health -------------------------------------------------------------------------
 
     def _set_status(self, status: RenderStatus) -> None:
-        if self._stats.status != status:
-            self._stats.status = status
-            self._publish("status", status)
+        if self._stats.status == status and self.health is not None and self.health.figures.get("state") == status:
+            return
+        self._stats.status = status
+        self._publish("state", status)
+        if self.health is None:
+            return
+        if status == "running":
+            self.health.set("ok")
+        elif status == "starting":
+            self.health.set("offline", "restarting" if self._stats.restarts else "starting")
+        elif status == "stopped":
+            self.health.stopped()
+        else:
+            self.health.set("offline", f"{status}: {self._stats.last_error}; restarting")
 
-    def _publish(self, short: str, value: float | int | str) -> None:
-        if self.store is not None:
-            self.store.set(f"{self.prefix}.{short}", value)
+    def _publish(self, figure: str, value: float | int | str) -> None:
+        if self.health is not None:
+            self.health.figure(figure, value)

@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from content.snapshot import SceneSnapshot
+from engine.catalogue import Catalogue
 from engine.logs import setup_child_logging
 
 SMALL_MACHINE_CORES = 4
@@ -150,9 +151,9 @@ class Renderer(Protocol):
     def close(self) -> None: ...
 
 
-RendererFactory = Callable[[dict[str, Any], Path, tuple[int, int], bool], Renderer]
-"""``(scene spec as a plain dict, base_dir, size, offscreen) -> renderer``; must be a module-level
-callable, because the ``spawn`` start method sends it to the child by its import path."""
+RendererFactory = Callable[["WorkerConfig"], Renderer]
+"""``(the worker's config) -> renderer``; must be a module-level callable, because the ``spawn`` start
+method sends it to the child by its import path."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,16 +197,22 @@ class WorkerConfig:
     """Frames kept for the p99 frame time (4 s at 60 fps)."""
     mirror: str | None = None
     """AR mirror: the name of the shared-memory frame channel to show (never the frames themselves)."""
+    catalogue: Catalogue | None = None
+    """The exhibit's signal catalogue: bindings resolve names from it, as ``check`` did."""
 
 
-def scene_renderer(scene: dict[str, Any], base_dir: Path, size: tuple[int, int], offscreen: bool) -> Renderer:
+def scene_renderer(config: WorkerConfig) -> Renderer:
     """The real renderer: validate the scene spec, then build Panda3D's scene graph."""
     # Imported here: Panda3D is loaded in the render process only, never in the engine.
+    from content.bindings import SnapshotResolver
     from content.renderer import SceneRenderer
     from content.scene_model import SceneSpec
 
-    spec = SceneSpec.model_validate(scene)
-    renderer: Renderer = SceneRenderer(spec, base_dir, size=size, offscreen=offscreen)
+    spec = SceneSpec.model_validate(config.scene)
+    resolver = SnapshotResolver(config.catalogue)
+    renderer: Renderer = SceneRenderer(
+        spec, config.base_dir, size=config.size, offscreen=config.offscreen, resolver=resolver
+    )
     return renderer
 
 
@@ -296,7 +303,7 @@ def run_worker(sock: socket.socket, config: WorkerConfig) -> None:
     started = time.perf_counter()
     factory = config.factory or scene_renderer
     try:
-        renderer = factory(config.scene, config.base_dir, config.size, config.offscreen)
+        renderer = factory(config)
     except Exception as exc:
         _fail(channel, "build", exc)
         sys.exit(2)
@@ -388,6 +395,6 @@ class NullRenderer:
         self.last = None
 
 
-def null_renderer(scene: dict[str, Any], base_dir: Path, size: tuple[int, int], offscreen: bool) -> Renderer:
+def null_renderer(config: WorkerConfig) -> Renderer:
     """A :data:`RendererFactory` for :class:`NullRenderer`; ``scene["frame_ms"]`` sets its cost."""
-    return NullRenderer(float(scene.get("frame_ms", 0.0)))
+    return NullRenderer(float(config.scene.get("frame_ms", 0.0)))

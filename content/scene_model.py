@@ -18,6 +18,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from content.element_specs import AvatarsSpec, Color, EmitterSpec, ImageArea, InstancesSpec, LandmarkName, rgba
+from engine.catalogue import Catalogue
+from engine.expressions import ExpressionError
 from engine.model import NAME_PATTERN, Strict
 
 __all__ = [
@@ -452,6 +454,13 @@ class SceneSpec(Strict):
         for path, node in self.walk():
             found.extend(((*path, "bind", prop), source) for prop, source in node.bind.items())
         return found
+
+    def binding_problems(self, catalogue: Catalogue) -> list[tuple[YamlPath, ExpressionError]]:
+        """Bind expressions that do not compile against the exhibit's catalogue, compiled exactly as the
+        render process compiles them (``check`` calls this: what it accepts, the renderer draws)."""
+        from content.bindings import SnapshotResolver, compile_bindings  # numpy, not Panda3D
+
+        return compile_bindings(self, SnapshotResolver(catalogue))[1]
 
     def sensor_refs(self) -> list[tuple[YamlPath, str]]:
         """Every pose sensor the scene names (mirror, anchors, avatars, emitters), with its key's YAML path."""

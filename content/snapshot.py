@@ -27,6 +27,9 @@ class VisitorPose:
 
     id: int
     landmarks: npt.NDArray[np.float32]
+    fields: dict[str, Scalar] = field(default_factory=dict)
+    """The visitor's fields as the engine's expressions read them (``since``, ``hands_raised``...), by the
+    names the signal catalogue gives the pose sensor's visitors."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +52,5 @@ class SceneSnapshot:
     """Visitors by pose sensor name (``body``)."""
     events: tuple[SceneEvent, ...] = ()
     """Scene events fired since the previous snapshot, in order."""
+    event_times: dict[str, float] = field(default_factory=dict)
+    """When each event signal (``body.wave``) last fired, on the same clock as ``time``: for ``since(...)``."""

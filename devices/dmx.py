@@ -28,7 +28,8 @@ from typing import Any, Literal, NamedTuple, Protocol, Self
 from pydantic import Field, field_validator, model_validator
 
 from engine.clock import Clock
-from engine.drivers import Device, DriverContext, Resources
+from engine.drivers import Device, DriverContext, Fault, Resources, check_fault
+from engine.health import ComponentHealth
 from engine.model import DeviceConfig, Name, Strict
 
 log = logging.getLogger("devices.dmx")
@@ -366,6 +367,9 @@ class DmxUniverse:
         self._sender: asyncio.Task[None] | None = None
         self._claims: dict[str, range] = {}
         self._listeners: list[Callable[[DmxFrame], None]] = []
+        self._healths: list[ComponentHealth] = []
+        self.failing: str | None = "nothing sent yet"
+        """Why the last frame did not go out (None while frames flow): every fixture on it shares it."""
 
     def claim(self, owner: str, channels: range) -> None:
         """Note a fixture's footprint; two fixtures on the same channels is a patching mistake worth a warning."""
@@ -376,6 +380,21 @@ class DmxUniverse:
                     "DMX fixtures %s and %s overlap on %s universe %d", owner, other, key.protocol, key.universe
                 )
         self._claims[owner] = channels
+
+    def share_health(self, health: ComponentHealth) -> None:
+        """A fixture's health follows its universe's: ok while frames go out, offline while the network refuses them."""
+        self._healths.append(health)
+
+    def _flowing(self, failing: str | None) -> None:
+        if failing == self.failing:
+            return
+        self.failing = failing
+        host, port = self.key.destination
+        for health in self._healths:
+            if failing is None:
+                health.set("ok")
+            else:
+                health.set("offline", f"{self.key.protocol} universe {self.key.universe} to {host}:{port}: {failing}")
 
     def on_frame(self, listener: Callable[[DmxFrame], None]) -> None:
         """Call ``listener`` with every frame sent (the simulator records them)."""
@@ -404,7 +423,9 @@ class DmxUniverse:
         self._changed.clear()
         self._last_sent = self.clock.now()
         if not self.sink.send(self.packet()):
+            self._flowing(getattr(self.sink, "failing", None) or "not sent")
             return False
+        self._flowing(None)
         self.frames_sent += 1
         frame = DmxFrame(self._last_sent, bytes(self.buffer))
         for listener in self._listeners:
@@ -502,6 +523,7 @@ class DmxDevice(Device):
         self.channels = config.channel_map()
         self.universe = self.universes.shared(context.resources).universe(config, context.clock)
         self.universe.claim(name, config.footprint())
+        self.universe.share_health(self.health)
         self.values: dict[str, float] = {}
         """The last value asked of each property, clamped into its range."""
         self._write(config.safe_state())  # start-up: the safe state goes first
@@ -532,22 +554,19 @@ class DmxDevice(Device):
         return all(sent)
 
 
-DmxFault = Literal["offline", "clear"]
-
-
 class SimulatedDmx(DmxDevice):
     """A DMX fixture without a network: its universe records frames instead of sending them.
 
-    ``frames`` are the frames the fixture received; ``inject("offline")`` unplugs it
+    ``frames`` are the frames the fixture received; ``inject("disconnect")`` unplugs it
     (frames still go out, it misses them, and ``go_safe`` reports failure);
-    ``inject("clear")`` plugs it back in.
+    ``inject("clear")`` plugs it back in. It plays no other fault.
     """
 
     universes = SimulatedUniverses
 
     def __init__(self, name: str, config: DmxDeviceConfig, context: DriverContext) -> None:
         super().__init__(name, config, context)
-        self.fault: DmxFault = "clear"
+        self.fault: Fault = "clear"
         self.frames: deque[DmxFrame] = deque(maxlen=HISTORY)
         self.universe.on_frame(self._receive)
 
@@ -559,11 +578,13 @@ class SimulatedDmx(DmxDevice):
             raise TypeError("a simulated fixture's universe must record its packets")
         return sink.packets
 
-    def inject(self, fault: DmxFault) -> None:
+    def inject(self, fault: Fault) -> None:
+        check_fault(self, fault, ("disconnect", "clear"))
         self.fault = fault
+        self.health.set("offline", "simulated disconnect") if fault == "disconnect" else self.health.set("ok")
 
     def _receive(self, frame: DmxFrame) -> None:
-        if self.fault != "offline":
+        if self.fault != "disconnect":
             self.frames.append(frame)
 
     def levels(self) -> bytes:
@@ -583,4 +604,4 @@ class SimulatedDmx(DmxDevice):
 
     async def go_safe(self, timeout: float) -> bool:
         sent = await super().go_safe(timeout)
-        return sent and self.fault != "offline"
+        return sent and self.fault != "disconnect"

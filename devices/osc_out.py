@@ -1,6 +1,10 @@
 """OSC out: properties sent as OSC messages to software peers (QLab, Resolume,
 TouchDesigner). Each property has an address (which may contain `{value}`, as in
-QLab's `/cue/{value}/start`) and arguments (default: the value itself)."""
+QLab's `/cue/{value}/start`) and arguments (default: the value itself).
+
+Whole messages go out the same way (:meth:`OscOutDevice.send_message`): that is how the show's
+`{osc: /cue/1/start, host: ..., port: ...}` actions are sent, through a device of this kind made for
+each peer they name (see :func:`action_peers`), so they have health like any other output."""
 
 from __future__ import annotations
 
@@ -14,8 +18,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from engine.drivers import Device, DriverContext
-from engine.model import DeviceConfig, Name, SignalType, Strict, coerce_output
+from engine.drivers import Device, DriverContext, Fault, check_fault
+from engine.model import DeviceConfig, Name, SignalType, StoreType, Strict, coerce_output
 
 log = logging.getLogger("devices.osc_out")
 
@@ -51,7 +55,20 @@ class OscOutConfig(DeviceConfig):
     kind: Literal["osc"]
     host: str = Field("127.0.0.1", description="The peer's address.")
     port: int = Field(ge=1, le=65535, description="The peer's UDP port.")
-    properties: dict[Name, OscOutProperty] = Field(min_length=1, description="What can be sent, by name.")
+    properties: dict[Name, OscOutProperty] = Field(
+        default_factory=dict, description="What can be sent, by name (none for a peer only `{osc: ...}` actions use)."
+    )
+
+    @classmethod
+    def peer(cls, host: str, port: int) -> OscOutConfig:
+        """The device an `{osc: ..., host: ..., port: ...}` action sends through."""
+        return cls(kind="osc", host=host, port=port)
+
+    def health_figures(self) -> dict[str, StoreType]:
+        return {"sent": "int", "errors": "int"}
+
+    def health_meanings(self) -> dict[str, str]:
+        return {"sent": "messages sent", "errors": "messages the network refused"}
 
     def settable_properties(self) -> list[str]:
         return list(self.properties)
@@ -69,9 +86,14 @@ class OscOutConfig(DeviceConfig):
 def message(spec: OscOutProperty, value: Value) -> bytes:
     """The OSC datagram for ``value`` (booleans as T/F, `{value}` replaced in address and args)."""
     shown = str(int(value)) if isinstance(value, bool) else str(value)
-    builder = OscMessageBuilder(spec.address.replace("{value}", shown))
-    for arg in spec.args:
-        builder.add_arg(value if arg == "{value}" else arg)
+    return datagram(spec.address.replace("{value}", shown), [value if arg == "{value}" else arg for arg in spec.args])
+
+
+def datagram(address: str, args: list[Value]) -> bytes:
+    """One OSC message as it goes on the wire."""
+    builder = OscMessageBuilder(address)
+    for arg in args:
+        builder.add_arg(arg)
     return builder.build().dgram
 
 
@@ -90,16 +112,30 @@ class OscOutDevice(Device):
             spec = self.config.properties[prop]
             self._send(message(spec, spec.coerce(value)))
 
-    def _send(self, datagram: bytes) -> None:
+    def send_message(self, address: str, args: list[Value]) -> None:
+        """Send one whole message now (an `{osc: ...}` action); never raises."""
+        self._send(datagram(address, args))
+
+    def _send(self, packet: bytes) -> None:
         try:
-            self._socket.sendto(datagram, (self.config.host, self.config.port))
-            self.sent += 1
+            self._socket.sendto(packet, (self.config.host, self.config.port))
         except OSError as exc:  # an unreachable peer must not stop the show
-            self.errors += 1
-            if self.errors == 1:
-                log.warning("OSC to %s:%d failed: %s", self.config.host, self.config.port, exc)
+            self._failed(exc.strerror or str(exc))
+        else:
+            self._sent()
+
+    def _sent(self) -> None:
+        self.sent += 1
+        self.health.figure("sent", self.sent)
+        self.health.set("ok")
+
+    def _failed(self, reason: str) -> None:
+        self.errors += 1
+        self.health.figure("errors", self.errors)
+        self.health.set("offline", f"OSC to {self.config.host}:{self.config.port} not sent: {reason}")
 
     async def run(self) -> None:
+        self.health.set("ok")  # UDP: nothing to connect; a refused message says otherwise
         await asyncio.Event().wait()  # sending happens in set(); nothing runs in between
 
     async def go_safe(self, timeout: float) -> bool:
@@ -108,12 +144,21 @@ class OscOutDevice(Device):
 
 
 class SimulatedOscOut(OscOutDevice):
-    """Keeps the datagrams instead of sending them."""
+    """Keeps the datagrams instead of sending them; ``inject("disconnect")`` makes them fail as an
+    unreachable network would, ``inject("clear")`` heals it."""
 
     def __init__(self, name: str, config: OscOutConfig, context: DriverContext) -> None:
         super().__init__(name, config, context)
         self.datagrams: list[bytes] = []
+        self.fault: Fault = "clear"
 
-    def _send(self, datagram: bytes) -> None:
-        self.datagrams.append(datagram)
-        self.sent += 1
+    def inject(self, fault: Fault) -> None:
+        check_fault(self, fault, ("disconnect", "clear"))
+        self.fault = fault
+
+    def _send(self, packet: bytes) -> None:
+        if self.fault == "disconnect":
+            self._failed("simulated disconnect")
+            return
+        self.datagrams.append(packet)
+        self._sent()

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from engine.clock import Clock
 from engine.expressions import Expression
@@ -52,7 +49,8 @@ class ActionContext:
     cue: Callable[[CueAction], None] = lambda action: None
     arm: Callable[[str, bool], None] = lambda name, armed: None
     timeline: Callable[[TimelineAction], None] = lambda action: None
-    osc_socket: socket.socket = field(default_factory=lambda: _udp_socket())
+    message: Callable[[str, str, list[Any]], None] = lambda device, address, args: None
+    """Send a whole message with a device (`{osc: ...}`): the show passes it to the device's code."""
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     errors: int = 0
 
@@ -61,12 +59,6 @@ class ActionContext:
         for task in list(self.tasks):
             task.cancel()
         self.tasks.clear()
-
-
-def _udp_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setblocking(False)
-    return sock
 
 
 Step = Callable[[ActionContext, float | None], None]
@@ -210,17 +202,5 @@ def _preset_step(action: PresetAction) -> Step:
 
 
 def _osc_step(action: OscAction) -> Step:
-    builder = OscMessageBuilder(action.osc)
-    for arg in action.args:
-        builder.add_arg(arg)
-    datagram = builder.build().dgram  # built once: the message never changes
-    where = (action.host, action.port)
-
-    def step(ctx: ActionContext, fade: float | None) -> None:
-        try:
-            ctx.osc_socket.sendto(datagram, where)
-        except OSError as exc:  # an unreachable peer must not stop the cue
-            ctx.errors += 1
-            log.warning("OSC %s to %s:%d was not sent: %s", action.osc, *where, exc)
-
-    return step
+    device, address, args = action.target, action.osc, list(action.args)
+    return lambda ctx, fade: ctx.message(device, address, args)

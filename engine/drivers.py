@@ -6,16 +6,21 @@ Concrete drivers live in ``sensors/`` and ``devices/`` and implement these.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from engine.clock import Clock
+from engine.health import ComponentHealth, HealthBoard
 from engine.signals import SignalStore
 
-Health = Literal["ok", "degraded", "offline"]
 T = TypeVar("T")
+
+Fault = Literal["disconnect", "stall", "garbage", "slow", "clear"]
+"""What a simulator can be told to do, the same words for every sensor and device simulator:
+``disconnect`` (unplugged, unreachable), ``stall`` (connected but silent, or not answering),
+``garbage`` (malformed input or replies), ``slow`` (late), and ``clear`` (behave again)."""
 
 
 @dataclass
@@ -42,6 +47,17 @@ class DriverContext:
     resources: Resources
     base_dir: Path = field(default_factory=Path.cwd)
     """The exhibit's folder: files an exhibit names are relative to it."""
+    health: HealthBoard | None = None
+    """Every component's health; made from ``store`` and ``clock`` when not given (tests)."""
+
+    def __post_init__(self) -> None:
+        if self.health is None:
+            self.health = HealthBoard(self.store, self.clock)
+
+    def health_of(self, name: str, kind: Literal["sensor", "device", "service"], figures: Any) -> ComponentHealth:
+        """The health entry of a new component."""
+        assert self.health is not None
+        return self.health.add(name, kind, figures)
 
 
 class Sensor(ABC):
@@ -51,7 +67,7 @@ class Sensor(ABC):
         self.name = name
         self.config = config
         self.context = context
-        self.health: Health = "offline"
+        self.health = context.health_of(name, "sensor", config.health_figures())
 
     async def open(self) -> None:  # noqa: B027 - most sensors acquire nothing up front
         """Acquire what must be there at start (a port); raise ``UserError`` if the user must act."""
@@ -83,6 +99,7 @@ class Device(ABC):
         self.name = name
         self.config = config
         self.context = context
+        self.health = context.health_of(name, "device", config.health_figures())
 
     @abstractmethod
     def set(self, values: Mapping[str, Any]) -> None:
@@ -97,11 +114,51 @@ class Device(ABC):
         """Send the safe state now and wait until it is delivered; False if it could not be."""
 
 
+def check_fault(driver: Sensor | Device, fault: Fault, supported: tuple[Fault, ...]) -> None:
+    """Refuse a fault this simulator cannot play, in a sentence that says which it can."""
+    if fault not in supported:
+        raise ValueError(f"the simulated {driver.name} plays {', '.join(supported)}; not `{fault}`")
+
+
+FrameTap = Callable[[Any], None]
+"""Takes one RGB frame (a numpy array, (height, width, 3) uint8); must copy what it keeps and never block for long."""
+
+
+@dataclass(frozen=True)
+class FrameTaps:
+    """Opt-in taps on pose sensors' camera frames, by sensor name, put in the drivers' resources.
+
+    The one way a frame leaves a pose sensor: the render service registers a tap only for the sensor
+    an exhibit's AR mirror shows (``scene.mirror.sensor``), and the tap writes into shared memory read
+    by the exhibit's own render process (content/mirror.py). Sensors without a tap keep every frame
+    inside the inference worker."""
+
+    sinks: dict[str, FrameTap] = field(default_factory=dict)
+
+    def get(self, sensor: str) -> FrameTap | None:
+        return self.sinks.get(sensor)
+
+
+@runtime_checkable
+class MessageDevice(Protocol):
+    """A device that also sends whole messages (an OSC peer): what an `{osc: ...}` action uses."""
+
+    def send_message(self, address: str, args: list[Any]) -> None:
+        """Send one message now; never blocks, never raises (a failure counts in its health)."""
+
+
 class Service(Protocol):
-    """A shared connection that the drivers use (the MQTT link)."""
+    """A connection or process the drivers and operators share (the MQTT link, the embedded broker,
+    the render process...), built by its :class:`engine.registry.ServiceSpec` and started in order."""
 
     name: str
 
-    async def run(self) -> None: ...
+    async def start(self) -> None:
+        """Acquire what must be there before the drivers are built (a listening port); raise
+        ``UserError`` if the user must act."""
 
-    async def close(self, timeout: float) -> None: ...
+    async def run(self) -> None:
+        """Serve until cancelled (or until :meth:`close`)."""
+
+    async def close(self, timeout: float) -> None:
+        """Stop, within ``timeout`` seconds where it can."""

@@ -66,3 +66,25 @@ def component_adapter(registry: Registry, section: Literal["sensors", "devices"]
 
     specs = registry.sensors if section == "sensors" else registry.devices
     return TypeAdapter(_union([spec.config for spec in specs.values()]))
+
+
+def with_action_peers(exhibit: ExhibitBase, registry: Registry) -> list[tuple[str, str]]:
+    """Give every `{osc: ..., host: ..., port: ...}` action its OSC out device (one per peer), so actions
+    go out through the devices' code, health and safety gate like every other output. Returns
+    (name, problem) for a peer whose name a declared sensor or device already has."""
+    from engine.catalogue import action_lists  # the catalogue imports this module
+    from engine.show_model import OscAction
+
+    problems: list[tuple[str, str]] = []
+    for _, actions in action_lists(exhibit):
+        for action in actions:
+            if not isinstance(action, OscAction) or action.port is None or registry.osc_peer is None:
+                continue
+            peer = registry.osc_peer(action.host, action.port)
+            name = action.target
+            known = exhibit.devices.get(name)
+            if known is None and name not in exhibit.sensors:
+                exhibit.devices[name] = peer
+            elif known is None or known.model_dump() != peer.model_dump():
+                problems.append((name, f"`{name}` is already the name of the OSC peer {action.host}:{action.port}"))
+    return problems

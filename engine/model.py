@@ -62,8 +62,13 @@ class Outputs:
         """What it is sent on PANIC, at startup and before a clean stop."""
         return {}
 
-    def health_signals(self) -> dict[str, StoreType]:
-        """Signals the output reports about itself (`<device>.health.online`...), for logic and consoles."""
+    def health_figures(self) -> dict[str, StoreType]:
+        """Its kind's own health figures (``commands`` is read as ``<name>.health.commands``), beside the
+        ``status``, ``reason`` and ``since`` every component has."""
+        return {}
+
+    def health_meanings(self) -> dict[str, str]:
+        """What each of :meth:`health_figures` means, for the catalogue and the console."""
         return {}
 
     def is_motion(self) -> bool:
@@ -106,6 +111,10 @@ class SensorConfig(Outputs, Strict):
 
     def signal_types(self) -> dict[str, StoreType]:
         """The signals this sensor feeds, by short name (``wash`` for ``controls.wash``)."""
+        return {}
+
+    def signal_meanings(self) -> dict[str, str]:
+        """What each signal means, by short name, for the catalogue and the console."""
         return {}
 
     def collection_fields(self) -> dict[str, dict[str, str]]:

@@ -1,5 +1,18 @@
-"""The running exhibit: builds drivers from the registry, wires mappings, and
-stops cleanly (devices safe first, then the services that announce ``offline``)."""
+"""The running exhibit, and the one way to build it: :func:`assemble`.
+
+``run``, ``shot``, ``bench`` and the tests all call :func:`assemble`, which gives a :class:`Runtime`
+with the exhibit's signal catalogue, its health board and the services its registry says it has.
+:meth:`Runtime.start` then brings everything up in an explicit order:
+
+1. the services, by their ``order`` (the embedded broker, then the MQTT link that connects to it,
+   OSCQuery, the render process...), each built and started before the next;
+2. the drivers (sensors, then devices), which find the services they use in the resources;
+3. the sensors' ports are opened (a port in use stops the start here, in one sentence);
+4. the show's logic, the fade engine, and every task under the supervisor.
+
+:meth:`Runtime.stop` goes the other way: logic and inputs stop, every output is brought to its safe
+state, then the services close in reverse order (the MQTT link says ``offline`` last).
+"""
 
 from __future__ import annotations
 
@@ -9,19 +22,26 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
+from engine.catalogue import Catalogue, build_catalogue
 from engine.clock import Clock, MonotonicClock
-from engine.drivers import Device, DriverContext, Resources, Sensor, Service, WritableSensor
+from engine.drivers import Device, DriverContext, MessageDevice, Resources, Sensor, Service, WritableSensor
 from engine.exhibit import ExhibitBase
 from engine.fades import FadeEngine
+from engine.health import HealthBoard
 from engine.model import DeviceConfig, Outputs, SensorConfig
-from engine.registry import Registry
+from engine.registry import Registry, ServiceSpec
 from engine.safety import Safety
-from engine.show import Show
+from engine.show import Messenger, Show
 from engine.signals import SignalStore
 from engine.supervisor import Supervisor
 
 log = logging.getLogger("engine.runtime")
+
+RenderMode = Literal["window", "offscreen", "off"]
+HARDWARE_SECTIONS = ("sensors", "devices", "mqtt")
+"""What a hot reload cannot change: the connections and ports the running exhibit holds."""
 
 
 def settle_memory() -> None:
@@ -38,12 +58,19 @@ def settle_memory() -> None:
 @dataclass
 class RuntimeOptions:
     simulate: bool = False
+    """Simulated sensors instead of hardware (devices are real: on the embedded broker by default)."""
     fade_rate: float = 44.0
     """Fades and timelines are rendered at this rate (the DMX refresh), coalesced per device."""
     base_dir: Path | None = None
     """The exhibit's folder (files it names are relative to it); default: the working directory."""
     safe_timeout: float = 2.0
     """How long a clean stop waits for devices to confirm their safe state."""
+    broker: str | None = None
+    """``mqtt://host:port`` of the broker, over the exhibit's ``mqtt.broker``."""
+    embedded_port: int = 1883
+    """Port of the embedded broker (a free one is used if it is taken; 0: any free port)."""
+    render: RenderMode = "off"
+    """Draw the scene in a window, offscreen, or not at all."""
 
 
 @dataclass
@@ -51,21 +78,26 @@ class Runtime:
     exhibit: ExhibitBase
     registry: Registry
     resources: Resources = field(default_factory=Resources)
-    services: Sequence[Service] = ()
     options: RuntimeOptions = field(default_factory=RuntimeOptions)
     clock: Clock = field(default_factory=MonotonicClock)
+    service_specs: Sequence[ServiceSpec] = ()
+    """The services to build at start, in order (:func:`assemble` gives the exhibit's)."""
 
     def __post_init__(self) -> None:
         self.store = SignalStore(self.clock)
+        self.catalogue: Catalogue = build_catalogue(self.exhibit, self.registry)
+        self.catalogue.declare(self.store)
+        self.health = HealthBoard(self.store, self.clock)
         self.supervisor = Supervisor(self.clock)
-        self.context = DriverContext(
-            self.exhibit.id, self.store, self.clock, self.resources, self.options.base_dir or Path.cwd()
-        )
+        base_dir = self.options.base_dir or Path.cwd()
+        self.context = DriverContext(self.exhibit.id, self.store, self.clock, self.resources, base_dir, self.health)
+        self.services: list[Service] = []
         self.sensors: dict[str, Sensor] = {}
         self.devices: dict[str, Device] = {}
         self.fades = FadeEngine(self.clock, self.options.fade_rate)
         self.safety = Safety()
         self.show: Show | None = None
+        self.reloads = 0
 
     @property
     def sensor_configs(self) -> dict[str, SensorConfig]:
@@ -75,43 +107,26 @@ class Runtime:
     def device_configs(self) -> dict[str, DeviceConfig]:
         return self.exhibit.devices
 
+    def service(self, name: str) -> Service | None:
+        return next((s for s in self.services if s.name == name), None)
+
     async def start(self) -> None:
-        """Build and start everything; a ``UserError`` from a sensor's ``open`` stops the start."""
-        for name, config in self.sensor_configs.items():
-            for short, type_ in config.signal_types().items():
-                self.store.declare(f"{name}.{short}", type_)
-            spec = self.registry.sensors[config.kind]
-            build = spec.simulate if self.options.simulate else spec.create
-            self.sensors[name] = build(name, config, self.context)
-        for name, device_config in self.device_configs.items():
-            for short, type_ in device_config.health_signals().items():
-                self.store.declare(f"{name}.{short}", type_)
-            self.devices[name] = self.registry.devices[device_config.kind].create(name, device_config, self.context)
-
-        opened: list[Sensor] = []
+        """Build and start everything, in order; a ``UserError`` (a port in use...) stops the start and
+        closes whatever had started."""
         try:
-            for sensor in self.sensors.values():
-                await sensor.open()
-                opened.append(sensor)
+            await self._start_services()
+            self._build_drivers()
+            await self._open_sensors()
         except BaseException:
-            for sensor in opened:
-                await sensor.close()
+            await self._close_services()
             raise
-
         outputs = self._outputs()
         for name, (target, outputs_config) in outputs.items():
             if outputs_config.is_motion():
                 self.safety.add_motion(name, outputs_config.safe_state())
             setter = self.safety.gate(name, target.set)
             self.fades.add_target(name, setter, outputs_config.safe_state(), outputs_config.max_rate())
-        self.show = Show(
-            self.exhibit,
-            self.store,
-            self.clock,
-            self.fades,
-            {name: config for name, (_, config) in outputs.items()},
-            self.safety,
-        )
+        self.show = self._new_show(self.exhibit, {name: config for name, (_, config) in outputs.items()})
 
         self.supervisor.start("fades", self.fades.run)
         for service in self.services:
@@ -123,32 +138,85 @@ class Runtime:
         self.show.start()
         settle_memory()
         log.info(
-            "exhibit %s started: %d sensors, %d devices, %d mappings%s",
+            "exhibit %s started: %d sensors, %d devices, %d mappings, services: %s%s",
             self.exhibit.id,
             len(self.sensors),
             len(self.devices),
             len(self.exhibit.mappings),
+            ", ".join(s.name for s in self.services) or "none",
             " (simulated sensors)" if self.options.simulate else "",
         )
 
+    async def _start_services(self) -> None:
+        for spec in self.service_specs:
+            service = spec.build(self)
+            if service is None:
+                self.health.add(spec.name, "service", spec.figures).set("offline", "not used in this run")
+                continue
+            await service.start()
+            self.services.append(service)
+            self.resources.put(service)  # later services and the drivers find it here (the link finds the broker)
+
+    def _build_drivers(self) -> None:
+        for name, config in self.sensor_configs.items():
+            spec = self.registry.sensors[config.kind]
+            build = spec.simulate if self.options.simulate else spec.create
+            self.sensors[name] = build(name, config, self.context)
+        for name, device_config in self.device_configs.items():
+            self.devices[name] = self.registry.devices[device_config.kind].create(name, device_config, self.context)
+
+    async def _open_sensors(self) -> None:
+        opened: list[Sensor] = []
+        try:
+            for sensor in self.sensors.values():
+                await sensor.open()
+                opened.append(sensor)
+        except BaseException:
+            for sensor in opened:
+                await sensor.close()
+            raise
+
+    def _new_show(self, exhibit: ExhibitBase, outputs: dict[str, Outputs]) -> Show:
+        return Show(exhibit, self.store, self.clock, self.fades, outputs, self.safety, self._messengers())
+
+    def _messengers(self) -> dict[str, Messenger]:
+        """Devices that send whole messages (`{osc: ...}` actions), each behind the safety gate."""
+        found: dict[str, Messenger] = {}
+        for name, device in self.devices.items():
+            if isinstance(device, MessageDevice):
+                found[name] = self.safety.gate_message(name, device.send_message)
+        return found
+
     def reload(self, exhibit: ExhibitBase) -> bool:
-        """Let a new version's logic take over (it was validated already). Sensors, devices and the
-        broker keep their connections, machines keep their states, variables their values, and
-        running fades go on. Changes to sensors, devices or MQTT need a restart: then nothing
-        changes and False is returned."""
-        hardware = ("sensors", "devices", "mqtt")
-        if any(getattr(exhibit, key) != getattr(self.exhibit, key) for key in hardware):
+        """Let a new version (validated already) take over, without a visible glitch: sensors, devices and
+        the broker keep their connections, machines keep their states, variables their values, running
+        fades go on, and a timeline that was playing plays on from where it was, with its new keyframes.
+        Services follow (a changed scene restarts the render process with it). Changes to sensors,
+        devices or MQTT need a restart: then nothing changes and False is returned."""
+        changed = [
+            key for key in HARDWARE_SECTIONS if _content(getattr(exhibit, key)) != _content(getattr(self.exhibit, key))
+        ]
+        if changed:
             log.warning(
-                "reload: sensors, devices or MQTT settings changed; restart the exhibit to apply them "
-                "(the running version goes on unchanged)"
+                "reload: %s changed; restart the exhibit to apply them (the running version goes on unchanged)",
+                " and ".join(changed),
             )
             return False
         assert self.show is not None
-        keep = {name: machine.state for name, machine in self.show.machines.items()}
-        self.show.stop()
+        old = self.show
+        keep = {name: machine.state for name, machine in old.machines.items()}
+        carried = old.carry()
+        old.stop()
         self.exhibit = exhibit
-        self.show = Show(exhibit, self.store, self.clock, self.fades, self.show.outputs, self.safety)
-        self.show.start(keep=keep)
+        self.catalogue = build_catalogue(exhibit, self.registry)
+        self.catalogue.declare(self.store)
+        self.show = self._new_show(exhibit, dict(old.outputs))
+        self.show.start(keep=keep, carried=carried)
+        for service in self.services:
+            follow = getattr(service, "reload", None)
+            if follow is not None:
+                follow(exhibit, self.catalogue)
+        self.reloads += 1
         settle_memory()
         log.info("reload: the new logic runs (states kept: %s)", ", ".join(f"{k}={v}" for k, v in keep.items()) or "-")
         return True
@@ -164,7 +232,7 @@ class Runtime:
         return found
 
     async def stop(self) -> None:
-        """Stop logic and inputs, bring every device to its safe state, then close the services."""
+        """Stop logic and inputs, bring every output to its safe state, then close the services."""
         if self.show is not None:
             self.show.stop()
         await self.supervisor.cancel("fades", *[f"sensor:{n}" for n in self.sensors])
@@ -174,12 +242,62 @@ class Runtime:
             await sensor.close()
         await self.supervisor.cancel(*[f"device:{n}" for n in self.devices])
         results = await asyncio.gather(*(d.go_safe(self.options.safe_timeout) for d in self.devices.values()))
-        unsafe = [name for name, ok in zip(self.devices, results, strict=True) if not ok]
-        if unsafe:
-            log.error("could not confirm the safe state of: %s", ", ".join(unsafe))
-        else:
-            log.info("all %d devices are in their safe state", len(self.devices))
-        for service in self.services:
-            await service.close(self.options.safe_timeout)
-        await self.supervisor.cancel()
+        self._say_safe([name for name, ok in zip(self.devices, results, strict=True) if not ok])
+        await self._close_services()
+        await self.supervisor.cancel_all()
         log.info("exhibit %s stopped", self.exhibit.id)
+
+    def _say_safe(self, unsafe: list[str]) -> None:
+        """One line for the whole stop: every device safe, or which were not and why (grouped by reason)."""
+        if not unsafe:
+            log.info("all %d devices are in their safe state", len(self.devices))
+            return
+        by_reason: dict[str, list[str]] = {}
+        for name in unsafe:
+            reason = self.devices[name].health.reason or "not confirmed in time"
+            by_reason.setdefault(reason, []).append(name)
+        for reason, names in by_reason.items():
+            log.error(
+                "设备未确认安全状态 / %d of %d devices never confirmed their safe state (%s): %s",
+                len(names),
+                len(self.devices),
+                reason,
+                ", ".join(names),
+            )
+
+    async def _close_services(self) -> None:
+        for service in reversed(self.services):
+            try:
+                await service.close(self.options.safe_timeout)
+            except Exception:  # one service that fails to close must not keep the others open
+                log.exception("service %s did not close cleanly", service.name)
+
+
+def assemble(
+    exhibit: ExhibitBase,
+    registry: Registry,
+    options: RuntimeOptions | None = None,
+    *,
+    clock: Clock | None = None,
+    resources: Resources | None = None,
+) -> Runtime:
+    """The exhibit's runtime with every service it has (the embedded broker, the MQTT link, OSCQuery,
+    the render process...), ready to :meth:`Runtime.start`. The one way ``run``, ``shot``, ``bench``
+    and the tests build a running exhibit."""
+    return Runtime(
+        exhibit,
+        registry,
+        resources or Resources(),
+        options or RuntimeOptions(),
+        clock or MonotonicClock(),
+        service_specs=registry.services_for(exhibit),
+    )
+
+
+def _content(section: Any) -> Any:
+    """A section of the exhibit as plain data: what a reload compares (never objects' run-time state)."""
+    if hasattr(section, "model_dump"):
+        return section.model_dump(mode="json")
+    if isinstance(section, dict):
+        return {key: _content(value) for key, value in section.items()}
+    return section

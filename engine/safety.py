@@ -49,6 +49,21 @@ class Safety:
 
         return guarded
 
+    def gate_message(self, name: str, send: Callable[[str, list[Any]], None]) -> Callable[[str, list[Any]], None]:
+        """``send`` for whole messages to ``name`` (`{osc: ...}` actions): a motion device takes none
+        unless it may move, since a message cannot be told apart from a motion command."""
+        if name not in self.motion:
+            return send
+
+        def guarded(address: str, args: list[Any]) -> None:
+            if self.may_move(name):
+                send(address, args)
+                return
+            self.blocked += 1
+            log.warning("message %s to %s blocked: it may not move now", address, name)
+
+        return guarded
+
     def may_move(self, name: str) -> bool:
         return not self.latched and name in self.armed
 

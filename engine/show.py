@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.actions import ActionContext, ActionList, compile_actions
+from engine.catalogue import ESTOP_SIGNAL, PANIC_SIGNAL, collection_fields, show_catalogue, visitor_alias
 from engine.clock import Clock
 from engine.cues import CompiledCue, CueList
 from engine.exhibit import ExhibitBase
@@ -23,15 +24,15 @@ from engine.model import Mapping as MappingSpec
 from engine.model import Outputs
 from engine.rules import Rule
 from engine.safety import Safety
-from engine.show_model import CueAction, EventAction, SetAction, TimelineAction
+from engine.show_model import CueAction, SetAction, TimelineAction
 from engine.signals import Signal, SignalStore
 from engine.states import CompiledState, CompiledTransition, Machine
 from engine.timeline import Timeline
 
 log = logging.getLogger("engine.show")
 
-PANIC_SIGNAL = "show.panic"
-ESTOP_SIGNAL = "safety.estop"
+Messenger = Callable[[str, list[Any]], None]
+"""Sends one whole message (address, arguments) with a device: an OSC out device's ``send_message``."""
 
 
 @dataclass
@@ -48,6 +49,16 @@ class ShowStatus:
     armed: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Carried:
+    """What a hot reload carries from the running show to the new one, besides machine states."""
+
+    timelines: dict[str, tuple[bool, float, bool]] = field(default_factory=dict)
+    """Timelines that were playing or paused: (playing, position, loop)."""
+    standby: dict[str, str] = field(default_factory=dict)
+    """Each cue list's standby cue, by id."""
+
+
 @dataclass
 class Show:
     exhibit: ExhibitBase
@@ -57,6 +68,8 @@ class Show:
     outputs: Mapping[str, Outputs]
     """Every mapping target (devices, and sensors with outputs), by name."""
     safety: Safety = field(default_factory=Safety)
+    messengers: Mapping[str, Messenger] = field(default_factory=dict)
+    """Devices that send whole messages (`{osc: ...}` actions), by name, behind the safety gate."""
     machines: dict[str, Machine] = field(default_factory=dict)
     rules: list[Rule] = field(default_factory=list)
     cue_lists: dict[str, CueList] = field(default_factory=dict)
@@ -64,8 +77,8 @@ class Show:
     panicked: bool = False
 
     def __post_init__(self) -> None:
-        self._declare_signals()
-        aliases = _visitor_alias(self.exhibit)
+        show_catalogue(self.exhibit).declare(self.store)
+        aliases = visitor_alias(self.exhibit)
         self.resolver = StoreResolver(
             self.store, now=self.clock.now, aliases=aliases, item_fields=collection_fields(self.exhibit)
         )
@@ -77,6 +90,7 @@ class Show:
             cue=self._cue_action,
             timeline=self._timeline_action,
             arm=self._arm_action,
+            message=self._message,
         )
         self._unbind: list[Callable[[], None]] = []
         self._schedule_task: asyncio.Task[None] | None = None
@@ -93,9 +107,6 @@ class Show:
 
     def actions(self, actions: list[Any], default_fade: float | None = None) -> ActionList:
         return compile_actions(actions, self.compile, default_fade)
-
-    def _declare_signals(self) -> None:
-        declare_show_signals(self.exhibit, self.store)
 
     def _build(self) -> None:
         for name, spec in self.exhibit.states.items():
@@ -145,8 +156,17 @@ class Show:
 
     # --- running ----------------------------------------------------------------------
 
-    def start(self, keep: Mapping[str, str | None] | None = None) -> None:
-        """Start the logic; ``keep`` gives machine states to resume (hot reload) instead of initial ones."""
+    def carry(self) -> Carried:
+        """Where this show's timelines and cue lists are, for the show that replaces it (hot reload)."""
+        timelines = {
+            name: (t.playing, t.position, t.loop) for name, t in self.timelines.items() if t.playing or t.paused
+        }
+        standby = {name: c.standby.id for name, c in self.cue_lists.items() if c.standby is not None}
+        return Carried(timelines, standby)
+
+    def start(self, keep: Mapping[str, str | None] | None = None, carried: Carried | None = None) -> None:
+        """Start the logic; ``keep`` gives machine states to resume (hot reload) instead of initial ones,
+        and ``carried`` where the replaced show's timelines and cue lists were."""
         self._bind_mappings()
         for trigger in self.exhibit.safety.estop:
             self._unbind.append(self.store.subscribe(self.resolver.canonical(trigger), self._on_estop_signal))
@@ -157,8 +177,26 @@ class Show:
             machine.start((keep or {}).get(name))
         for rule in self.rules:
             rule.start()
+        if carried is not None:
+            self._take_over(carried)
         if self.exhibit.schedule is not None:
             self._schedule_task = asyncio.get_running_loop().create_task(self._follow_schedule())
+
+    def _take_over(self, carried: Carried) -> None:
+        for name, (playing, position, loop) in carried.timelines.items():
+            timeline = self.timelines.get(name)
+            if timeline is None:
+                continue
+            if timeline.length > 0:
+                timeline.loop = loop
+            if playing:
+                timeline.continue_at(position)
+            else:
+                timeline.seek(min(position, timeline.length))
+        for name, cue_id in carried.standby.items():
+            cue_list = self.cue_lists.get(name)
+            if cue_list is not None and any(cue.id == cue_id for cue in cue_list.cues):
+                cue_list.goto(cue_id)
 
     def stop(self) -> None:
         """Stop the logic (not the fades already running: a reload must not make lights jump)."""
@@ -320,6 +358,14 @@ class Show:
         else:
             cue_list.resume()
 
+    def _message(self, device: str, address: str, args: list[Any]) -> None:
+        send = self.messengers.get(device)
+        if send is None:
+            self.ctx.errors += 1
+            log.warning("no device `%s` sends messages; %s was not sent", device, address)
+            return
+        send(address, args)
+
     def _timeline_action(self, action: TimelineAction) -> None:
         timeline = self.timelines[action.timeline]
         if action.do == "play":
@@ -364,79 +410,11 @@ class Show:
         asyncio.get_running_loop().create_task(self.fades.fade_all(safe, self.exhibit.schedule.close_fade))
 
 
-def declare_show_signals(exhibit: ExhibitBase, store: SignalStore) -> None:
-    """The signals the show itself adds: variables, machine states, events, opening, PANIC.
-    Already declared ones are kept (a reload keeps variables' values)."""
-
-    def declare(name: str, kind: str, value: Any) -> None:
-        try:
-            signal = store.get(name)
-        except KeyError:
-            signal = store.declare(name, kind)  # type: ignore[arg-type]
-        if value is not None and signal.value is None:
-            store.set(name, value)
-
-    declare(PANIC_SIGNAL, "bool", False)
-    declare(ESTOP_SIGNAL, "bool", False)
-    for name, value in exhibit.variables.items():
-        declare(f"var.{name}", _type_of(value), value)
-    for machine in exhibit.states:
-        declare(f"states.{machine}", "str", None)
-    for event in sorted(_events(exhibit)):
-        declare(event, "event", None)
-    if exhibit.schedule is not None:
-        declare("schedule.open", "bool", None)
-
-
-def collection_fields(exhibit: ExhibitBase) -> dict[str, dict[str, str]]:
-    """The item fields of collection signals (`body.visitors`), so `any(...)` tests are checked."""
-    return {
-        f"{sensor}.{name}": fields
-        for sensor, config in exhibit.sensors.items()
-        for name, fields in config.collection_fields().items()
-    }
-
-
 def _setter(fades: FadeEngine, target: str) -> Callable[[str, Any], None]:
     def set_property(prop: str, value: Any) -> None:
         fades.set_now(target, prop, value)
 
     return set_property
-
-
-def _type_of(value: Any) -> str:
-    return {bool: "bool", int: "int", float: "float", str: "str"}[type(value)]
-
-
-def _visitor_alias(exhibit: ExhibitBase) -> dict[str, str]:
-    """`visitors.count` reads the pose sensor's `count` when the exhibit has exactly one."""
-    pose = [name for name, sensor in exhibit.sensors.items() if sensor.kind == "pose"]
-    return {"visitors": pose[0]} if len(pose) == 1 else {}
-
-
-def _events(exhibit: ExhibitBase) -> set[str]:
-    """Events fired by actions anywhere in the show (declared so rules can wait on them)."""
-    found: set[str] = set()
-
-    def visit(actions: list[Any]) -> None:
-        found.update(a.event for a in actions if isinstance(a, EventAction))
-
-    for machine in exhibit.states.values():
-        for state in machine.states.values():
-            visit(state.enter)
-            visit(state.exit)
-            for transition in state.transitions:
-                visit(transition.do)
-    for rule in exhibit.rules:
-        visit(rule.do)
-        visit(rule.otherwise)
-    for cue_list in exhibit.cues.values():
-        for cue in cue_list.cues:
-            visit(cue.actions)
-    if exhibit.schedule is not None:
-        visit(exhibit.schedule.on_open)
-        visit(exhibit.schedule.on_close)
-    return found
 
 
 __all__ = ["PANIC_SIGNAL", "SetAction", "Show", "ShowStatus"]

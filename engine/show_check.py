@@ -1,21 +1,23 @@
 """Check-time validation of the show logic: every expression compiled against the
-names the exhibit really has, and every reference (a property, a cue list, a
-timeline, a preset, a variable) checked, each problem at its place in the file."""
+exhibit's signal catalogue (the list the runtime and the render process use too), and every
+reference (a property, a cue list, a timeline, a preset, a variable, a device that sends
+messages) checked, each problem at its place in the file."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
+from engine.catalogue import Catalogue, action_lists
 from engine.exhibit import ExhibitBase
 from engine.expressions import ExpressionError, StoreResolver, compile_expression, parse_condition
 from engine.model import Outputs
 from engine.problems import Problem, did_you_mean
-from engine.show import _visitor_alias, collection_fields, declare_show_signals
 from engine.show_model import (
     ArmAction,
     CueAction,
     DisarmAction,
+    OscAction,
     PresetAction,
     SetAction,
     TimelineAction,
@@ -24,18 +26,19 @@ from engine.show_model import (
 from engine.signals import SignalStore
 from engine.yamlpos import PositionedData, YamlPath
 
-ActionsAt = tuple[YamlPath, list[Any]]
 
-
-def show_problems(doc: PositionedData, exhibit: ExhibitBase) -> list[Problem]:
+def show_problems(doc: PositionedData, exhibit: ExhibitBase, catalogue: Catalogue) -> list[Problem]:
     store = SignalStore()
-    for sensor, config in exhibit.sensors.items():
-        for short, kind in config.signal_types().items():
-            store.declare(f"{sensor}.{short}", kind)
-    declare_show_signals(exhibit, store)
-    resolver = StoreResolver(store, aliases=_visitor_alias(exhibit), item_fields=collection_fields(exhibit))
+    catalogue.declare(store)
+    resolver = StoreResolver(store, aliases=catalogue.aliases, item_fields=catalogue.item_fields)
     checker = _Checker(doc, exhibit, resolver)
     checker.run()
+    scene = getattr(exhibit, "scene", None)
+    if scene is not None:
+        # The scene's bindings are compiled by the render process's own resolver, on the same catalogue.
+        for path, error in scene.binding_problems(catalogue):
+            at = ("scene", *path)
+            checker.problems.append(doc.problem_in_string(at, error.offset, error.message, error.hint))
     return checker.problems
 
 
@@ -49,14 +52,11 @@ class _Checker:
         self.outputs.update(exhibit.devices)
 
     def run(self) -> None:
-        for path, actions in _action_lists(self.exhibit):
+        for path, actions in action_lists(self.exhibit):
             for index, action in enumerate(actions):
                 self.action((*path, index), action)
         for path, source, condition in _expressions(self.exhibit):
             self.expression(path, source, condition)
-        scene = getattr(self.exhibit, "scene", None)
-        for path, source in scene.expressions() if scene is not None else ():
-            self.expression(("scene", *path), source, condition=False)
         for machine, spec in self.exhibit.states.items():
             for state, state_spec in spec.states.items():
                 for index, transition in enumerate(state_spec.transitions):
@@ -134,6 +134,16 @@ class _Checker:
             self.motion_ref((*path, "arm"), action.arm)
         elif isinstance(action, DisarmAction):
             self.motion_ref((*path, "disarm"), action.disarm)
+        elif isinstance(action, OscAction) and action.device is not None:
+            senders = [name for name, config in exhibit.devices.items() if config.kind == "osc"]
+            if action.device not in senders:
+                self.problems.append(
+                    self.doc.problem(
+                        (*path, "device"),
+                        f"`{action.device}` is not an OSC out device",
+                        did_you_mean(action.device, senders) or "declare it under `devices:` with `kind: osc`",
+                    )
+                )
 
     def motion_ref(self, path: YamlPath, name: str) -> None:
         motion = [n for n, c in self.outputs.items() if c.is_motion()]
@@ -143,25 +153,6 @@ class _Checker:
     def named(self, path: YamlPath, name: str, table: dict[str, Any], what: str) -> None:
         if name not in table:
             self.problems.append(self.doc.problem(path, f"no {what} named `{name}`", did_you_mean(name, table)))
-
-
-def _action_lists(exhibit: ExhibitBase) -> Iterator[ActionsAt]:
-    for machine, spec in exhibit.states.items():
-        for state, state_spec in spec.states.items():
-            base: YamlPath = ("states", machine, "states", state)
-            yield (*base, "enter"), state_spec.enter
-            yield (*base, "exit"), state_spec.exit
-            for index, transition in enumerate(state_spec.transitions):
-                yield (*base, "transitions", index, "do"), transition.do
-    for index, rule in enumerate(exhibit.rules):
-        yield ("rules", index, "do"), rule.do
-        yield ("rules", index, "otherwise"), rule.otherwise
-    for name, cue_list in exhibit.cues.items():
-        for index, cue in enumerate(cue_list.cues):
-            yield ("cues", name, "cues", index, "actions"), cue.actions
-    if exhibit.schedule is not None:
-        yield ("schedule", "on_open"), exhibit.schedule.on_open
-        yield ("schedule", "on_close"), exhibit.schedule.on_close
 
 
 def _expressions(exhibit: ExhibitBase) -> Iterator[tuple[YamlPath, str, bool]]:
@@ -178,7 +169,7 @@ def _expressions(exhibit: ExhibitBase) -> Iterator[tuple[YamlPath, str, bool]]:
         yield ("rules", index, "when"), rule.when, True
         if rule.release is not None:
             yield ("rules", index, "release"), rule.release, True
-    for path, actions in _action_lists(exhibit):
+    for path, actions in action_lists(exhibit):
         for index, action in enumerate(actions):
             expr = getattr(action, "expr", None)
             if isinstance(expr, str):

@@ -7,6 +7,7 @@ when the show is built, with the names the exhibit actually has.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
@@ -67,12 +68,29 @@ class EventAction(Strict):
 
 
 class OscAction(Strict):
-    """Send one OSC message (to QLab, Resolume, TouchDesigner)."""
+    """Send one OSC message (to QLab, Resolume, TouchDesigner): to an OSC out device of the exhibit
+    (`device: qlab`), or to a `host` and `port`, for which the exhibit gets an OSC out device of its own
+    (named `osc_<host>_<port>`, with health like any other output)."""
 
     osc: str = Field(pattern=r"^/\S*$", description="OSC address, e.g. `/cue/12/start`.")
-    host: str = Field("127.0.0.1", description="Receiver address.")
-    port: int = Field(ge=1, le=65535, description="Receiver UDP port (QLab listens on 53000).")
+    device: Name | None = Field(None, description="An OSC out device (`kind: osc` under `devices:`) to send it with.")
+    host: str = Field("127.0.0.1", description="Receiver address (when no `device` is named).")
+    port: int | None = Field(None, ge=1, le=65535, description="Receiver UDP port (QLab listens on 53000).")
     args: list[Literal_] = Field(default_factory=list, description="Arguments, in order.")
+
+    @model_validator(mode="after")
+    def _one_receiver(self) -> OscAction:
+        if (self.device is None) == (self.port is None):
+            raise ValueError("name the receiver with `device` or with `host` and `port`, not both")
+        return self
+
+    @property
+    def target(self) -> str:
+        """The device that sends it."""
+        if self.device is not None:
+            return self.device
+        host = re.sub(r"[^a-z0-9]+", "_", self.host.lower()).strip("_")
+        return f"osc_{host}_{self.port}"
 
 
 class VariableAction(Strict):

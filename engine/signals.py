@@ -50,6 +50,12 @@ class SignalStore:
         self._signals[name] = signal
         return signal
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._signals
+
+    def __len__(self) -> int:
+        return len(self._signals)
+
     def get(self, name: str) -> Signal:
         return self._signals[name]
 
@@ -68,9 +74,11 @@ class SignalStore:
         self._notify(signal)
 
     def mark_stale(self, prefix: str) -> None:
-        """Mark every signal of a source (``controls.``) stale, e.g. when it goes offline."""
+        """Mark every signal of a source (``controls.``) stale, e.g. when it goes offline. Its health
+        (``controls.health.*``) is not: that is what says it is offline."""
+        health = prefix + "health."
         for name, signal in self._signals.items():
-            if name.startswith(prefix) and not signal.stale:
+            if name.startswith(prefix) and not name.startswith(health) and not signal.stale:
                 signal.stale = True
                 self._notify(signal)
 

@@ -1,5 +1,5 @@
 """A supervisor of named tasks: a failing task is restarted with capped, jittered
-back-off and never takes the others down."""
+back-off (:mod:`engine.reconnect`) and never takes the others down."""
 
 from __future__ import annotations
 
@@ -10,24 +10,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from engine.clock import Clock, MonotonicClock
+from engine.reconnect import Backoff, Reconnect
 
 log = logging.getLogger("engine.supervisor")
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential back-off, capped, with jitter that only ever shortens the wait."""
-
-    initial: float = 0.5
-    cap: float = 5.0
-    factor: float = 2.0
-    jitter: float = 0.25
-    reset_after: float = 30.0
-    """A task that ran this long before failing starts again from ``initial``."""
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        base = min(self.cap, self.initial * self.factor**attempt)
-        return base * (1.0 - self.jitter * rng.random())
 
 
 @dataclass
@@ -56,9 +41,9 @@ class Supervisor:
         return state
 
     async def _supervise(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
-        attempt = 0
+        restarts = Reconnect(self.backoff, self.clock, self.rng)
         while True:
-            started = self.clock.now()
+            restarts.up()
             try:
                 await factory()
             except asyncio.CancelledError:
@@ -67,15 +52,12 @@ class Supervisor:
                 state = self.tasks[name]
                 state.failures += 1
                 state.last_error = f"{type(exc).__name__}: {exc}"
-                if self.clock.now() - started >= self.backoff.reset_after:
-                    attempt = 0
-                wait = self.backoff.delay(attempt, self.rng)
-                attempt += 1
+                wait = restarts.next_delay()
                 log.warning(
                     "task %s failed (%s); restart %d in %.2fs",
                     name,
                     state.last_error,
-                    attempt,
+                    restarts.attempt,
                     wait,
                     exc_info=log.isEnabledFor(logging.DEBUG),
                 )
@@ -86,8 +68,14 @@ class Supervisor:
                 return
 
     async def cancel(self, *names: str, timeout: float = 2.0) -> None:
-        """Cancel the named tasks (all of them when none are named) and wait for them."""
-        states = [self.tasks[n] for n in names] if names else list(self.tasks.values())
+        """Cancel the named tasks and wait for them (none named: nothing to do)."""
+        await self._cancel([self.tasks[n] for n in names], timeout)
+
+    async def cancel_all(self, timeout: float = 2.0) -> None:
+        """Cancel every task and wait for them."""
+        await self._cancel(list(self.tasks.values()), timeout)
+
+    async def _cancel(self, states: list[TaskState], timeout: float) -> None:
         for state in states:
             state.task.cancel()
         tasks = [s.task for s in states]

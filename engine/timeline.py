@@ -231,6 +231,11 @@ class Timeline:
         self._state = "paused"
         self._engine.add_animation(self)  # sampled once on the next tick, as it is not running
 
+    def continue_at(self, position: float) -> None:
+        """Play on from ``position`` seconds (a hot reload: the new keyframes take over where the old ones
+        were), taking all its properties, which continue from their current values."""
+        self._start_at(self._wrap(max(0.0, position)), claim=True)
+
     def stop(self) -> None:
         """Stop and rewind; its properties keep their current values."""
         self._state = "stopped"

@@ -14,8 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from engine.catalogue import build_catalogue, reserved_names
 from engine.errors import UserError
-from engine.exhibit import ExhibitBase, build_exhibit_model, component_adapter
+from engine.exhibit import ExhibitBase, build_exhibit_model, component_adapter, with_action_peers
 from engine.migrations import migrate
 from engine.model import PROPERTY_REFERENCE, SIGNAL_REFERENCE
 from engine.problems import ExhibitInvalid, Problem, did_you_mean
@@ -67,9 +68,10 @@ def validate_text(text: str, file: str, registry: Registry, *, hardware: bool = 
         problems += [_schema_problem(doc, error, schema) for error in exc.errors()]
     problems += _cross_reference_problems(doc, registry)
     if exhibit is not None and not problems:
+        problems += _name_problems(doc, exhibit, registry)
         problems += _final_problems(doc, exhibit)
         problems += _component_problems(doc, exhibit, hardware)
-        problems += show_problems(doc, exhibit)
+        problems += show_problems(doc, exhibit, build_catalogue(exhibit, registry))
     if problems:
         raise ExhibitInvalid(_unique(problems))
     assert exhibit is not None
@@ -235,6 +237,24 @@ def _reference_problems(
 
 
 # --- final checks -----------------------------------------------------------------
+
+
+def _name_problems(doc: PositionedData, exhibit: ExhibitBase, registry: Registry) -> list[Problem]:
+    """Names the show or a service already uses, and the OSC peers actions send to (each gets a device)."""
+    problems: list[Problem] = []
+    reserved = reserved_names(registry)
+    for section in ("sensors", "devices"):
+        for name in getattr(exhibit, section):
+            if name in reserved:
+                problems.append(
+                    doc.problem(
+                        (section, name), f"`{name}` is a name the exhibit itself uses", "choose another", key=True
+                    )
+                )
+    for name, message in with_action_peers(exhibit, registry):
+        section = "sensors" if name in exhibit.sensors else "devices"
+        problems.append(doc.problem((section, name), message, "rename it, or send with `device:`", key=True))
+    return problems
 
 
 def _final_problems(doc: PositionedData, exhibit: ExhibitBase) -> list[Problem]:

@@ -26,10 +26,10 @@ import serial_asyncio_fast
 from pydantic import Field, model_validator
 from serial.tools import list_ports
 
-from engine.drivers import DriverContext, WritableSensor
-from engine.health import HEALTH_SIGNALS, InputHealth
+from engine.drivers import DriverContext, Fault, WritableSensor
+from engine.health import INPUT_FIGURES, INPUT_MEANINGS, InputHealth
 from engine.model import ComponentProblem, Name, Scale, SensorConfig, SignalType, StoreType, Strict, coerce_output
-from engine.supervisor import Backoff
+from engine.reconnect import Backoff, Reconnect
 from sensors import firmata
 from sensors.serial_formats import FormatError, LineFormat, LineFormatSettings
 
@@ -123,7 +123,16 @@ class SerialSensorConfig(SensorConfig):
         return self.port or f"USB {self.usb}"
 
     def signal_types(self) -> dict[str, StoreType]:
-        return {name: spec.type for name, spec in self.signals.items()} | HEALTH_SIGNALS
+        return {name: spec.type for name, spec in self.signals.items()}
+
+    def signal_meanings(self) -> dict[str, str]:
+        return {name: f"pin {spec.pin}" if spec.pin else f"field `{spec.field}`" for name, spec in self.signals.items()}
+
+    def health_figures(self) -> dict[str, StoreType]:
+        return INPUT_FIGURES
+
+    def health_meanings(self) -> dict[str, str]:
+        return INPUT_MEANINGS
 
     def settable_properties(self) -> list[str]:
         return list(self.outputs)
@@ -229,7 +238,7 @@ class SerialSensor(WritableSensor):
 
     def __init__(self, name: str, config: SerialSensorConfig, context: DriverContext) -> None:
         super().__init__(name, config, context)
-        self.health_signals = InputHealth(name, context.store, context.clock)
+        self.health_signals = InputHealth(self.health)
         self.framer = LineFramer(config.max_line)
         self.firmata = config.format == "firmata"
         self.parser = firmata.FirmataParser()
@@ -238,7 +247,7 @@ class SerialSensor(WritableSensor):
         self.by_field = {spec.field: (f"{name}.{short}", spec) for short, spec in config.signals.items() if spec.field}
         self.by_pin = {spec.pin: (f"{name}.{short}", spec) for short, spec in config.signals.items() if spec.pin}
         self.outputs: dict[str, OutputValue] = config.safe_state()
-        self.backoff = Backoff(initial=0.25, cap=5.0, jitter=0.25)
+        self.backoff = Backoff(initial=0.25, cap=5.0, stable_after=2.0)
         self._rng = random.Random()
         self._transport: asyncio.Transport | None = None
         self.device: str | None = None
@@ -304,25 +313,27 @@ class SerialSensor(WritableSensor):
             tasks.create_task(self._connect_forever())
 
     async def _connect_forever(self) -> None:
-        attempt, lost_logged = 0, False
-        self.health_signals.set_status("offline")
+        reconnect = Reconnect(self.backoff, self.context.clock, self._rng)
+        lost_logged = False
+        self.health_signals.set_status("offline", "not connected yet")
         while True:
             try:
                 protocol = await self._open()
             except (PortMissing, OSError) as exc:
+                self.health_signals.set_status("offline", str(exc))
                 if not lost_logged:
                     log.warning("board %s: %s; the exhibit goes on without it and keeps looking", self.name, exc)
                     lost_logged = True
             else:
+                reconnect.up()
                 if lost_logged or self.connections > 1:
                     log.info("board %s is back on %s", self.name, self.device)
                 else:
                     log.info("board %s connected on %s", self.name, self.device)
-                attempt, lost_logged = 0, False
+                lost_logged = False
                 self._went_away(await protocol.lost)
                 lost_logged = True
-            await self.context.clock.sleep(self.backoff.delay(attempt, self._rng))
-            attempt += 1
+            await reconnect.wait()
 
     async def _open(self) -> _Protocol:
         device = resolve_port(self.config)
@@ -351,15 +362,9 @@ class SerialSensor(WritableSensor):
         if self.framer.pending():
             self.health_signals.error("partial")
         self._transport = None
-        self.health_signals.set_status("offline")
         self.context.store.mark_stale(f"{self.name}.")
-        self.health_signals.set_status("offline")  # stale marking must not hide the status itself
-        log.warning(
-            "board %s went away from %s (%s); its signals are stale until it returns",
-            self.name,
-            self.device,
-            exc or "closed",
-        )
+        # The health model logs the change, once: its signals are stale until it returns.
+        self.health_signals.set_status("offline", f"went away from {self.device} ({exc or 'closed'})")
 
     def _firmata_setup(self) -> bytes:
         # A reset first: boards that do not reboot when the port opens (Leonardo) may have been left
@@ -435,9 +440,6 @@ def _convert(value: Any, spec: SerialSignalSpec) -> float | int | bool | str | N
     return round(number) if spec.type == "int" else number
 
 
-SerialFault = Literal["disconnect", "stall", "garbage", "slow", "clear"]
-
-
 class SimulatedSerialSensor(SerialSensor):
     """Plays the board, without a port: lines in the configured format (or StandardFirmata
     reports) go through the same parsing as real bytes. The first button presses for 0.3 s
@@ -451,15 +453,15 @@ class SimulatedSerialSensor(SerialSensor):
     def __init__(self, name: str, config: SerialSensorConfig, context: DriverContext, rate: float = 10.0) -> None:
         super().__init__(name, config, context)
         self.rate = rate
-        self.fault: SerialFault = "clear"
+        self.fault: Fault = "clear"
         self.written: list[bytes] = []
         self.board_simulator = firmata.StandardFirmataSimulator() if self.firmata else None
 
-    def inject(self, fault: SerialFault) -> None:
+    def inject(self, fault: Fault) -> None:
         self.fault = fault
         if fault == "disconnect":
             self.context.store.mark_stale(f"{self.name}.")
-            self.health_signals.set_status("offline")
+            self.health_signals.set_status("offline", "simulated disconnect")
         elif fault == "clear":
             self.health_signals.set_status("ok")
         log.info("simulated board %s: fault %s", self.name, fault)

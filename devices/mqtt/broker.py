@@ -1,5 +1,6 @@
 """The zero-setup broker: amqtt on loopback, in its own thread and event loop so
-that broker work never delays the exhibit's control loop.
+that broker work never delays the exhibit's control loop. As a service of the running exhibit
+(``broker``) it starts before the MQTT link, which then connects to it.
 
 For real installations use Mosquitto (``--broker mqtt://host:port``).
 """
@@ -11,9 +12,11 @@ import contextlib
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from engine.errors import UserError
+from engine.health import ComponentHealth
 
 log = logging.getLogger("devices.mqtt.broker")
 
@@ -34,9 +37,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EmbeddedBroker:
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+    name = "broker"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883, health: ComponentHealth | None = None) -> None:
         self.host = host
         self.port = port
+        self.health = health
+        self._closing = False
+        self._gone = asyncio.Event()
+        self._on_exit: Callable[[], object] | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -47,9 +56,39 @@ class EmbeddedBroker:
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> None:
-        """Start on ``port``; if it is taken, on a free port instead (and say so)."""
-        if not port_is_free(self.host, self.port):
+    # --- as a service of the running exhibit ---------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen before anything connects (the thread start waits, off the loop)."""
+        loop, gone = asyncio.get_running_loop(), asyncio.Event()
+        self._gone = gone
+        self._on_exit = lambda: loop.call_soon_threadsafe(gone.set)
+        await asyncio.to_thread(self.start_thread)
+        if self.health is not None:
+            self.health.set("ok")
+
+    async def run(self) -> None:
+        # The broker serves in its own thread; if that thread dies, the service says so.
+        await self._gone.wait()
+        if self._closing:
+            return
+        if self.health is not None:
+            self.health.set("offline", "the embedded broker stopped")
+        raise RuntimeError("the embedded MQTT broker stopped")
+
+    async def close(self, timeout: float) -> None:
+        self._closing = True
+        await asyncio.to_thread(self.stop, max(timeout, 1.0))
+        if self.health is not None:
+            self.health.stopped()
+
+    # --- in its own thread ------------------------------------------------------------------
+
+    def start_thread(self, timeout: float = 10.0) -> None:
+        """Start on ``port`` (0: any free port); if it is taken, on a free port instead (and say so)."""
+        if self.port == 0:
+            self.port = free_port(self.host)
+        elif not port_is_free(self.host, self.port):
             taken = self.port
             self.port = free_port(self.host)
             log.info("port %d is taken; the embedded broker uses %d instead", taken, self.port)
@@ -75,6 +114,9 @@ class EmbeddedBroker:
         except BaseException as exc:  # reported to start(); the thread must not die silently
             self._error = exc
             self._ready.set()
+        finally:
+            if self._on_exit is not None:
+                self._on_exit()
 
     async def _serve(self) -> None:
         from amqtt.broker import Broker  # imported late: it is only needed on the zero-setup path

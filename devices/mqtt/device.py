@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 from devices.mqtt.link import MqttLink, NotConnected, Topics
 from devices.mqtt.profiles import Profile, ProfileProperty
 from engine.curves import Duration
-from engine.drivers import Device, DriverContext
+from engine.drivers import Device, DriverContext, Fault, check_fault
 from engine.model import DeviceConfig, Name, SignalType, StoreType, Strict, coerce_output
 
 log = logging.getLogger("devices.mqtt.device")
@@ -111,11 +111,18 @@ class MqttDeviceConfig(DeviceConfig):
             )
         return self
 
-    def health_signals(self) -> dict[str, StoreType]:
-        signals: dict[str, StoreType] = {"health.commands": "int", "health.last_command": "float"}
+    def health_figures(self) -> dict[str, StoreType]:
+        figures: dict[str, StoreType] = {"commands": "int", "last_command": "float"}
         if self.status_topic is not None:
-            signals["health.online"] = "bool"
-        return signals
+            figures["online"] = "bool"
+        return figures
+
+    def health_meanings(self) -> dict[str, str]:
+        return {
+            "commands": "commands the broker acknowledged",
+            "last_command": "when the last command went out (seconds, monotonic clock)",
+            "online": "the gear's own availability topic says it is online",
+        }
 
     @model_validator(mode="after")
     def _properties_or_profile(self) -> MqttDeviceConfig:
@@ -194,10 +201,9 @@ class MqttDevice(Device):
         """Commands the broker acknowledged (``<device>.health.commands``)."""
         self.steps_streamed = 0
         """Steps of moving values sent at QoS 0."""
-        for short, type_ in config.health_signals().items():  # the runtime declares them; tests may not
-            with contextlib.suppress(ValueError):
-                context.store.declare(f"{name}.{short}", type_)
         self.link.on_connect(self._on_connected)
+        self.link.on_disconnect(self._on_disconnected)
+        self._gear_online = True
         if config.status_topic is not None:
             self.link.subscribe(config.status_topic, self._on_status)
 
@@ -210,7 +216,9 @@ class MqttDevice(Device):
         except json.JSONDecodeError:
             pass  # a plain word, as most gear sends
         online = text.lower() in ("online", "on", "1", "true")
-        self.context.store.set(f"{self.name}.health.online", online)
+        self.health.figure("online", online)
+        self._gear_online = online
+        self._follow_link()
 
     def set(self, values: Mapping[str, Any]) -> None:
         if self._stopped:
@@ -277,7 +285,7 @@ class MqttDevice(Device):
         self._unconfirmed.update(batch)
         self.steps_streamed += 1
         self.state.update(batch)
-        self.context.store.set(f"{self.name}.health.last_command", self.context.clock.now())
+        self.health.figure("last_command", self.context.clock.now())
         self._state_changed()
         self._confirm_later(loop, now)
 
@@ -308,8 +316,8 @@ class MqttDevice(Device):
             return
         self.commands_sent += 1
         self.state.update(batch)
-        self.context.store.set(f"{self.name}.health.commands", self.commands_sent)
-        self.context.store.set(f"{self.name}.health.last_command", self.context.clock.now())
+        self.health.figure("commands", self.commands_sent)
+        self.health.figure("last_command", self.context.clock.now())
         self._state_changed()
         self._send_pending()
 
@@ -328,7 +336,19 @@ class MqttDevice(Device):
         with contextlib.suppress(NotConnected):  # the connect hook re-publishes it
             self.link.send(self.state_topic, json.dumps(self.state, ensure_ascii=False), retain=True)
 
+    def _follow_link(self) -> None:
+        if not self.link.connected.is_set():
+            self.health.set("offline", f"the MQTT broker at {self.link.address} is away")
+        elif not self._gear_online:
+            self.health.set("offline", f"the gear says it is offline on {self.config.status_topic}")
+        else:
+            self.health.set("ok")
+
+    def _on_disconnected(self) -> None:
+        self._follow_link()
+
     async def _on_connected(self) -> None:
+        self._follow_link()
         self._send_pending()  # what was asked while the broker was away
         await self._republish_state()
 
@@ -337,7 +357,10 @@ class MqttDevice(Device):
             await self.link.publish(self.state_topic, json.dumps(self.state, ensure_ascii=False), retain=True)
 
     async def run(self) -> None:
+        if not self.link.connected.is_set():
+            self.health.set("offline", f"waiting for the MQTT broker at {self.link.address}")
         await self.link.connected.wait()
+        self._follow_link()
         self._send_pending()  # the start-up safe state, if the link connected before this device existed
         expiry = self.config.expiry
         if expiry is not None:
@@ -372,7 +395,11 @@ class MqttDevice(Device):
                 self.state.update(safe)
                 await self._republish_state()
         except (TimeoutError, NotConnected) as exc:
-            log.error("device %s: safe state not confirmed (%s)", self.name, exc or "timed out")
+            if self.link.never_connected:
+                reason = f"the MQTT broker at {self.link.address} was never reached"
+            else:
+                reason = f"the safe state was not acknowledged ({str(exc) or f'no answer within {timeout:g} s'})"
+            self.health.set("offline", reason)  # the runtime says it once for all devices
             return False
         return True
 
@@ -400,15 +427,13 @@ def with_expiry(
     return out
 
 
-GearFault = Literal["offline", "slow", "clear"]
-
-
 class SimulatedGear(Device):
     """An MQTT device without a broker: keeps what it is sent, with scriptable faults.
 
-    ``inject("offline")`` makes it unreachable (commands are held, like the
-    real driver does while the broker is away), ``inject("slow")`` delays each
-    delivery by ``slow_delay`` seconds, ``inject("clear")`` heals it.
+    ``inject("disconnect")`` makes it unreachable (commands are held, like the
+    real driver does while the broker is away), ``inject("stall")`` likewise but it stays
+    connected (it just never answers), ``inject("slow")`` delays each delivery by
+    ``slow_delay`` seconds, ``inject("clear")`` heals it. It has no ``garbage``.
     """
 
     config: MqttDeviceConfig
@@ -418,7 +443,7 @@ class SimulatedGear(Device):
         self.specs = config.properties or {}
         self.state: dict[str, PropertyValue] = {}
         self.history: list[dict[str, PropertyValue]] = []
-        self.fault: GearFault = "clear"
+        self.fault: Fault = "clear"
         self.slow_delay = slow_delay
         self._pending: dict[str, PropertyValue] = config.safe_state()
         self._wake = asyncio.Event()
@@ -426,12 +451,15 @@ class SimulatedGear(Device):
         self._reachable = asyncio.Event()
         self._reachable.set()
 
-    def inject(self, fault: GearFault) -> None:
+    def inject(self, fault: Fault) -> None:
+        check_fault(self, fault, ("disconnect", "stall", "slow", "clear"))
         self.fault = fault
-        if fault == "offline":
+        if fault in ("disconnect", "stall"):
             self._reachable.clear()
+            self.health.set("offline" if fault == "disconnect" else "degraded", f"simulated {fault}")
         else:
             self._reachable.set()
+            self.health.set("ok")
 
     def set(self, values: Mapping[str, Any]) -> None:
         for prop, value in values.items():
@@ -442,6 +470,7 @@ class SimulatedGear(Device):
         self._wake.set()
 
     async def run(self) -> None:
+        self.health.set("ok")
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -458,7 +487,8 @@ class SimulatedGear(Device):
 
     async def go_safe(self, timeout: float) -> bool:
         self._pending = {}
-        if self.fault == "offline":
+        if self.fault in ("disconnect", "stall"):
+            self.health.set("offline", "the safe state was not acknowledged")
             return False
         self._deliver(self.config.safe_state())
         return True

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiomqtt
 import paho.mqtt.client as mqtt
@@ -38,8 +38,9 @@ from paho.mqtt.client import topic_matches_sub
 
 from devices.mqtt.security import resolve_credentials
 from engine.clock import Clock, MonotonicClock
+from engine.health import ComponentHealth
 from engine.model import MqttSecurity
-from engine.supervisor import Backoff
+from engine.reconnect import Backoff, Reconnect
 
 log = logging.getLogger("devices.mqtt")
 
@@ -93,6 +94,13 @@ class Topics:
     def device(self, device: str, leaf: str) -> str:
         return f"{self.prefix}/{self.exhibit}/devices/{device}/{leaf}"
 
+    @property
+    def health_summary(self) -> str:
+        return f"{self.prefix}/{self.exhibit}/health"
+
+    def health(self, component: str) -> str:
+        return f"{self.prefix}/{self.exhibit}/health/{component}"
+
 
 @dataclass
 class Outgoing:
@@ -127,12 +135,15 @@ class MqttLink:
         security_base: Path | None = None,
         outbox_limit: int = OUTBOX_LIMIT,
         publish_timeout: float = 5.0,
+        health: ComponentHealth | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.client_id = client_id
         self.topics = topics
         self.keepalive = keepalive
-        self.backoff = backoff or Backoff(initial=0.25, cap=5.0)
+        self.backoff = backoff or Backoff(initial=0.25, cap=5.0, stable_after=5.0)
+        self.health = health
+        self.last_error: str | None = None
         self.clock = clock or MonotonicClock()
         self.username, self._password, self._tls = (
             resolve_credentials(security, security_base) if security else (None, None, None)
@@ -160,6 +171,7 @@ class MqttLink:
         """aiomqtt's publishes awaiting acknowledgement: only those are passed to its on_publish."""
         self._subscriptions: dict[str, list[MessageHandler]] = {}
         self._connect_hooks: list[ConnectHook] = []
+        self._disconnect_hooks: list[Callable[[], None]] = []
         self._stopping = asyncio.Event()
         self._rng = random.Random()
 
@@ -179,6 +191,10 @@ class MqttLink:
     def on_connect(self, hook: ConnectHook) -> None:
         """Run ``hook`` after every (re)connection, e.g. to re-publish retained state."""
         self._connect_hooks.append(hook)
+
+    def on_disconnect(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` whenever an established connection is lost."""
+        self._disconnect_hooks.append(hook)
 
     def enqueue(self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False) -> asyncio.Future[bool]:
         """Queue a discrete message: sent in order, kept while the broker is away. Never blocks;
@@ -330,8 +346,12 @@ class MqttLink:
         except aiomqtt.MqttError as exc:
             raise NotConnected(str(exc)) from exc
 
+    async def start(self) -> None:
+        """Nothing to acquire up front: an absent broker is waited for, never fatal."""
+        self._set_health("offline", f"connecting to {self.address}")
+
     async def run(self) -> None:
-        attempt = 0
+        reconnect = Reconnect(self.backoff, self.clock, self._rng)
         said_waiting = False
         while not self._stopping.is_set():
             client = self._make_client()
@@ -339,19 +359,35 @@ class MqttLink:
                 async with client:
                     self._tune_paho(client)
                     self._client, self._lost = client, asyncio.Event()
-                    attempt, said_waiting = 0, False
+                    reconnect.up()
+                    said_waiting = False
                     await self._serve(client)
                     return  # a clean stop: leaving the context sends DISCONNECT, so no Last Will
             except aiomqtt.MqttError as exc:
+                self.last_error = str(exc) or type(exc).__name__
                 said_waiting = self._say_lost(exc, said_waiting)
             finally:
+                was_connected = self.connected.is_set()
                 self.connected.clear()
                 self._lost.set()
+                if was_connected and not self._stopping.is_set():
+                    for lost in self._disconnect_hooks:
+                        lost()
                 self._client = None
                 self._settle_lost()
                 _read_disconnect_reason(client)
-            await self.clock.sleep(self.backoff.delay(attempt, self._rng))
-            attempt += 1
+            await reconnect.wait()
+
+    @property
+    def never_connected(self) -> bool:
+        """True until the broker first accepted this link."""
+        return self.connections == 0
+
+    def _set_health(self, status: Literal["ok", "degraded", "offline"], reason: str = "") -> None:
+        if self.health is not None:
+            self.health.set(status, reason)
+            self.health.figure("connections", self.connections)
+            self.health.figure("dropped", self.dropped)
 
     def _make_client(self) -> aiomqtt.Client:
         return aiomqtt.Client(
@@ -370,6 +406,8 @@ class MqttLink:
 
     def _say_lost(self, exc: aiomqtt.MqttError, said_waiting: bool) -> bool:
         """Log a lost or absent broker once per outage; returns the new ``said_waiting``."""
+        refused = isinstance(exc, MqttConnectError) and not self.connected.is_set()
+        self._set_health("offline", f"{'refused by' if refused else 'no broker at'} {self.address} ({exc})")
         if self.connected.is_set():
             log.warning("lost the MQTT broker at %s (%s); reconnecting", self.address, exc)
         elif said_waiting:
@@ -422,6 +460,7 @@ class MqttLink:
         self.connections += 1
         self.connected_at = self.clock.now()
         self.connected.set()
+        self._set_health("ok")
         log.info(
             "%s the MQTT broker at %s as %s",
             "connected to" if self.connections == 1 else "reconnected to",
@@ -484,3 +523,5 @@ class MqttLink:
             except NotConnected as exc:
                 log.warning("could not publish offline (%s); the Last Will says it instead", exc)
         self._stopping.set()
+        if self.health is not None:
+            self.health.stopped()

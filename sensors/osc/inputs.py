@@ -22,12 +22,12 @@ from pydantic import Field, IPvAnyNetwork, field_validator
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
-from engine.drivers import DriverContext, Sensor
+from engine.drivers import DriverContext, Fault, Sensor
 from engine.errors import UserError
-from engine.health import HEALTH_SIGNALS, InputHealth
+from engine.health import INPUT_FIGURES, INPUT_MEANINGS, InputHealth
 from engine.model import Name, Scale, SensorConfig, SignalType, StoreType, Strict
 from engine.signals import Value
-from sensors.osc.oscquery import OscQueryServer, OscQuerySettings, build_namespace
+from sensors.osc.oscquery import OscQuerySettings
 
 log = logging.getLogger("sensors.osc.inputs")
 
@@ -103,7 +103,16 @@ class OscSensorConfig(SensorConfig):
     )
 
     def signal_types(self) -> dict[str, StoreType]:
-        return {name: spec.type for name, spec in self.signals.items()} | HEALTH_SIGNALS
+        return {name: spec.type for name, spec in self.signals.items()}
+
+    def signal_meanings(self) -> dict[str, str]:
+        return {name: f"OSC {spec.address}, argument {spec.arg}" for name, spec in self.signals.items()}
+
+    def health_figures(self) -> dict[str, StoreType]:
+        return INPUT_FIGURES
+
+    def health_meanings(self) -> dict[str, str]:
+        return INPUT_MEANINGS
 
     def resources(self) -> list[str]:
         claimed = [f"UDP port {self.port}"]
@@ -160,7 +169,7 @@ class OscSensor(Sensor):
                 self.exact.setdefault(spec.address, []).append(route)
         self._resolved: dict[str, list[Route]] = {}
         self.allow = config.allow
-        self.health_signals = InputHealth(name, context.store, context.clock)
+        self.health_signals = InputHealth(self.health)
         self.received = 0
         self.parse_errors = 0
         self.unmatched = 0
@@ -168,7 +177,6 @@ class OscSensor(Sensor):
         self.rejected = 0
         self._transport: asyncio.DatagramTransport | None = None
         self._protocol: _Protocol | None = None
-        self.oscquery: OscQueryServer | None = None
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -189,29 +197,8 @@ class OscSensor(Sensor):
         sock = transport.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.config.receive_buffer)
         self._transport, self._protocol = transport, protocol
-        self.health = "ok"
         self.health_signals.set_status("ok")
         log.info("OSC sensor %s listening on udp://%s", self.name, where)
-        if self.config.oscquery is not None and self.oscquery is None:
-            await self._start_oscquery(self.config.oscquery)
-
-    async def _start_oscquery(self, settings: OscQuerySettings) -> None:
-        namespace = build_namespace(self.config.signals, f"{self.context.exhibit_id}: OSC inputs of {self.name}")
-        server = OscQueryServer(
-            self.context.exhibit_id, self.config.port, namespace, http_host=self.config.host, settings=settings
-        )
-        try:
-            await server.start()
-        except BaseException:
-            await self.close()
-            raise
-        self.oscquery = server
-        log.info(
-            "OSC sensor %s publishes its addresses over OSCQuery on http://%s:%d",
-            self.name,
-            self.config.host,
-            server.port,
-        )
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
@@ -223,19 +210,15 @@ class OscSensor(Sensor):
             await self.open()
         assert self._protocol is not None
         exc = await self._protocol.lost
-        self.health = "offline"
         self.context.store.mark_stale(f"{self.name}.")
-        self.health_signals.set_status("offline")
+        self.health_signals.set_status("offline", f"socket closed ({exc or 'no error'})")
         raise OSError(f"OSC socket closed: {exc}")
 
     async def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
-        if self.oscquery is not None:
-            await self.oscquery.close()
-            self.oscquery = None
-        self.health = "offline"
+        self.health.stopped()
 
     def handle_datagram(self, data: bytes, addr: Any = None) -> None:
         """Parse one datagram and set the signals it addresses; bad input is counted, never raised."""
@@ -303,9 +286,6 @@ def example_address(pattern: str) -> str:
     return address.replace("*", "x").replace("?", "x")
 
 
-Fault = Literal["disconnect", "stall", "garbage", "slow", "clear"]
-
-
 class SimulatedOscSensor(OscSensor):
     """Plays the part of a TouchOSC panel: real OSC datagrams, no socket, scriptable faults.
 
@@ -319,16 +299,16 @@ class SimulatedOscSensor(OscSensor):
         self.fault: Fault = "clear"
 
     async def open(self) -> None:
-        self.health = "ok"
         self.health_signals.set_status("ok")
         log.info("OSC sensor %s is simulated (no UDP port is opened)", self.name)
 
     def inject(self, fault: Fault) -> None:
         self.fault = fault
-        self.health = "offline" if fault == "disconnect" else "ok"
         if fault == "disconnect":
             self.context.store.mark_stale(f"{self.name}.")
-        self.health_signals.set_status(self.health)
+            self.health_signals.set_status("offline", "simulated disconnect")
+        else:
+            self.health_signals.set_status("ok")
         log.info("simulated OSC sensor %s: fault %s", self.name, fault)
 
     async def _serve(self) -> None:

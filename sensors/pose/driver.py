@@ -16,14 +16,23 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag
 
-from engine.drivers import DriverContext, Health, Sensor
+from engine.drivers import DriverContext, Fault, FrameTap, FrameTaps, Sensor
+from engine.health import HealthStatus
 from engine.model import ComponentProblem, SensorConfig, StoreType, Strict
-from engine.supervisor import Backoff
+from engine.reconnect import Backoff, Reconnect
 from sensors.pose import models
 from sensors.pose.filters import OneEuroSettings
 from sensors.pose.gestures import GestureSettings
 from sensors.pose.inference import PoseEstimator
-from sensors.pose.pipeline import FEATURES, PipelineSettings, PosePipeline, pipeline_signals
+from sensors.pose.pipeline import (
+    FEATURES,
+    HEALTH_FIGURES,
+    HEALTH_MEANINGS,
+    PipelineSettings,
+    PosePipeline,
+    pipeline_meanings,
+    pipeline_signals,
+)
 from sensors.pose.recording import Recording, RecordingError, read_recording
 from sensors.pose.sources import (
     CameraSource,
@@ -34,7 +43,7 @@ from sensors.pose.sources import (
     camera_present,
 )
 from sensors.pose.tracking import TrackingSettings
-from sensors.pose.types import FrameTap, FrameTaps, PoseFrame
+from sensors.pose.types import Landmarks, PoseFrame
 from sensors.pose.zones import FloorCalibration, ZoneSpec
 
 log = logging.getLogger("sensors.pose")
@@ -98,6 +107,15 @@ class PoseSensorConfig(SensorConfig):
     def signal_types(self) -> dict[str, StoreType]:
         return pipeline_signals(list(self.zones))
 
+    def signal_meanings(self) -> dict[str, str]:
+        return pipeline_meanings(list(self.zones))
+
+    def health_figures(self) -> dict[str, StoreType]:
+        return HEALTH_FIGURES
+
+    def health_meanings(self) -> dict[str, str]:
+        return HEALTH_MEANINGS
+
     def collection_fields(self) -> dict[str, dict[str, str]]:
         return {"visitors": {"id": "int", "since": "float", **FEATURES}}
 
@@ -135,7 +153,7 @@ class PoseSensor(Sensor):
         super().__init__(name, config, context)
         self.base = context.base_dir
         self.pipeline = PosePipeline(name, config.pipeline_settings(), context.store)
-        self.backoff = Backoff(initial=0.5, cap=5.0)
+        self.backoff = Backoff(initial=0.5, cap=5.0, stable_after=5.0)
         self.frames = 0
         self.dropped = 0
         self._stop = threading.Event()
@@ -150,18 +168,17 @@ class PoseSensor(Sensor):
 
     # --- health -------------------------------------------------------------------
 
-    def _status(self, health: Health) -> None:
-        self.health = health
-        self.context.store.set(f"{self.name}.health.status", health)
+    def _status(self, status: HealthStatus, reason: str = "") -> None:
+        self.health.set(status, reason)
 
     def _metrics(self, latency_ms: float) -> None:
         now = time.monotonic()
         self._window = [t for t in self._window if now - t < 1.0] + [now]
-        store, prefix = self.context.store, f"{self.name}.health."
-        store.set(prefix + "fps", float(len(self._window)))
-        store.set(prefix + "inference_ms", self._inference_ms)
-        store.set(prefix + "latency_ms", latency_ms)
-        store.set(prefix + "dropped", self.dropped + self._source_dropped)
+        health = self.health
+        health.figure("fps", float(len(self._window)))
+        health.figure("inference_ms", self._inference_ms)
+        health.figure("latency_ms", latency_ms)
+        health.figure("dropped", self.dropped + self._source_dropped)
 
     # --- sources ------------------------------------------------------------------
 
@@ -207,7 +224,8 @@ class PoseSensor(Sensor):
                 self._estimator_instance = None
 
     async def _capture_forever(self) -> None:
-        attempt, lost = 0, False
+        reconnect = Reconnect(self.backoff, self.context.clock, self._rng)
+        lost = False
         while True:
             source = self._frame_source()
             source.tap = self._frame_tap()  # frames reach the mirror as read, before and apart from inference
@@ -217,27 +235,27 @@ class PoseSensor(Sensor):
                     self._estimator_instance = await asyncio.to_thread(self._estimator)
                 if lost:
                     log.info("pose sensor %s: %s is back", self.name, source.description)
-                attempt, lost = 0, False
+                lost = False
+                reconnect.up()
                 self._status("ok")
                 await self._infer_until_stopped(source, self._estimator_instance)
                 return
             except SourceEnded as exc:
                 log.info("pose sensor %s: %s", self.name, exc)
                 self.context.store.mark_stale(f"{self.name}.")
-                self._status("offline")
+                self._status("offline", str(exc))
                 return
             except SourceLost as exc:
                 if not lost:
                     log.warning("pose sensor %s: %s; the exhibit goes on without it and keeps retrying", self.name, exc)
                 lost = True
                 self.context.store.mark_stale(f"{self.name}.")
-                self._status("offline")
+                self._status("offline", str(exc))
             finally:
                 self._stop.set()
                 await asyncio.to_thread(source.close)
                 self._stop.clear()
-            await self.context.clock.sleep(self.backoff.delay(attempt, self._rng))
-            attempt += 1
+            await reconnect.wait()
 
     async def _infer_until_stopped(self, source: FrameSource, estimator: PoseEstimator) -> None:
         """Run the worker thread; on cancellation, wait for it to finish its frame before the
@@ -307,8 +325,9 @@ class PoseSensor(Sensor):
                 if not await self._replay_gate():
                     continue
                 self.frames += 1
+                people = self._garbled(frame.people)
                 self.pipeline.process(
-                    PoseFrame(frame.index, start + frame.timestamp, frame.width, frame.height, frame.people)
+                    PoseFrame(frame.index, start + frame.timestamp, frame.width, frame.height, people)
                 )
             if not loop or not recording.frames:
                 return
@@ -318,17 +337,19 @@ class PoseSensor(Sensor):
         """Whether to deliver the next frame (the simulator's faults hook in here)."""
         return True
 
+    def _garbled(self, people: tuple[Landmarks, ...]) -> tuple[Landmarks, ...]:
+        """The people of a replayed frame as the model saw them (the simulator's ``garbage`` hooks in here)."""
+        return people
+
     async def close(self) -> None:
         self._stop.set()
-
-
-Fault = Literal["disconnect", "stall", "slow", "clear"]
 
 
 class SimulatedPoseSensor(PoseSensor):
     """Replays the exhibit's recording instead of the camera, with scriptable faults:
     ``disconnect`` (status offline, signals stale), ``stall`` (frames stop, status degraded),
-    ``slow`` (every other frame is dropped), ``clear``."""
+    ``garbage`` (the model sees nobody it can trust: every landmark unseen), ``slow`` (every other frame
+    is dropped), ``clear``."""
 
     def __init__(self, name: str, config: PoseSensorConfig, context: DriverContext) -> None:
         super().__init__(name, config, context)
@@ -339,9 +360,11 @@ class SimulatedPoseSensor(PoseSensor):
         self.fault = fault
         if fault == "disconnect":
             self.context.store.mark_stale(f"{self.name}.")
-            self._status("offline")
+            self._status("offline", "simulated disconnect")
         elif fault == "stall":
-            self._status("degraded")
+            self._status("degraded", "simulated stall: no frames")
+        elif fault == "garbage":
+            self._status("degraded", "simulated garbage: nothing recognisable in the frames")
         else:
             self._status("ok")
         log.info("simulated pose sensor %s: fault %s", self.name, fault)
@@ -356,6 +379,14 @@ class SimulatedPoseSensor(PoseSensor):
             return
         log.info("pose sensor %s is simulated from %s", self.name, recording_path)
         await self.replay(self._load(recording_path), loop=True)
+
+    def _garbled(self, people: tuple[Landmarks, ...]) -> tuple[Landmarks, ...]:
+        if self.fault != "garbage":
+            return people
+        unseen = [person.copy() for person in people]
+        for person in unseen:
+            person[:, 3] = 0.0  # every landmark's visibility: the model is sure of nothing
+        return tuple(unseen)
 
     async def _replay_gate(self) -> bool:
         self._tick += 1

@@ -26,12 +26,31 @@ NOBODY: dict[str, float | bool] = {
     name: (False if kind == "bool" else math.nan if name == "distance" else 0.0) for name, kind in FEATURES.items()
 }
 """What ``nearest.*`` reads when nobody is there: a neutral pose, unknown distance."""
-HEALTH: dict[str, StoreType] = {
-    "health.status": "str",
-    "health.fps": "float",
-    "health.inference_ms": "float",
-    "health.latency_ms": "float",
-    "health.dropped": "int",
+HEALTH_FIGURES: dict[str, StoreType] = {
+    "fps": "float",
+    "inference_ms": "float",
+    "latency_ms": "float",
+    "dropped": "int",
+}
+HEALTH_MEANINGS = {
+    "fps": "frames analysed per second",
+    "inference_ms": "time the model takes per frame",
+    "latency_ms": "from the camera's frame to the signals",
+    "dropped": "frames skipped because the model was busy (latest wins)",
+}
+FEATURE_MEANINGS = {
+    "left_hand_height": "left wrist height in body units (0 hips, 1 top of the head)",
+    "right_hand_height": "right wrist height in body units (0 hips, 1 top of the head)",
+    "hand_height": "the higher hand, in body units (0 hips, 1 top of the head; above 1 is above the head)",
+    "hands_raised": "0 (hands at or below the shoulders) to 1 (both well above the head)",
+    "both_hands_up": "both wrists above the nose",
+    "arm_span": "wrist to wrist over shoulder width: about 1 arms down, 3 in a T",
+    "lean": "-1..1, torso tilt; positive towards the image's right",
+    "distance": "metres from the camera (NaN when unknown)",
+    "x": "body centre, image x (0..1)",
+    "y": "body centre, image y (0..1, down)",
+    "floor_x": "feet, image x (0..1)",
+    "floor_y": "feet, image y (0..1, down)",
 }
 
 
@@ -64,8 +83,24 @@ def pipeline_signals(zones: list[str]) -> dict[str, StoreType]:
     for zone in zones:
         signals[f"zone.{zone}.count"] = "int"
         signals[f"zone.{zone}.dwell"] = "float"
-    signals.update(HEALTH)
     return signals
+
+
+def pipeline_meanings(zones: list[str]) -> dict[str, str]:
+    """What each of :func:`pipeline_signals` means."""
+    meanings = {
+        "count": "visitors in view",
+        "visitors": "every visitor: anonymous id, smoothed landmarks, features",
+        "enter": "a visitor arrived (payload: the id)",
+        "leave": "a visitor left (payload: the id)",
+        "nearest.id": "anonymous id of the visitor nearest the camera (0: nobody)",
+    }
+    meanings |= {f"nearest.{name}": f"nearest visitor: {text}" for name, text in FEATURE_MEANINGS.items()}
+    meanings |= {gesture: f"gesture `{gesture}` (payload: the id)" for gesture in GESTURES}
+    for zone in zones:
+        meanings[f"zone.{zone}.count"] = f"visitors in zone `{zone}`"
+        meanings[f"zone.{zone}.dwell"] = f"seconds the longest-present visitor has been in zone `{zone}`"
+    return meanings
 
 
 class PosePipeline:

@@ -23,8 +23,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from engine.drivers import FrameTap
 from sensors.pose.inference import Image
-from sensors.pose.types import FrameTap
 
 log = logging.getLogger("sensors.pose.sources")
 

@@ -8,7 +8,6 @@ inference worker; only these numbers do.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -69,22 +68,3 @@ class PoseFrame:
     width: int
     height: int
     people: tuple[Landmarks, ...] = field(default_factory=tuple)
-
-
-FrameTap = Callable[[npt.NDArray[np.uint8]], None]
-"""Takes one RGB frame, (height, width, 3) uint8; must copy what it keeps and never block for long."""
-
-
-@dataclass(frozen=True)
-class FrameTaps:
-    """Opt-in taps on pose sensors' camera frames, by sensor name, put in the drivers' resources.
-
-    The one way a frame leaves a pose sensor: the launcher registers a tap only for the sensor an
-    exhibit's AR mirror shows (``scene.mirror.sensor``), and the tap writes into shared memory read
-    by the exhibit's own render process (content/mirror.py). Sensors without a tap keep every frame
-    inside the inference worker."""
-
-    sinks: dict[str, FrameTap] = field(default_factory=dict)
-
-    def get(self, sensor: str) -> FrameTap | None:
-        return self.sinks.get(sensor)

@@ -25,11 +25,10 @@ import aiomqtt
 import numpy as np
 
 from devices.mqtt.link import MqttLink, Topics
-from engine.runtime import Runtime, RuntimeOptions
+from engine.runtime import Runtime, RuntimeOptions, assemble
 from engine.show import Show
 from engine.validate import validate_text
 from launcher import build_registry
-from launcher import build_runtime as launcher_runtime
 from tests.bench.logic import engine_log_to, wait_connected
 from tests.bench.procs import BenchError, Children, start_mosquitto
 from tests.bench.results import DeviceResults, FanoutRate, PanicLatency
@@ -97,21 +96,23 @@ def devices_exhibit(count: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_runtime(port: int, count: int, workdir: Path) -> tuple[Runtime, MqttLink]:
-    """The runtime as ``launcher.run_exhibit`` builds it: one MqttLink, with its Topics, shared by the devices."""
+def build_runtime(port: int, count: int, workdir: Path) -> Runtime:
+    """The runtime as ``launcher.py run`` assembles it: one MqttLink, with its Topics, shared by the devices."""
     registry = build_registry()
     exhibit = validate_text(devices_exhibit(count), "bench-devices.yaml", registry)
-    return launcher_runtime(exhibit, registry, "127.0.0.1", port, RuntimeOptions(base_dir=workdir))
+    options = RuntimeOptions(base_dir=workdir, broker=f"mqtt://127.0.0.1:{port}")
+    return assemble(exhibit, registry, options)
 
 
 async def measure_devices(children: Children, port: int, plan: DevicesPlan) -> DeviceResults:
     """Each baseline first, then the engine, on this event loop and the same broker."""
-    runtime, link = build_runtime(port, plan.fixtures, children.workdir)
+    runtime = build_runtime(port, plan.fixtures, children.workdir)
     set_filter = Topics(runtime.exhibit.mqtt.prefix, runtime.exhibit.id).device("+", "set")
     direct_filter = f"{DIRECT_PREFIX}/+/set"
     with engine_log_to(children.workdir / "engine.log"), quiet_mqtt_logger():
         await runtime.start()
         try:
+            link = runtime.resources.get(MqttLink)
             await wait_connected(link, timeout=10.0)
             show = runtime.show
             assert show is not None

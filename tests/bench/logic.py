@@ -28,12 +28,11 @@ from devices.mqtt.link import MqttLink, Topics
 from engine.expressions import StoreResolver, compile_expression
 from engine.logs import TextFormatter
 from engine.model import StoreType
-from engine.runtime import Runtime, RuntimeOptions
+from engine.runtime import Runtime, RuntimeOptions, assemble
 from engine.show import Show
 from engine.signals import SignalStore
 from engine.validate import validate_text
 from launcher import build_registry
-from launcher import build_runtime as launcher_runtime
 from tests.bench.procs import BenchError, Children, start_mosquitto
 from tests.bench.results import CueLatency, ExprRate, Latencies, LogicResults, latencies
 
@@ -168,20 +167,22 @@ def cue_exhibit(count: int) -> str:
     return CUE_EXHIBIT_HEAD + "\n".join(cues) + "\n"
 
 
-def build_runtime(port: int, count: int, workdir: Path) -> tuple[Runtime, MqttLink]:
-    """The runtime as ``launcher.run_exhibit`` builds it: one MqttLink, with its Topics, shared by the devices."""
+def build_runtime(port: int, count: int, workdir: Path) -> Runtime:
+    """The runtime as ``launcher.py run`` assembles it: one MqttLink, with its Topics, shared by the devices."""
     registry = build_registry()
     exhibit = validate_text(cue_exhibit(count), "bench-cues.yaml", registry)
-    return launcher_runtime(exhibit, registry, "127.0.0.1", port, RuntimeOptions(base_dir=workdir))
+    options = RuntimeOptions(base_dir=workdir, broker=f"mqtt://127.0.0.1:{port}")
+    return assemble(exhibit, registry, options)
 
 
 async def cue_go_latency(children: Children, port: int, plan: LogicPlan) -> CueLatency:
     """The bare publish first, then GOs on the running show, both on this event loop and the same broker."""
-    runtime, link = build_runtime(port, plan.count, children.workdir)
+    runtime = build_runtime(port, plan.count, children.workdir)
     device_topic = Topics(runtime.exhibit.mqtt.prefix, runtime.exhibit.id).device(DEVICE, "set")
     with engine_log_to(children.workdir / "engine.log"):
         await runtime.start()
         try:
+            link = runtime.resources.get(MqttLink)
             await wait_connected(link, timeout=10.0)
             async with aiomqtt.Client("127.0.0.1", port, identifier="bench-direct") as client:
                 baseline = await time_arrivals(children, port, "direct", DIRECT_TOPIC, plan, publisher(client))

@@ -22,7 +22,7 @@ Snapshots are built before the timed loop (in a show they come from the engine, 
 Control latency: the OSC bench's exhibit (an OSC float mapped to an MQTT device) with the flagship's
 scene and simulated visitors (its landmark recording, replayed by a pose sensor), run by
 ``python -m tests.bench.render serve``, which does what ``launcher.py run --headless`` does
-(``launcher.build_runtime`` with ``render="offscreen"``; ``"off"`` for ``--no-render``) and answers
+(``engine.runtime.assemble`` with ``render="offscreen"``; ``"off"`` for ``--no-render``) and answers
 ``render`` on its stdin with the ``render.*`` signals, so the bench sees that frames are drawn.
 The runs themselves are driven from ``runner.py`` (``run_render``), which shares the OSC bench's sender,
 subscriber and broker.
@@ -48,10 +48,10 @@ import numpy as np
 
 from engine.logs import setup_logging
 from engine.reload import ExhibitWatcher
-from engine.runtime import RuntimeOptions
+from engine.runtime import RenderMode, RuntimeOptions, assemble
 from engine.signals import SignalStore
 from engine.validate import load_exhibit
-from launcher import RenderMode, build_registry, build_runtime
+from launcher import build_registry
 from tests.bench.procs import BenchError, Children
 from tests.bench.results import FrameTimes, RenderFps
 
@@ -299,19 +299,20 @@ scene: {scene}
 
 
 def render_state(store: SignalStore) -> dict[str, Any]:
-    """The render host's health signals (``{"status": "off"}`` when nothing renders)."""
-    if "render.status" not in store.names():
+    """The render service's health figures (``{"status": "off"}`` when nothing renders)."""
+    if store.get("render.health.state").value is None:
         return {"status": "off"}
-    return {short: store.get(f"render.{short}").value for short in ("status", "fps", "frame_p99_ms", "restarts")}
+    state = {short: store.get(f"render.health.{short}").value for short in ("fps", "frame_p99_ms", "restarts")}
+    return {"status": store.get("render.health.state").value, **state}
 
 
 async def serve(path: Path, broker_port: int, render: RenderMode) -> None:
-    """``launcher.run_exhibit`` as ``launcher.py run --headless [--no-render] --broker ...`` runs it, and a reader
+    """The exhibit as ``launcher.py run --headless [--no-render] --broker ...`` runs it, and a reader
     of this process's stdin that answers ``render`` with :func:`render_state`; stops on SIGTERM or EOF."""
     registry = build_registry()
     exhibit = load_exhibit(path, registry)
-    options = RuntimeOptions(base_dir=path.parent)
-    runtime, _link = build_runtime(exhibit, registry, "127.0.0.1", broker_port, options, render)
+    options = RuntimeOptions(base_dir=path.parent, broker=f"mqtt://127.0.0.1:{broker_port}", render=render)
+    runtime = assemble(exhibit, registry, options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -19,16 +19,17 @@ import cv2
 import numpy as np
 import pytest
 
+import content.service
 from content.mirror import MAX_SIZE, FrameReader, FrameWriter
-from content.render_worker import Renderer
+from content.render_worker import Renderer, WorkerConfig
 from content.renderer import SceneRenderer
 from content.scene_model import SceneSpec
 from content.service import SceneService
 from content.snapshot import SceneSnapshot, VisitorPose
 from engine.problems import ExhibitInvalid
-from engine.runtime import RuntimeOptions
+from engine.runtime import RenderMode, RuntimeOptions, assemble
 from engine.validate import validate_text
-from launcher import build_registry, build_runtime
+from launcher import build_registry
 from sensors.pose.driver import PoseSensor
 from tests.support.frames import walking, write_video
 
@@ -314,9 +315,9 @@ class CapturingRenderer:
         self.renderer.close()
 
 
-def capturing_renderer(scene: dict[str, Any], base_dir: Path, size: tuple[int, int], offscreen: bool) -> Renderer:
-    spec = SceneSpec.model_validate(scene)
-    return CapturingRenderer(SceneRenderer(spec, base_dir, size=size, offscreen=True), base_dir)
+def capturing_renderer(config: WorkerConfig) -> Renderer:
+    spec = SceneSpec.model_validate(config.scene)
+    return CapturingRenderer(SceneRenderer(spec, config.base_dir, size=config.size, offscreen=True), config.base_dir)
 
 
 def video_frames(path: Path) -> list[np.ndarray]:
@@ -337,18 +338,18 @@ def as_mirror(frame: np.ndarray, flip: bool = True) -> np.ndarray:
     return small[:, ::-1] if flip else small
 
 
-async def test_the_pose_sensors_frames_reach_the_render_process(tmp_path: Path, mosquitto):
+async def test_the_pose_sensors_frames_reach_the_render_process(tmp_path: Path, mosquitto, monkeypatch):
     write_video(tmp_path / "visit.avi", walking(30))
     registry = build_registry()
     exhibit = validate_text(EXHIBIT, str(tmp_path / "exhibit.yaml"), registry)
-    options = RuntimeOptions(base_dir=tmp_path)
-    runtime, _link = build_runtime(exhibit, registry, "127.0.0.1", mosquitto.port, options, "offscreen")
-    service = next(s for s in runtime.services if isinstance(s, SceneService))
-    service.factory = capturing_renderer
-    assert service.frame_writer is not None
+    options = RuntimeOptions(base_dir=tmp_path, broker=mosquitto.url, render="offscreen")
+    runtime = assemble(exhibit, registry, options)
+    monkeypatch.setattr(content.service, "DEFAULT_FACTORY", capturing_renderer)
+    await runtime.start()
+    service = runtime.service("render")
+    assert isinstance(service, SceneService) and service.frame_writer is not None
     name = service.frame_writer.name
     assert shm_exists(name)
-    await runtime.start()
     try:
         sensor = runtime.sensors["body"]
         assert isinstance(sensor, PoseSensor)
@@ -374,21 +375,25 @@ async def test_the_pose_sensors_frames_reach_the_render_process(tmp_path: Path, 
     assert distance(False) > distance(True) + 5, "the picture is not mirrored"
 
 
-def test_no_tap_without_a_mirror_or_without_rendering(tmp_path: Path):
+async def test_no_tap_without_a_mirror_or_without_rendering(tmp_path: Path):
     write_video(tmp_path / "visit.avi", walking(3))
     registry = build_registry()
     exhibit = validate_text(EXHIBIT, str(tmp_path / "exhibit.yaml"), registry)
-    from sensors.pose.types import FrameTaps
+    from engine.drivers import FrameTaps
 
-    runtime, _link = build_runtime(exhibit, registry, "127.0.0.1", 1, RuntimeOptions(base_dir=tmp_path), "off")
-    with pytest.raises(LookupError):
-        runtime.resources.get(FrameTaps)
     plain = validate_text(
         EXHIBIT.replace("  mirror: {sensor: body, timeout: 30}\n", ""), str(tmp_path / "e.yaml"), registry
     )
-    runtime, _link = build_runtime(plain, registry, "127.0.0.1", 1, RuntimeOptions(base_dir=tmp_path), "offscreen")
-    with pytest.raises(LookupError):
-        runtime.resources.get(FrameTaps)
+    renders: list[tuple[Any, RenderMode]] = [(exhibit, "off"), (plain, "offscreen")]
+    for exhibit_, render in renders:
+        options = RuntimeOptions(base_dir=tmp_path, broker="mqtt://127.0.0.1:1", render=render, safe_timeout=0.1)
+        runtime = assemble(exhibit_, registry, options)
+        await runtime.start()
+        try:
+            with pytest.raises(LookupError):
+                runtime.resources.get(FrameTaps)
+        finally:
+            await runtime.stop()
 
 
 def test_emitters_and_avatars_follow_the_picture_in_mirror_mode():

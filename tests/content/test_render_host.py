@@ -27,6 +27,7 @@ from content.render_worker import (
     NullRenderer,
     Renderer,
     RenderFault,
+    WorkerConfig,
     _merge,
     encode,
 )
@@ -69,8 +70,8 @@ class RecordingRenderer(NullRenderer):
         self.out.write_text(json.dumps(seen))
 
 
-def recording_renderer(scene: dict[str, Any], base_dir: Path, size: tuple[int, int], offscreen: bool) -> Renderer:
-    return RecordingRenderer(base_dir / "seen.json")
+def recording_renderer(config: WorkerConfig) -> Renderer:
+    return RecordingRenderer(config.base_dir / "seen.json")
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -182,12 +183,12 @@ async def test_snapshots_flow_and_frames_are_reported(tmp_path: Path) -> None:
         stats = host.stats
     assert stats.status == "running"
     assert stats.sent > 0 and stats.frames > 0
-    assert stats.frame_p99_ms > 0 and store.get("render.frame_p99_ms").value == stats.frame_p99_ms
+    assert stats.frame_p99_ms > 0 and store.get("render.health.frame_p99_ms").value == stats.frame_p99_ms
     assert 20 < stats.fps < 75  # paced by the cap, not free-running
     assert stats.heartbeat_age is not None and stats.heartbeat_age < 1.0
-    assert store.get("render.status").value == "stopped"  # after run() returned
-    assert store.get("render.fps").value > 0
-    assert store.get("render.restarts").value == 0
+    assert store.get("render.health.state").value == "stopped"  # after run() returned
+    assert store.get("render.health.fps").value > 0
+    assert store.get("render.health.restarts").value == 0
     assert host.stats.pid is None
 
 
@@ -208,7 +209,7 @@ async def test_worker_draws_latest_values_and_every_event_in_order(tmp_path: Pat
     seen = json.loads((tmp_path / "seen.json").read_text())  # written by the worker on a clean stop
     assert seen["events"] == [["burst", f"lantern{i}"] for i in range(50)]
     assert seen["values"]["s.v3"] == 42.5
-    assert seen["values"]["render.status"] == "running"  # health signals are scalar signals too
+    assert seen["values"]["render.health.status"] == "ok"  # health signals are scalar signals too
     assert seen["visitors"] == {"body": [7]}
 
 
@@ -222,7 +223,7 @@ async def test_crashing_worker_is_restarted_and_loop_keeps_ticking(tmp_path: Pat
     assert stats.restarts == 1
     assert stats.crashes == 1 and stats.stalls == 0
     assert stats.last_error == "exit code 3"
-    assert store.get("render.restarts").value == 1
+    assert store.get("render.health.restarts").value == 1
     assert ticker.ticks > 50
     assert ticker.max_gap < MAX_LOOP_GAP, f"the loop stalled for {ticker.max_gap * 1000:.0f} ms"
 
@@ -231,7 +232,7 @@ async def test_hung_worker_is_killed_and_restarted(tmp_path: Path, caplog: pytes
     store = make_store()
     host, _ = make_host(store, tmp_path, fault=RenderFault("hang", after_frames=20))
     statuses: list[str] = []
-    store.subscribe("render.status", lambda s: statuses.append(s.value))
+    store.subscribe("render.health.state", lambda s: statuses.append(s.value))
     async with ticking() as ticker, running(host):
         await wait_for(lambda: host.stats.status == "running", 10, "the first worker")
         first = host.stats.pid
@@ -267,7 +268,7 @@ async def test_cancel_stops_worker_and_kills_one_that_ignores_stop(tmp_path: Pat
         await task
     assert time.monotonic() - started < 0.5 + 1.5
     assert not pid_alive(pid)
-    assert store.get("render.status").value == "stopped"
+    assert store.get("render.health.state").value == "stopped"
 
 
 async def test_a_healthy_worker_stops_cleanly_on_cancel(tmp_path: Path) -> None:
@@ -314,17 +315,21 @@ def test_fault_parsing() -> None:
 
 def test_host_declares_health_signals_and_checks_their_types(tmp_path: Path) -> None:
     store = SignalStore()
-    store.declare("render.fps", "float")
+    store.declare("render.health.fps", "float")
     make_host(store, tmp_path)
     assert {n for n in store.names() if n.startswith("render.")} == {
-        "render.fps",
-        "render.frame_p99_ms",
-        "render.restarts",
-        "render.status",
+        "render.health.status",
+        "render.health.reason",
+        "render.health.since",
+        "render.health.fps",
+        "render.health.frame_p99_ms",
+        "render.health.restarts",
+        "render.health.state",
     }
+    assert store.get("render.health.status").value == "offline" and store.get("render.health.reason").value
     wrong = SignalStore()
-    wrong.declare("render.status", "int")
-    with pytest.raises(ValueError, match=r"render\.status"):
+    wrong.declare("render.health.state", "int")
+    with pytest.raises(TypeError, match=r"render\.health\.state"):
         make_host(wrong, tmp_path)
 
 
@@ -445,8 +450,8 @@ def test_snapshot_source_is_cheap_with_300_signals() -> None:
         store.set(f"s{i % 7}.v{i}", {"float": 0.5, "int": 3, "bool": True, "str": "x"}[kind])
     store.declare("body.visitors", "object")
     store.declare("body.enter", "event")
-    store.declare("render.fps", "float")
-    store.declare("render.status", "str")
+    store.declare("render.health.fps", "float")
+    store.declare("render.health.state", "str")
     source = SnapshotSource(store, MonotonicClock(), ["body"])
     visitors = tuple(Pose(i, np.random.default_rng(i).random((33, 4), dtype=np.float32)) for i in range(4))
     n = 2000

@@ -9,6 +9,7 @@ from pathlib import Path
 from content.scene_model import SceneSpec
 from content.service import SceneService, scene_event
 from content.snapshot import SceneEvent, SceneSnapshot
+from engine.catalogue import Catalogue
 from engine.clock import MonotonicClock
 from engine.signals import SignalStore
 
@@ -28,8 +29,7 @@ async def test_a_store_event_reaches_the_scene_through_the_service(tmp_path: Pat
     store.declare("scene.play.boat", "event")
     store.declare("controls.x", "float")
     spec = SceneSpec.model_validate({"nodes": {"rising": {"type": "emitter", "pos": [0, 0, 0]}}})
-    service = SceneService(spec, tmp_path, [], offscreen=True)
-    service.attach(store, MonotonicClock())
+    service = SceneService(spec, tmp_path, Catalogue(), store, MonotonicClock(), offscreen=True)
     running = asyncio.create_task(service.run())
     try:
         for _ in range(500):  # the service builds its snapshot source when the runtime starts it

@@ -25,6 +25,7 @@ from content.renderer import SceneRenderer, render_bare
 from content.scene_build import SceneBuildError, load_font
 from content.scene_model import DEFAULT_FONT, SceneSpec
 from content.snapshot import SceneEvent, SceneSnapshot, VisitorPose
+from engine.catalogue import Catalogue, SignalInfo
 
 REFERENCE = Path(__file__).parent / "reference"
 SIZE = (320, 180)
@@ -182,7 +183,9 @@ def test_a_bind_expression_with_a_mistake_fails_the_build_with_its_path() -> Non
 
 def test_known_signal_types_catch_misspelt_names() -> None:
     spec = scene({"box": {**BOX, "bind": {"x": "controls.slidr"}}})
-    resolver = SnapshotResolver({"controls.slider": "float"})
+    resolver = SnapshotResolver(
+        Catalogue({"controls.slider": SignalInfo("controls.slider", "float", "", "controls", "sensor")})
+    )
     with pytest.raises(BindingError, match=r"did you mean `controls\.slider`"):
         SceneRenderer(spec, Path("."), size=SIZE, resolver=resolver)
 

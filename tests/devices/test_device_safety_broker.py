@@ -12,10 +12,10 @@ from pathlib import Path
 
 import aiomqtt
 
-from devices.mqtt.link import Topics
-from engine.runtime import Runtime, RuntimeOptions
+from devices.mqtt.link import MqttLink, Topics
+from engine.runtime import Runtime, RuntimeOptions, assemble
 from engine.validate import validate_text
-from launcher import build_registry, build_runtime
+from launcher import build_registry
 from tests.support.mqtt_gear import MqttGear
 
 FIXTURES = [f"lamp{i}" for i in range(1, 9)]
@@ -84,10 +84,10 @@ async def running(
             )
             for name, safe in gear_safe.items()
         }
-        runtime, link = build_runtime(exhibit, registry, "127.0.0.1", port, RuntimeOptions(base_dir=tmp_path))
+        runtime = assemble(exhibit, registry, RuntimeOptions(base_dir=tmp_path, broker=f"mqtt://127.0.0.1:{port}"))
         await runtime.start()
         try:
-            await asyncio.wait_for(link.connected.wait(), 10)
+            await asyncio.wait_for(runtime.resources.get(MqttLink).connected.wait(), 10)
             yield runtime, gears
         finally:
             await runtime.stop()

@@ -504,7 +504,7 @@ async def test_simulator_faults(resources, running):
     device = simulated(resources, clock, profile="rgb")
     running.append(asyncio.create_task(device.run()))
     await clock.advance(0.1)
-    device.inject("offline")
+    device.inject("disconnect")
     device.set({"blue": 40})
     await clock.advance(0.5)
     assert device.levels() == bytes(3)  # unplugged: it missed the change

@@ -167,7 +167,7 @@ async def test_retained_messages_for_topics_we_never_subscribed_to_are_ignored(r
     """amqtt 0.12.1 sends a connecting client the retained messages of *other* clients'
     subscriptions. The raw client below shows the broker does it; our link must drop them."""
     embedded = EmbeddedBroker(port=free_port())
-    embedded.start()
+    embedded.start_thread()
     try:
         port = embedded.port
         async with aiomqtt.Client("127.0.0.1", port, identifier="other-app") as other:
@@ -212,7 +212,7 @@ async def test_simulated_gear_holds_commands_while_offline_and_goes_safe():
     task = asyncio.create_task(gear.run())
     await clock.advance(0.1)
     assert gear.state == {"brightness": 0, "colour": "#000000"}  # safe state first
-    gear.inject("offline")
+    gear.inject("disconnect")
     gear.set({"brightness": 10})
     gear.set({"brightness": 20})
     await clock.advance(1.0)

@@ -9,7 +9,7 @@ from devices.mqtt.device import MqttDeviceConfig, SimulatedGear
 from engine.clock import VirtualClock
 from engine.drivers import Sensor
 from engine.model import SensorConfig, StoreType
-from engine.registry import DriverSpec, Registry
+from engine.registry import DriverSpec, Registry, ServiceSpec
 from engine.runtime import Runtime, RuntimeOptions
 from engine.validate import validate_text
 from sensors.osc.inputs import OscSensorConfig, SimulatedOscSensor
@@ -39,6 +39,9 @@ class RecordingService:
 
     def __init__(self, events: list[str]) -> None:
         self.events = events
+
+    async def start(self) -> None:
+        self.events.append("service started")
 
     async def run(self) -> None:
         self.events.append("service running")
@@ -85,7 +88,7 @@ async def test_a_failing_sensor_restarts_while_the_rest_goes_on():
     runtime = Runtime(
         validate_text(EXHIBIT, "test.yaml", reg),
         reg,
-        services=[RecordingService(events)],
+        service_specs=[ServiceSpec("recorder", 50, lambda exhibit: True, lambda runtime: RecordingService(events))],
         options=RuntimeOptions(simulate=True),
         clock=clock,
     )
@@ -107,7 +110,7 @@ async def test_a_failing_sensor_restarts_while_the_rest_goes_on():
     await runtime.stop()
     assert wash.state == {"brightness": 0}
     assert runtime.devices["spot"].state == {"level": 0}  # type: ignore[attr-defined]
-    assert events == ["service running", "service closed"]
+    assert events == ["service started", "service running", "service closed"]
     assert all(state.task.done() for state in runtime.supervisor.tasks.values())
 
 
@@ -117,7 +120,7 @@ async def test_stop_reports_a_device_that_cannot_go_safe(caplog):
     runtime = Runtime(validate_text(EXHIBIT, "test.yaml", reg), reg, options=RuntimeOptions(simulate=True), clock=clock)
     await runtime.start()
     await clock.advance(0.5)
-    runtime.devices["spot"].inject("offline")  # type: ignore[attr-defined]
+    runtime.devices["spot"].inject("disconnect")  # type: ignore[attr-defined]
     await runtime.stop()
-    assert "could not confirm the safe state of: spot" in caplog.text
+    assert "1 of 2 devices never confirmed their safe state (the safe state was not acknowledged): spot" in caplog.text
     assert runtime.devices["wash"].state == {"brightness": 0}  # type: ignore[attr-defined]

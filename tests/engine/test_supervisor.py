@@ -42,13 +42,13 @@ async def test_a_failing_task_is_restarted_and_the_others_keep_running():
     assert supervisor.tasks["flaky"].failures == 5
     assert supervisor.tasks["flaky"].last_error == "RuntimeError: unplugged"
     assert len(ticks) == 13 and supervisor.tasks["steady"].failures == 0
-    await supervisor.cancel()
+    await supervisor.cancel_all()
     assert all(state.task.done() for state in supervisor.tasks.values())
 
 
 async def test_back_off_resets_after_a_long_healthy_run():
     clock = VirtualClock()
-    supervisor = Supervisor(clock, Backoff(initial=1.0, cap=8.0, jitter=0.0, reset_after=30.0), random.Random(0))
+    supervisor = Supervisor(clock, Backoff(initial=1.0, cap=8.0, jitter=0.0, stable_after=30.0), random.Random(0))
     starts: list[float] = []
 
     async def fails_after(seconds: float) -> None:
@@ -65,7 +65,7 @@ async def test_back_off_resets_after_a_long_healthy_run():
     await clock.advance(50.0)
     # 0 fail -> wait 1; 1 fail -> wait 2; 3 runs 40 s, fails at 43 -> reset -> wait 1; 44 fails -> wait 2 -> 46
     assert starts == [0.0, 1.0, 3.0, 44.0, 46.0]
-    await supervisor.cancel()
+    await supervisor.cancel_all()
 
 
 async def test_a_task_that_returns_is_not_restarted():

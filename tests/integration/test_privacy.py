@@ -16,9 +16,9 @@ from typing import Any
 import aiomqtt
 import numpy as np
 
-from engine.runtime import RuntimeOptions
+from engine.runtime import RuntimeOptions, assemble
 from engine.validate import validate_text
-from launcher import build_registry, build_runtime
+from launcher import build_registry
 from sensors.pose.driver import PoseSensor
 from tests.support.frames import walking, write_video
 
@@ -116,7 +116,7 @@ async def test_no_image_is_written_logged_or_published(tmp_path: Path, mosquitto
     windows = image_windows(frames)
     registry = build_registry()
     exhibit = validate_text(EXHIBIT, str(tmp_path / "exhibit.yaml"), registry)
-    runtime, _link = build_runtime(exhibit, registry, "127.0.0.1", mosquitto.port, RuntimeOptions(base_dir=tmp_path))
+    runtime = assemble(exhibit, registry, RuntimeOptions(base_dir=tmp_path, broker=mosquitto.url))
 
     async with watching(mosquitto.port, "privacy-watch") as payloads:
         await runtime.start()
@@ -244,17 +244,15 @@ async def test_the_ar_mirror_keeps_frames_on_this_machines_screen(tmp_path: Path
         return configs[-1]
 
     monkeypatch.setattr(content.render_host, "WorkerConfig", config_spy)
-    runtime, _link = build_runtime(
-        exhibit, registry, "127.0.0.1", mosquitto.port, RuntimeOptions(base_dir=tmp_path), "offscreen"
-    )
-    service = next(s for s in runtime.services if isinstance(s, SceneService))
-    assert service.frame_writer is not None
-    channel = "/dev/shm/" + service.frame_writer.name
+    runtime = assemble(exhibit, registry, RuntimeOptions(base_dir=tmp_path, broker=mosquitto.url, render="offscreen"))
     started = time.time()
     render_writes: set[str] = set()
 
     async with watching(mosquitto.port, "privacy-mirror-watch") as payloads:
         await runtime.start()
+        service = runtime.service("render")
+        assert isinstance(service, SceneService) and service.frame_writer is not None
+        channel = "/dev/shm/" + service.frame_writer.name
         sensor = runtime.sensors["body"]
         assert isinstance(sensor, PoseSensor)
         deadline = time.monotonic() + 60

@@ -17,8 +17,10 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from engine.clock import VirtualClock
 from engine.drivers import DriverContext, Resources
 from engine.errors import UserError
+from engine.health import ComponentHealth
 from engine.signals import SignalStore
 from sensors.osc.inputs import OscSensor, OscSensorConfig, SimulatedOscSensor, coerce
+from sensors.osc.service import OscQueryService
 from tests.conftest import free_port, require_tool
 
 
@@ -163,7 +165,7 @@ def test_any_argument_value_is_either_accepted_or_counted(address: str, value):
     sensor, store = make_sensor(1)
     sensor.handle_datagram(message(address, value))
     assert sensor.parse_errors == 0
-    assert sensor.type_errors + sum(not store.get(n).stale for n in store.names()) == 1
+    assert sensor.type_errors + sum(not store.get(n).stale for n in store.names() if ".health." not in n) == 1
 
 
 def test_coercion_rules():
@@ -201,18 +203,18 @@ async def test_simulator_sends_real_osc_and_obeys_faults():
     assert sensor.parse_errors >= 15
 
     sensor.inject("disconnect")
-    assert sensor.health == "offline" and store.get("osc.wash").stale
+    assert sensor.health.status == "offline" and store.get("osc.wash").stale
     before = sensor.received
     await clock.advance(1.0)
     assert sensor.received == before
 
     sensor.inject("clear")
     await clock.advance(1.0)
-    assert sensor.health == "ok" and not store.get("osc.wash").stale
+    assert sensor.health.status == "ok" and not store.get("osc.wash").stale
     task.cancel()
 
 
-async def test_oscquery_publishes_the_addresses_over_http():
+async def test_the_oscquery_service_publishes_the_addresses_over_http():
     port = free_port(socket.SOCK_DGRAM)
     config = OscSensorConfig.model_validate(
         {
@@ -228,13 +230,11 @@ async def test_oscquery_publishes_the_addresses_over_http():
         }
     )
     store = SignalStore()
-    for name, type_ in config.signal_types().items():
-        store.declare(f"osc.{name}", type_)
-    sensor = OscSensor("osc", config, DriverContext("test", store, VirtualClock(), Resources()))
-    await sensor.open()
+    service = OscQueryService("test", {"osc": config}, ComponentHealth("oscquery", "service", store, VirtualClock()))
+    await service.start()
     try:
-        assert sensor.oscquery is not None
-        reader, writer = await asyncio.open_connection("127.0.0.1", sensor.oscquery.port)
+        assert service.health.status == "ok"
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.servers["osc"].port)
         writer.write(b"GET /canal HTTP/1.1\r\nHost: x\r\n\r\n")
         body = (await reader.read()).split(b"\r\n\r\n", 1)[1]
         writer.close()
@@ -243,8 +243,8 @@ async def test_oscquery_publishes_the_addresses_over_http():
         assert tree["CONTENTS"]["season"]["TYPE"] == "i"
         assert "*" not in json.dumps(tree)  # patterns are not concrete addresses
     finally:
-        await sensor.close()
-    assert sensor.oscquery is None
+        await service.close(1.0)
+    assert service.servers == {} and service.health.status == "offline"
 
 
 def test_brace_patterns_can_be_declared():

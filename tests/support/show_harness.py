@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from devices.mqtt.device import MqttDeviceConfig
+from devices.osc_out import OscOutConfig, OscOutDevice
 from engine.clock import VirtualClock
 from engine.drivers import Device, DriverContext
 from engine.registry import DriverSpec, Registry
@@ -45,6 +46,9 @@ def registry() -> Registry:
     reg = Registry()
     reg.add_sensor(DriverSpec("osc", OscSensorConfig, QuietOsc, QuietOsc))
     reg.add_device(DriverSpec("mqtt", MqttDeviceConfig, RecordingDevice, RecordingDevice))
+    # `{osc: ...}` actions go out through the real OSC out devices, as in a running exhibit.
+    reg.add_device(DriverSpec("osc", OscOutConfig, OscOutDevice, OscOutDevice))
+    reg.osc_peer = OscOutConfig.peer
     return reg
 
 

@@ -1,4 +1,5 @@
-"""MQTT inputs: topics on the exhibit's one MQTT connection read as signals.
+"""MQTT inputs (``kind: mqtt`` under ``sensors:``): topics on the exhibit's one MQTT connection
+read as signals. They live with the rest of the MQTT code because they are the link's subscribers.
 
 For gear that reports over MQTT rather than serial or OSC: a networked e-stop or
 mushroom button, a door contact on a Shelly, a Zigbee sensor behind Zigbee2MQTT.
@@ -22,10 +23,10 @@ from pydantic import Field
 
 from devices.mqtt.link import MqttLink
 from engine.drivers import DriverContext, Sensor
-from engine.health import HEALTH_SIGNALS, InputHealth
+from engine.health import INPUT_FIGURES, INPUT_MEANINGS, InputHealth
 from engine.model import Name, SensorConfig, StoreType, Strict
 
-log = logging.getLogger("sensors.mqtt")
+log = logging.getLogger("devices.mqtt.inputs")
 
 TRUE_WORDS = frozenset({"true", "on", "1", "yes", "pressed", "open", "active", "triggered"})
 FALSE_WORDS = frozenset({"false", "off", "0", "no", "released", "closed", "inactive", "clear"})
@@ -48,7 +49,16 @@ class MqttSensorConfig(SensorConfig):
     inputs: dict[Name, MqttInput] = Field(min_length=1, description="Signals by name, each from one topic.")
 
     def signal_types(self) -> dict[str, StoreType]:
-        return {name: spec.type for name, spec in self.inputs.items()} | HEALTH_SIGNALS
+        return {name: spec.type for name, spec in self.inputs.items()}
+
+    def signal_meanings(self) -> dict[str, str]:
+        return {name: f"MQTT topic {spec.topic}" for name, spec in self.inputs.items()}
+
+    def health_figures(self) -> dict[str, StoreType]:
+        return INPUT_FIGURES
+
+    def health_meanings(self) -> dict[str, str]:
+        return INPUT_MEANINGS
 
 
 class Unreadable(ValueError):
@@ -103,7 +113,7 @@ class MqttSensor(Sensor):
     def __init__(self, name: str, config: MqttSensorConfig, context: DriverContext) -> None:
         super().__init__(name, config, context)
         self.link = context.resources.get(MqttLink)
-        self.health_signals = InputHealth(name, context.store, context.clock)
+        self.health_signals = InputHealth(self.health)
         for signal, spec in config.inputs.items():
             self.link.subscribe(spec.topic, functools.partial(self._on_message, signal, spec))
 
@@ -127,9 +137,7 @@ class MqttSensor(Sensor):
         """Healthy while the broker connection is up: the inputs cannot arrive otherwise."""
         while True:
             await self.link.connected.wait()
-            self.health = "ok"
             self.health_signals.set_status("ok")
             while self.link.connected.is_set():
                 await self.context.clock.sleep(0.25)
-            self.health = "offline"
-            self.health_signals.set_status("offline")
+            self.health_signals.set_status("offline", f"the MQTT broker at {self.link.address} is away")

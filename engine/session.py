@@ -1,0 +1,45 @@
+"""One run of an exhibit, from start to stop: what ``exhibit run`` does once the command line is read.
+
+The runtime is assembled and started, the exhibit file is watched for hot reload, and the run ends
+on SIGINT/SIGTERM or after ``duration`` seconds, with every device brought to its safe state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from engine.exhibit import ExhibitBase
+from engine.registry import Registry
+from engine.reload import ExhibitWatcher
+from engine.runtime import RuntimeOptions, assemble
+
+log = logging.getLogger("engine.session")
+
+
+async def serve(
+    exhibit: ExhibitBase,
+    registry: Registry,
+    options: RuntimeOptions,
+    *,
+    duration: float | None = None,
+    watch: Path | None = None,
+) -> None:
+    """Run ``exhibit`` until SIGINT/SIGTERM (or ``duration``), reloading it when ``watch`` changes."""
+    runtime = assemble(exhibit, registry, options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await runtime.start()
+    if watch is not None:
+        watcher = ExhibitWatcher(watch, registry, runtime, runtime.clock)
+        runtime.supervisor.start("reload", watcher.run)
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=duration)
+        log.info("stop requested")
+    except TimeoutError:
+        log.info("ran for the requested %.1f s", duration)
+    await runtime.stop()

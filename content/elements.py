@@ -117,11 +117,13 @@ class DynamicMesh:
     """One GeomNode with one Geom whose vertices and triangles are replaced wholesale by :meth:`set`."""
 
     def __init__(self, name: str, parent: NodePath) -> None:
-        vdata = GeomVertexData(name, _vertex_format(), Geom.UHDynamic)
-        triangles = GeomTriangles(Geom.UHDynamic)
-        triangles.setIndexType(Geom.NT_uint32)  # particles can exceed 65536 vertices
-        geom = Geom(vdata)
-        geom.addPrimitive(triangles)
+        # Kept and written in place: Geom.modifyVertexData() copies on write once the munged-geom cache holds
+        # the data (after the first draw), and each frame's copy then stayed cached (up to geom-cache-size).
+        self._vdata = GeomVertexData(name, _vertex_format(), Geom.UHDynamic)
+        self._triangles = GeomTriangles(Geom.UHDynamic)
+        self._triangles.setIndexType(Geom.NT_uint32)  # particles can exceed 65536 vertices
+        geom = Geom(self._vdata)
+        geom.addPrimitive(self._triangles)
         self._node = GeomNode(name)
         self._node.addGeom(geom)
         # Vertices move every frame: recomputing bounds each frame costs more than never culling.
@@ -136,15 +138,16 @@ class DynamicMesh:
         """Replace the mesh: ``vertices`` (n, 9) float32 rows, ``indices`` flat uint32 triangle corners."""
         vertices = np.ascontiguousarray(vertices, dtype=np.float32)
         indices = np.ascontiguousarray(indices, dtype=np.uint32)
-        self._geom.modifyVertexData().modifyArray(0).modifyHandle().copyDataFrom(_bytes(vertices))
-        self._geom.modifyPrimitive(0).modifyVertices().modifyHandle().copyDataFrom(_bytes(indices))
+        self._vdata.modifyArray(0).modifyHandle().copyDataFrom(_bytes(vertices))
+        self._triangles.modifyVertices().modifyHandle().copyDataFrom(_bytes(indices))
+        self._geom.setPrimitive(0, self._triangles)  # new topology: the Geom's munged copies are stale
         self.num_vertices = int(vertices.shape[0])
         self.num_triangles = int(indices.shape[0] // 3)
 
     def set_positions(self, vertices: F32) -> None:
         """Replace the vertex rows only (same count and topology as before)."""
         vertices = np.ascontiguousarray(vertices, dtype=np.float32)
-        self._geom.modifyVertexData().modifyArray(0).modifyHandle().copyDataFrom(_bytes(vertices))
+        self._vdata.modifyArray(0).modifyHandle().copyDataFrom(_bytes(vertices))
 
 
 def image_to_scene(area: ImageArea, xy: FloatArray) -> F32:
@@ -466,6 +469,13 @@ class _Figure:
             if lo is not None and hi is not None:
                 self.model_height = max(float(hi.z - lo.z), 1e-6)
 
+    def remove(self) -> None:
+        """Take the figure out of the scene for good (an Actor also lets go of its joints and bundles)."""
+        cleanup = getattr(self.model, "cleanup", None)  # an Actor's; a plain model copy has none
+        if cleanup is not None:
+            cleanup()
+        self.node.removeNode()
+
     def pose(self, rig: _Rig, rolls: list[float | None]) -> None:
         """Set each driven joint to its rest transform followed by its extra roll, about the joint's origin."""
         for control, j, roll in zip(self.controls, rig.joints, rolls, strict=True):
@@ -550,7 +560,7 @@ class AvatarLayer:
         visitors = snapshot.visitors.get(self.spec.sensor, ())
         present = {v.id for v in visitors}
         for gone in [i for i in self._figures if i not in present]:
-            self._figures.pop(gone).node.removeNode()
+            self._figures.pop(gone).remove()
         for visitor in visitors:
             figure = self._figures.get(visitor.id)
             if figure is None:
@@ -597,6 +607,8 @@ class AvatarLayer:
             figure.pose(self._rig, self._rig.rolls(pts, seen & np.isfinite(pts).all(axis=1), mirrored))
 
     def destroy(self) -> None:
+        for figure in self._figures.values():
+            figure.remove()
         self._figures.clear()
         self.node.removeNode()
 

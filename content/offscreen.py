@@ -21,7 +21,9 @@ from panda3d.core import (
     GraphicsOutput,
     GraphicsPipe,
     GraphicsPipeSelection,
+    RenderState,
     Texture,
+    TransformState,
     TypeRegistry,
     WindowProperties,
     loadPrcFileData,
@@ -73,6 +75,10 @@ class Display:
     def render(self) -> None:
         """Draw one frame on every output (and copy RAM textures)."""
         self.engine.renderFrame()
+        # ShowBase's per-frame task, which nothing else runs here: Panda3D caches every state ever made
+        # (a new one per frame while glow, the lanterns' sway time or a crossfade moves) until collected.
+        TransformState.garbageCollect()
+        RenderState.garbageCollect()
 
     def close(self) -> None:
         self.engine.removeAllWindows()

@@ -12,9 +12,11 @@ centred on ``center`` (x, z) at ``depth`` (y).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from engine.landmarks import LANDMARK_NAMES, LandmarkName, landmark_index
 
 __all__ = [
     "AVATAR_BONES",
@@ -62,52 +64,6 @@ def rgba(color: str | tuple[float, ...]) -> tuple[float, float, float, float]:
         return (parts[0], parts[1], parts[2], parts[3])
     c = [float(v) for v in color]
     return (c[0], c[1], c[2], c[3] if len(c) > 3 else 1.0)
-
-
-# Written out (not generated from sensors.pose.types.Landmark) because content/ never imports sensors/;
-# tests check that the order matches the enum.
-LandmarkName = Literal[
-    "nose",
-    "left_eye_inner",
-    "left_eye",
-    "left_eye_outer",
-    "right_eye_inner",
-    "right_eye",
-    "right_eye_outer",
-    "left_ear",
-    "right_ear",
-    "mouth_left",
-    "mouth_right",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_pinky",
-    "right_pinky",
-    "left_index",
-    "right_index",
-    "left_thumb",
-    "right_thumb",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-    "left_heel",
-    "right_heel",
-    "left_foot_index",
-    "right_foot_index",
-]
-LANDMARK_NAMES: tuple[str, ...] = get_args(LandmarkName)
-"""BlazePose landmark names in index order."""
-
-
-def landmark_index(name: str) -> int:
-    """BlazePose index of a lower-case landmark name (``right_wrist`` -> 16)."""
-    return LANDMARK_NAMES.index(name)
 
 
 Vec3 = tuple[float, float, float]

@@ -5,7 +5,7 @@ reads. The pose sensor (engine process) writes each frame it reads through a :cl
 the renderer reads the newest one with a :class:`FrameReader`. One writer, one reader, latest wins:
 nothing queues, a reader that is slow simply skips frames.
 
-Privacy (DESIGN.md, "Safety and privacy are features"): the mirror is the one opt-in path by which
+Privacy: camera images are never kept, and the mirror is the one opt-in path by which
 a camera image leaves the inference worker, and only as far as the exhibit's own screen. Frames
 live in a POSIX shared-memory segment (``/dev/shm``: RAM, never a disk), created with mode 0600 by
 the engine's user, under a random name. Nothing here writes a file, opens a socket, logs pixels or
@@ -40,7 +40,7 @@ log = logging.getLogger("content.mirror")
 
 __all__ = ["MAX_SIZE", "FrameReader", "FrameWriter", "MirrorFrame"]
 
-Image = npt.NDArray[np.uint8]
+CameraPicture = npt.NDArray[np.uint8]
 """An RGB frame, shape (height, width, 3), top row first."""
 
 MAX_SIZE = (1280, 720)
@@ -67,7 +67,7 @@ class MirrorFrame:
 
     __slots__ = ("captured", "image", "seq")
 
-    def __init__(self, image: Image, seq: int, captured: float) -> None:
+    def __init__(self, image: CameraPicture, seq: int, captured: float) -> None:
         self.image, self.seq, self.captured = image, seq, captured
 
 
@@ -91,7 +91,7 @@ class FrameWriter:
         self.seq = 0
         self.closed = False
 
-    def write(self, image: Image, captured: float | None = None) -> None:
+    def write(self, image: CameraPicture, captured: float | None = None) -> None:
         """Publish ``image`` (RGB, (h, w, 3) uint8) as the newest frame."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"a mirror frame is (h, w, 3) uint8 RGB, not {image.shape} {image.dtype}")
@@ -183,7 +183,7 @@ class FrameReader:
             self.torn += 1
         return None
 
-    def latest(self) -> Image | None:
+    def latest(self) -> CameraPicture | None:
         """The newest whole frame's pixels (a private copy), or None."""
         frame = self.read()
         return None if frame is None else frame.image

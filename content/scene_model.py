@@ -17,10 +17,11 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from content.element_specs import AvatarsSpec, Color, EmitterSpec, ImageArea, InstancesSpec, LandmarkName, rgba
+from content.element_specs import AvatarsSpec, Color, EmitterSpec, ImageArea, InstancesSpec, LandmarkName, Vec3, rgba
 from engine.catalogue import Catalogue
 from engine.expressions import ExpressionError
-from engine.model import NAME_PATTERN, Strict
+from engine.model import NAME_PATTERN, ComponentProblem, Strict
+from engine.yamlpos import YamlPath
 
 __all__ = [
     "COMMON_PROPERTIES",
@@ -46,9 +47,6 @@ __all__ = [
     "rgba",
 ]
 
-Vec3 = tuple[float, float, float]
-YamlPath = tuple[str | int, ...]
-Problem = tuple[YamlPath, str]
 
 DEFAULT_FONT = Path(__file__).parent / "fonts" / "wqy-microhei.ttc"
 """The bundled font (WenQuanYi Micro Hei, Apache-2.0: Chinese and Latin), used by text nodes that name none."""
@@ -473,19 +471,19 @@ class SceneSpec(Strict):
                 refs.append(((*path, "sensor"), sensor))
         return refs
 
-    def check_sensors(self, pose_sensors: Iterable[str]) -> list[Problem]:
+    def check_sensors(self, pose_sensors: Iterable[str]) -> list[ComponentProblem]:
         """Sensor names that are not pose sensors of the exhibit, each with the YAML path of its key."""
         known = sorted(pose_sensors)
-        problems: list[Problem] = []
+        problems: list[ComponentProblem] = []
         for path, sensor in self.sensor_refs():
             if sensor not in known:
                 have = ", ".join(f"`{name}`" for name in known) or "none"
                 problems.append((path, f"`{sensor}` is not a pose sensor of this exhibit (pose sensors: {have})"))
         return problems
 
-    def check_files(self, base_dir: Path) -> list[Problem]:
+    def check_files(self, base_dir: Path) -> list[ComponentProblem]:
         """Asset files (models, images, fonts, shaders) that do not exist, each with the YAML path of its key."""
-        problems: list[Problem] = []
+        problems: list[ComponentProblem] = []
         for path, node in self.walk():
             for key, name in _node_files(node):
                 if not (base_dir / name).is_file():

@@ -20,10 +20,9 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from engine.drivers import Device, DriverContext, Fault, check_fault
 from engine.model import DeviceConfig, Name, SignalType, StoreType, Strict, coerce_output
+from engine.signals import Value
 
 log = logging.getLogger("devices.osc_out")
-
-Value = float | int | bool | str
 
 
 def _value_only() -> list[Value]:

@@ -35,7 +35,7 @@ from engine.signals import SignalStore
 
 log = logging.getLogger("engine.actions")
 
-Compiler = Callable[[str], Expression]
+CompileExpression = Callable[[str], Expression]
 
 
 @dataclass
@@ -115,7 +115,7 @@ def _safely(step: Step, ctx: ActionContext, fade: float | None) -> None:
 
 
 def compile_actions(
-    actions: Sequence[Action], compile_expression: Compiler, default_fade: float | None = None
+    actions: Sequence[Action], compile_expression: CompileExpression, default_fade: float | None = None
 ) -> ActionList:
     fades = [a.fade for a in actions if isinstance(a, SetAction | PresetAction) and a.fade is not None]
     return ActionList(
@@ -123,7 +123,7 @@ def compile_actions(
     )
 
 
-def _compile(action: Action, compile_expression: Compiler) -> Step | Wait:
+def _compile(action: Action, compile_expression: CompileExpression) -> Step | Wait:
     if isinstance(action, DelayAction):
         return Wait(action.delay)
     if isinstance(action, SetAction):
@@ -147,7 +147,7 @@ def _compile(action: Action, compile_expression: Compiler) -> Step | Wait:
     return lambda ctx, fade: ctx.timeline(action)
 
 
-def _set_step(action: SetAction, compile_expression: Compiler) -> Step:
+def _set_step(action: SetAction, compile_expression: CompileExpression) -> Step:
     target, prop = action.set.split(".", 1)
     expression = compile_expression(action.expr) if action.expr is not None else None
     literal = action.value
@@ -165,7 +165,7 @@ def _set_step(action: SetAction, compile_expression: Compiler) -> Step:
     return step
 
 
-def _variable_step(action: VariableAction, compile_expression: Compiler) -> Step:
+def _variable_step(action: VariableAction, compile_expression: CompileExpression) -> Step:
     expression = compile_expression(action.expr) if action.expr is not None else None
     name, literal = f"var.{action.var}", action.value
 

@@ -35,17 +35,17 @@ import asyncio
 import difflib
 import logging
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 from engine.clock import Clock
 from engine.curves import interpolate, validate_curve
+from engine.safety import Setter
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 """A property of a target: ``(target, property)``."""
-Setter = Callable[[Mapping[str, Any]], None]
 
 TIME_TOLERANCE = 1e-9
 """Seconds of float noise tolerated in tick times (an end reached 1 ns early counts as reached)."""

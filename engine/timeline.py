@@ -36,14 +36,14 @@ from engine.curves import CURVE_SCHEMA, DURATION_SCHEMA, Curve, Duration, interp
 from engine.fades import TIME_TOLERANCE, FadeEngine, Key, is_number
 from engine.model import PROPERTY_REFERENCE, Strict
 
-Value = bool | float | str
+KeyValue = bool | float | str
 
 
 class Keyframe(Strict):
     """One key of a track, written ``[time, value]`` or ``[time, value, curve]``."""
 
     time: Duration = Field(description="When, in seconds from the start (or `5s`, `500ms`, `2min`).")
-    value: Value = Field(description="A number (interpolated), or a bool or a string (held until the next key).")
+    value: KeyValue = Field(description="A number (interpolated), or a bool or a string (held until the next key).")
     curve: Curve = Field("linear", description="Curve of the move from the previous keyframe to this one.")
 
     @model_validator(mode="before")
@@ -71,7 +71,7 @@ _KEYFRAME_SCHEMA = {
 }
 
 
-def _kind(value: Value) -> str:
+def _kind(value: KeyValue) -> str:
     return "bool" if isinstance(value, bool) else "string" if isinstance(value, str) else "number"
 
 
@@ -145,7 +145,7 @@ class _Track:
 
     key: Key
     times: list[float]
-    values: list[Value]
+    values: list[KeyValue]
     curves: list[str]
 
     @classmethod
@@ -153,7 +153,7 @@ class _Track:
         target, prop = name.split(".", 1)
         return cls((target, prop), [k.time for k in keys], [k.value for k in keys], [k.curve for k in keys])
 
-    def value_at(self, position: float) -> Value:
+    def value_at(self, position: float) -> KeyValue:
         index = bisect.bisect_right(self.times, position)
         if index == 0:
             return self.values[0]

@@ -20,14 +20,13 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from devices.mqtt.link import MqttLink, NotConnected, Topics
-from devices.mqtt.profiles import Profile, ProfileProperty
+from devices.mqtt.profiles import Profile, ProfileProperty, PropertyValue
 from engine.curves import Duration
 from engine.drivers import Device, DriverContext, Fault, check_fault
 from engine.model import DeviceConfig, Name, SignalType, StoreType, Strict, coerce_output
 
 log = logging.getLogger("devices.mqtt.device")
 
-PropertyValue = float | int | bool | str
 STATE_INTERVAL = 1.0
 """Seconds between two retained state messages of one device while it is moving (the state topic
 is for dashboards and late joiners; the commands themselves go out at once)."""

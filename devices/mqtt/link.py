@@ -24,7 +24,6 @@ import asyncio
 import logging
 import random
 import socket
-import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -48,7 +47,6 @@ MessageHandler = Callable[[aiomqtt.Message], None]
 ConnectHook = Callable[[], Awaitable[None]]
 Settled = Callable[[bool], None]
 """Told once what became of a message :meth:`MqttLink.send` published: True acknowledged, False lost."""
-Credentials = tuple[str | None, str | None, ssl.SSLContext | None]
 
 OUTBOX_LIMIT = 1000
 """Discrete messages kept while the broker is away; the oldest go first beyond this."""

@@ -82,8 +82,8 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from engine.curves import Duration
 from engine.model import Name, SignalType, Strict
+from engine.signals import Value as PropertyValue
 
-PropertyValue = float | int | bool | str
 PayloadPreset = Literal["json", "zigbee2mqtt", "tasmota", "shelly", "wled"]
 LIGHT_PRESETS: tuple[PayloadPreset, ...] = ("json", "zigbee2mqtt", "tasmota", "shelly", "wled")
 JSON_PRESETS: tuple[PayloadPreset, ...] = ("json", "zigbee2mqtt", "shelly", "wled")

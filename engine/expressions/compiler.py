@@ -18,9 +18,9 @@ from engine.expressions.parser import (
     Binary,
     Call,
     Conditional,
+    Identifier,
     Literal,
     Logic,
-    Name,
     Node,
     Unary,
     parse,
@@ -74,7 +74,7 @@ class Compiler:
     def _compile(self, node: Node) -> Compiled:
         if isinstance(node, Literal):
             return _constant(node.value, node.type)
-        if isinstance(node, Name):
+        if isinstance(node, Identifier):
             return self.name(node)
         if isinstance(node, Unary):
             return self.negation(node) if node.op == "not" else self.minus(node)
@@ -90,7 +90,7 @@ class Compiler:
 
     # --- names ---
 
-    def name(self, node: Name) -> Compiled:
+    def name(self, node: Identifier) -> Compiled:
         found = self.lookup(node)
         if isinstance(found, Compiled):
             return found
@@ -115,7 +115,7 @@ class Compiler:
             return Compiled(lambda: cell.value, kind, maybe_none=True, cell=cell, slot=slot)
         return Compiled(found.get, kind, maybe_none=True)
 
-    def lookup(self, node: Name) -> NameInfo | Compiled:
+    def lookup(self, node: Identifier) -> NameInfo | Compiled:
         """A field of the current item (as compiled code), or a signal's NameInfo."""
         name = node.name
         if "." not in name and not name.startswith("_"):
@@ -131,7 +131,7 @@ class Compiler:
 
     def signal(self, node: Node, function: str) -> NameInfo:
         """The signal named as the argument of ``since``/``stale``/``any``..., which must be a plain name."""
-        if not isinstance(node, Name):
+        if not isinstance(node, Identifier):
             raise ExpressionError(
                 f"`{function}` needs a signal name here", node.offset, node.end - node.offset, hint=_USAGE[function]
             )
@@ -142,7 +142,7 @@ class Compiler:
             )
         return found
 
-    def unknown(self, node: Name) -> ExpressionError:
+    def unknown(self, node: Identifier) -> ExpressionError:
         choices = list(self.resolver.names())
         for scope in self.scopes:
             choices.extend(scope.fields or ())

@@ -28,7 +28,7 @@ class Literal(Node):
 
 
 @dataclass(frozen=True, slots=True)
-class Name(Node):
+class Identifier(Node):
     name: str
 
 
@@ -220,7 +220,7 @@ class Parser:
             self.take()
             if self.at(OP, "("):
                 return self.call(token)
-            return Name(token.offset, token.offset + len(token.text), token.text)
+            return Identifier(token.offset, token.offset + len(token.text), token.text)
         if token.kind == OP and token.text == "(":
             self.take()
             inner = self.expression()

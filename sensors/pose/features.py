@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
-from sensors.pose.types import Landmark, Landmarks
+from sensors.pose.types import Landmark, Landmarks, Points
 
 MIN_VISIBILITY = 0.5
 """Below this a landmark is treated as not seen."""
@@ -39,7 +38,6 @@ SHOULDERS = (Landmark.LEFT_SHOULDER, Landmark.RIGHT_SHOULDER)
 HIPS = (Landmark.LEFT_HIP, Landmark.RIGHT_HIP)
 FEET = (Landmark.LEFT_ANKLE, Landmark.RIGHT_ANKLE, Landmark.LEFT_HEEL, Landmark.RIGHT_HEEL)
 
-Point = npt.NDArray[np.float64]
 """An (x, y) pair as float64."""
 
 
@@ -48,7 +46,7 @@ def visible(landmarks: Landmarks, index: int, min_visibility: float = MIN_VISIBI
     return bool(landmarks[index, 3] >= min_visibility)
 
 
-def mean_point(landmarks: Landmarks, indices: Sequence[int], min_visibility: float = MIN_VISIBILITY) -> Point | None:
+def mean_point(landmarks: Landmarks, indices: Sequence[int], min_visibility: float = MIN_VISIBILITY) -> Points | None:
     """Mean (x, y) of the visible landmarks among ``indices``; None if none is visible."""
     rows = [i for i in indices if visible(landmarks, i, min_visibility)]
     if not rows:
@@ -170,7 +168,7 @@ class _Frame:
         return (self.hip_y - y) / (self.hip_y - self.top_y)
 
 
-def _body_frame(points: Point, lm: Landmarks) -> _Frame | None:
+def _body_frame(points: Points, lm: Landmarks) -> _Frame | None:
     """Reference levels, falling back on body proportions when hips or nose are not visible."""
     shoulder_rows = [i for i in SHOULDERS if visible(lm, i)]
     if not shoulder_rows:
@@ -205,7 +203,7 @@ def _clamp(value: float, low: float, high: float) -> float:
     return min(high, max(low, value))
 
 
-def _hand_height(frame: _Frame | None, points: Point, lm: Landmarks, wrist: int) -> float:
+def _hand_height(frame: _Frame | None, points: Points, lm: Landmarks, wrist: int) -> float:
     if frame is None or not visible(lm, wrist):
         return math.nan
     return _clamp(frame.height(float(points[wrist, 1])), *_HAND_HEIGHT_RANGE)
@@ -218,14 +216,14 @@ def _hands_raised(frame: _Frame | None, left: float, right: float) -> float:
     return _clamp((min(left, right) - shoulder) / (_WELL_ABOVE_HEAD - shoulder), 0.0, 1.0)
 
 
-def _both_hands_up(frame: _Frame | None, points: Point, lm: Landmarks) -> bool:
+def _both_hands_up(frame: _Frame | None, points: Points, lm: Landmarks) -> bool:
     wrists = (Landmark.LEFT_WRIST, Landmark.RIGHT_WRIST)
     if frame is None or not all(visible(lm, w) for w in wrists):
         return False
     return all(points[w, 1] < frame.nose_y for w in wrists)
 
 
-def _arm_span(points: Point, lm: Landmarks) -> float:
+def _arm_span(points: Points, lm: Landmarks) -> float:
     needed = (*SHOULDERS, Landmark.LEFT_WRIST, Landmark.RIGHT_WRIST)
     if not all(visible(lm, i) for i in needed):
         return math.nan
@@ -234,7 +232,7 @@ def _arm_span(points: Point, lm: Landmarks) -> float:
     return wrists / shoulders if shoulders > 0 else math.nan
 
 
-def _lean(points: Point, lm: Landmarks) -> float:
+def _lean(points: Points, lm: Landmarks) -> float:
     if not all(visible(lm, i) for i in (*SHOULDERS, *HIPS)):
         return math.nan
     dx, dy = points[list(SHOULDERS)].mean(axis=0) - points[list(HIPS)].mean(axis=0)
@@ -286,7 +284,7 @@ def body_features(landmarks: Landmarks, hfov_deg: float = 60.0, aspect: float = 
     )
 
 
-def _width_fraction(points: Point, lm: Landmarks, aspect: float) -> float:
+def _width_fraction(points: Points, lm: Landmarks, aspect: float) -> float:
     """Shoulder width as a fraction of the frame's width (square units divided by the aspect)."""
     if not all(visible(lm, i) for i in SHOULDERS):
         return math.nan

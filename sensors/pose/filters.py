@@ -15,9 +15,7 @@ import numpy.typing as npt
 from pydantic import Field
 
 from engine.model import Strict
-from sensors.pose.types import N_LANDMARKS, Landmarks
-
-Array = npt.NDArray[np.float64]
+from sensors.pose.types import N_LANDMARKS, Landmarks, Points
 
 
 class OneEuroSettings(Strict):
@@ -42,7 +40,7 @@ class OneEuroSettings(Strict):
     )
 
 
-def smoothing_factor(cutoff: Array | float, dt: float) -> Array:
+def smoothing_factor(cutoff: Points | float, dt: float) -> Points:
     """Exponential smoothing weight of a first-order low-pass at ``cutoff`` Hz for a step of ``dt`` seconds."""
     tau = 1.0 / (2.0 * math.pi * np.asarray(cutoff, dtype=np.float64))
     return np.asarray(1.0 / (1.0 + tau / dt))
@@ -84,7 +82,7 @@ class LandmarkFilter:
         out[self._seen, :3] = self._position[self._seen]
         return out.astype(np.float32)
 
-    def _step(self, value: Array, rows: npt.NDArray[np.bool_], dt: float) -> None:
+    def _step(self, value: Points, rows: npt.NDArray[np.bool_], dt: float) -> None:
         """One One Euro update of the landmarks in ``rows``."""
         s = self.settings
         previous = self._position[rows]

@@ -18,9 +18,7 @@ from pydantic import Field
 
 from engine.model import Strict
 from sensors.pose.features import apparent_size, body_centre
-from sensors.pose.types import Landmarks
-
-Point = npt.NDArray[np.float64]
+from sensors.pose.types import Landmarks, Points
 
 
 class TrackingSettings(Strict):
@@ -74,15 +72,15 @@ class _Track:
     landmarks: Landmarks
     first_seen: float
     last_seen: float
-    centre: Point
-    velocity: Point = field(default_factory=lambda: np.zeros(2))
+    centre: Points
+    velocity: Points = field(default_factory=lambda: np.zeros(2))
 
-    def predicted(self, t: float, horizon: float) -> Point:
+    def predicted(self, t: float, horizon: float) -> Points:
         """Where the centre should be at ``t`` if the visitor kept moving (at most ``horizon`` s ahead)."""
         ahead = min(max(t - self.last_seen, 0.0), horizon)
         return self.centre + self.velocity * ahead
 
-    def observe(self, landmarks: Landmarks, centre: Point, t: float) -> None:
+    def observe(self, landmarks: Landmarks, centre: Points, t: float) -> None:
         dt = t - self.last_seen
         if dt > 0:
             # Smoothed, so one jittery frame does not send the prediction astray.
@@ -151,7 +149,7 @@ class VisitorTracker:
             del self._tracks[i]
         return gone
 
-    def _locate(self, people: Sequence[Landmarks]) -> list[tuple[Landmarks, Point]]:
+    def _locate(self, people: Sequence[Landmarks]) -> list[tuple[Landmarks, Points]]:
         """Each detection with its body centre; detections with nothing visible are dropped."""
         located = []
         for person in people:
@@ -161,7 +159,7 @@ class VisitorTracker:
                 located.append((landmarks, centre))
         return located
 
-    def _match(self, tracks: list[_Track], detections: list[tuple[Landmarks, Point]], t: float) -> dict[int, _Track]:
+    def _match(self, tracks: list[_Track], detections: list[tuple[Landmarks, Points]], t: float) -> dict[int, _Track]:
         """Detection index -> the track it continues."""
         if not tracks or not detections:
             return {}
@@ -170,7 +168,7 @@ class VisitorTracker:
         cost = np.linalg.norm(expected[:, None, :] - centres[None, :, :], axis=2)
         return {d: tracks[r] for r, d in greedy_assignment(cost, self.settings.max_distance)}
 
-    def _new_track(self, landmarks: Landmarks, centre: Point, t: float) -> _Track:
+    def _new_track(self, landmarks: Landmarks, centre: Points, t: float) -> _Track:
         track = _Track(self._next_id, landmarks, first_seen=t, last_seen=t, centre=centre)
         self._tracks[track.id] = track
         self._next_id += 1

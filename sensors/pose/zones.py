@@ -18,8 +18,8 @@ import numpy.typing as npt
 from pydantic import Field, field_validator, model_validator
 
 from engine.model import Strict
+from sensors.pose.types import Points
 
-Array = npt.NDArray[np.float64]
 XY = tuple[float, float]
 
 _MIN_AREA = 1e-9
@@ -28,14 +28,14 @@ _FLAT_TRIANGLE = 1e-3
 """Calibration triangles smaller than this fraction of the points' extent squared count as a line."""
 
 
-def polygon_area(points: Sequence[XY] | Array) -> float:
+def polygon_area(points: Sequence[XY] | Points) -> float:
     """Signed area by the shoelace formula (positive when counter-clockwise in a y-up frame)."""
     p = np.asarray(points, dtype=np.float64)
     x, y = p[:, 0], p[:, 1]
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
-def points_in_polygon(points: Array, polygon: Array) -> npt.NDArray[np.bool_]:
+def points_in_polygon(points: Points, polygon: Points) -> npt.NDArray[np.bool_]:
     """Which of ``points`` (N, 2) lie inside ``polygon`` (M, 2), by ray casting; nan points are outside."""
     x, y = points[:, 0:1], points[:, 1:2]
     xi, yi = polygon[:, 0], polygon[:, 1]
@@ -72,7 +72,7 @@ class ZoneSpec(Strict):
         return value
 
 
-def _collinear_triple(points: Array) -> bool:
+def _collinear_triple(points: Points) -> bool:
     """Whether any three of four points lie (nearly) on one line, which leaves a homography undetermined.
 
     "Nearly" relative to the points' spread, so it means the same in metres and in normalised units.
@@ -87,7 +87,7 @@ def _collinear_triple(points: Array) -> bool:
     return False
 
 
-def fit_homography(source: Array, target: Array) -> Array:
+def fit_homography(source: Points, target: Points) -> Points:
     """The 3x3 homography taking four ``source`` points to four ``target`` points (direct linear transform)."""
     rows = []
     for (x, y), (u, v) in zip(source, target, strict=True):
@@ -99,7 +99,7 @@ def fit_homography(source: Array, target: Array) -> Array:
     return np.asarray(h / h[2, 2] if abs(h[2, 2]) > 1e-12 else h)
 
 
-def apply_homography(h: Array, points: Array) -> Array:
+def apply_homography(h: Points, points: Points) -> Points:
     """Map (N, 2) points through ``h``; points on the horizon come out as nan."""
     p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     mapped = np.c_[p, np.ones(len(p))] @ h.T
@@ -143,11 +143,11 @@ class FloorCalibration(Strict):
         return self
 
     @cached_property
-    def homography(self) -> Array:
+    def homography(self) -> Points:
         """3x3 matrix mapping homogeneous normalised image coordinates to floor metres."""
         return fit_homography(np.array(self.image_points), np.array(self.floor_points))
 
-    def to_floor(self, points: Array | Sequence[XY]) -> Array:
+    def to_floor(self, points: Points | Sequence[XY]) -> Points:
         """Image points (N, 2) to floor metres (N, 2)."""
         return apply_homography(self.homography, np.asarray(points, dtype=np.float64))
 
@@ -205,7 +205,7 @@ class ZoneTracker:
             }
         )
 
-    def _update_zone(self, name: str, ids: list[int], points: Array, t: float) -> ZoneStatus:
+    def _update_zone(self, name: str, ids: list[int], points: Points, t: float) -> ZoneStatus:
         inside_now = {i for i, flag in zip(ids, points_in_polygon(points, self._polygons[name]), strict=True) if flag}
         since = self._inside[name]
         left = sorted(set(since) - inside_now)

@@ -118,8 +118,12 @@ def lit(img: np.ndarray, threshold: int = 40) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- specs
 
 
-def test_landmark_names_follow_the_pose_enum() -> None:
+def test_one_landmark_vocabulary_for_sensors_checks_and_scenes() -> None:
     assert [name.upper() for name in LANDMARK_NAMES] == [lm.name for lm in Landmark]
+    assert Landmark.RIGHT_WRIST == 16 and len(LANDMARK_NAMES) == 33
+    adapter = TypeAdapter(ElementSpec)
+    with pytest.raises(ValidationError, match=r"`right_wirst` is not a body landmark \(did you mean `right_wrist`\?\)"):
+        adapter.validate_python({"type": "emitter", "sensor": "body", "landmark": "right_wirst"})
 
 
 def test_specs_validate_and_document_every_field() -> None:
@@ -133,7 +137,7 @@ def test_specs_validate_and_document_every_field() -> None:
     with pytest.raises(ValidationError, match="hand_raised"):
         EmitterSpec(type="emitter", pos=(0, 0, 0), when="hand_raised")
     with pytest.raises(ValidationError):
-        EmitterSpec(type="emitter", sensor="body", landmark="right_hand")  # type: ignore[arg-type]
+        EmitterSpec(type="emitter", sensor="body", landmark="right_hand")
     with pytest.raises(ValidationError, match="Extra inputs"):
         adapter.validate_python({"type": "avatars", "colour": "#ffffff"})
     with pytest.raises(ValidationError, match="#rrggbb"):

@@ -60,23 +60,31 @@ class DriverContext:
         return self.health.add(name, kind, figures)
 
 
-class Sensor(ABC):
-    """Feeds signals named ``<sensor>.<signal>`` into the store."""
+class Driver(ABC):
+    """What every sensor and device has: its name, its config, the context, and its health entry."""
+
+    kind: Literal["sensor", "device"]
 
     def __init__(self, name: str, config: Any, context: DriverContext) -> None:
         self.name = name
         self.config = config
         self.context = context
-        self.health = context.health_of(name, "sensor", config.health_figures())
+        self.health = context.health_of(name, self.kind, config.health_figures())
 
-    async def open(self) -> None:  # noqa: B027 - most sensors acquire nothing up front
+
+class Sensor(Driver):
+    """Feeds signals named ``<sensor>.<signal>`` into the store."""
+
+    kind = "sensor"
+
+    async def open(self) -> None:
         """Acquire what must be there at start (a port); raise ``UserError`` if the user must act."""
 
     @abstractmethod
     async def run(self) -> None:
         """Produce signals until cancelled; raising makes the supervisor restart it."""
 
-    async def close(self) -> None:  # noqa: B027
+    async def close(self) -> None:
         """Release what :meth:`open` acquired."""
 
 
@@ -92,14 +100,10 @@ class WritableSensor(Sensor):
         """Send the outputs' safe values now; False if the board could not take them."""
 
 
-class Device(ABC):
+class Device(Driver):
     """Receives property values and sends them to real gear."""
 
-    def __init__(self, name: str, config: Any, context: DriverContext) -> None:
-        self.name = name
-        self.config = config
-        self.context = context
-        self.health = context.health_of(name, "device", config.health_figures())
+    kind = "device"
 
     @abstractmethod
     def set(self, values: Mapping[str, Any]) -> None:
@@ -114,7 +118,7 @@ class Device(ABC):
         """Send the safe state now and wait until it is delivered; False if it could not be."""
 
 
-def check_fault(driver: Sensor | Device, fault: Fault, supported: tuple[Fault, ...]) -> None:
+def check_fault(driver: Driver, fault: Fault, supported: tuple[Fault, ...]) -> None:
     """Refuse a fault this simulator cannot play, in a sentence that says which it can."""
     if fault not in supported:
         raise ValueError(f"the simulated {driver.name} plays {', '.join(supported)}; not `{fault}`")

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 from engine.clock import Clock
-from engine.model import StoreType
+from engine.model import SensorConfig, StoreType
 from engine.signals import SignalStore
 
 log = logging.getLogger("engine.health")
@@ -51,6 +51,17 @@ INPUT_MEANINGS: dict[str, str] = {
     "errors": "bad input dropped so far",
     "age": "seconds since the last good message (-1 before the first)",
 }
+
+
+class MessageInputConfig(SensorConfig):
+    """Base of the configs of inputs that count messages (OSC, serial, MQTT inputs): their health figures
+    are :data:`INPUT_FIGURES`, kept by :class:`InputHealth`."""
+
+    def health_figures(self) -> dict[str, StoreType]:
+        return INPUT_FIGURES
+
+    def health_meanings(self) -> dict[str, str]:
+        return INPUT_MEANINGS
 
 
 def health_signals(figures: Mapping[str, StoreType]) -> dict[str, StoreType]:

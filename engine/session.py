@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 from engine.exhibit import ExhibitBase
 from engine.registry import Registry
 from engine.reload import ExhibitWatcher
-from engine.runtime import RuntimeOptions, assemble
+from engine.runtime import Runtime, RuntimeOptions, assemble
+
+Companion = Callable[[Runtime, asyncio.Event], Coroutine[None, None, None]]
+"""Runs beside the exhibit (the benchmark's question-and-answer channel); it may end the run by setting the event."""
 
 log = logging.getLogger("engine.session")
 
@@ -26,6 +30,7 @@ async def serve(
     *,
     duration: float | None = None,
     watch: Path | None = None,
+    companion: Companion | None = None,
 ) -> None:
     """Run ``exhibit`` until SIGINT/SIGTERM (or ``duration``), reloading it when ``watch`` changes."""
     runtime = assemble(exhibit, registry, options)
@@ -37,9 +42,13 @@ async def serve(
     if watch is not None:
         watcher = ExhibitWatcher(watch, registry, runtime, runtime.clock)
         runtime.supervisor.start("reload", watcher.run)
+    beside = asyncio.create_task(companion(runtime, stop)) if companion is not None else None
     try:
         await asyncio.wait_for(stop.wait(), timeout=duration)
         log.info("stop requested")
     except TimeoutError:
         log.info("ran for the requested %.1f s", duration)
+    finally:
+        if beside is not None:
+            beside.cancel()
     await runtime.stop()

@@ -27,8 +27,8 @@ from pydantic import Field, model_validator
 from serial.tools import list_ports
 
 from engine.drivers import DriverContext, Fault, WritableSensor
-from engine.health import INPUT_FIGURES, INPUT_MEANINGS, InputHealth
-from engine.model import ComponentProblem, Name, Scale, SensorConfig, SignalType, StoreType, Strict, coerce_output
+from engine.health import InputHealth, MessageInputConfig
+from engine.model import ComponentProblem, Name, Scale, SignalType, StoreType, Strict, coerce_output
 from engine.reconnect import Backoff, Reconnect
 from sensors import firmata
 from sensors.serial_formats import FormatError, LineFormat, LineFormatSettings
@@ -61,7 +61,7 @@ class SerialOutputSpec(Strict):
         return coerce_output(value, self.type, self.range)
 
 
-class SerialSensorConfig(SensorConfig):
+class SerialSensorConfig(MessageInputConfig):
     """An Arduino-class board on USB serial: lines or Firmata in, commands out."""
 
     kind: Literal["serial"]
@@ -127,12 +127,6 @@ class SerialSensorConfig(SensorConfig):
 
     def signal_meanings(self) -> dict[str, str]:
         return {name: f"pin {spec.pin}" if spec.pin else f"field `{spec.field}`" for name, spec in self.signals.items()}
-
-    def health_figures(self) -> dict[str, StoreType]:
-        return INPUT_FIGURES
-
-    def health_meanings(self) -> dict[str, str]:
-        return INPUT_MEANINGS
 
     def settable_properties(self) -> list[str]:
         return list(self.outputs)

@@ -23,8 +23,8 @@ from pydantic import Field
 
 from devices.mqtt.link import MqttLink
 from engine.drivers import DriverContext, Sensor
-from engine.health import INPUT_FIGURES, INPUT_MEANINGS, InputHealth
-from engine.model import Name, SensorConfig, StoreType, Strict
+from engine.health import InputHealth, MessageInputConfig
+from engine.model import Name, StoreType, Strict
 
 log = logging.getLogger("devices.mqtt.inputs")
 
@@ -42,7 +42,7 @@ class MqttInput(Strict):
     )
 
 
-class MqttSensorConfig(SensorConfig):
+class MqttSensorConfig(MessageInputConfig):
     """Signals read from MQTT topics, on the exhibit's MQTT connection (no second client)."""
 
     kind: Literal["mqtt"]
@@ -53,12 +53,6 @@ class MqttSensorConfig(SensorConfig):
 
     def signal_meanings(self) -> dict[str, str]:
         return {name: f"MQTT topic {spec.topic}" for name, spec in self.inputs.items()}
-
-    def health_figures(self) -> dict[str, StoreType]:
-        return INPUT_FIGURES
-
-    def health_meanings(self) -> dict[str, str]:
-        return INPUT_MEANINGS
 
 
 class Unreadable(ValueError):

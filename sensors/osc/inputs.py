@@ -24,8 +24,8 @@ from pythonosc.osc_packet import OscPacket
 
 from engine.drivers import DriverContext, Fault, Sensor
 from engine.errors import UserError
-from engine.health import INPUT_FIGURES, INPUT_MEANINGS, InputHealth
-from engine.model import Name, Scale, SensorConfig, SignalType, StoreType, Strict
+from engine.health import InputHealth, MessageInputConfig
+from engine.model import Name, Scale, SignalType, StoreType, Strict
 from engine.signals import Value
 from sensors.osc.oscquery import OscQuerySettings
 
@@ -87,7 +87,7 @@ class OscSignalSpec(Strict):
         return any(c in self.address for c in "*?[{")
 
 
-class OscSensorConfig(SensorConfig):
+class OscSensorConfig(MessageInputConfig):
     """Listens for OSC messages on a UDP port (TouchOSC, QLab, TouchDesigner, `oscsend`)."""
 
     kind: Literal["osc"]
@@ -107,12 +107,6 @@ class OscSensorConfig(SensorConfig):
 
     def signal_meanings(self) -> dict[str, str]:
         return {name: f"OSC {spec.address}, argument {spec.arg}" for name, spec in self.signals.items()}
-
-    def health_figures(self) -> dict[str, StoreType]:
-        return INPUT_FIGURES
-
-    def health_meanings(self) -> dict[str, str]:
-        return INPUT_MEANINGS
 
     def resources(self) -> list[str]:
         claimed = [f"UDP port {self.port}"]

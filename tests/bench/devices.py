@@ -25,12 +25,9 @@ import aiomqtt
 import numpy as np
 
 from devices.mqtt.link import MqttLink, Topics
-from engine.runtime import Runtime, RuntimeOptions, assemble
 from engine.show import Show
-from engine.validate import validate_text
-from launcher import build_registry
 from tests.bench.logic import engine_log_to, wait_connected
-from tests.bench.procs import BenchError, Children, start_mosquitto
+from tests.bench.procs import BenchError, Children, bench_runtime, start_mosquitto
 from tests.bench.results import DeviceResults, FanoutRate, PanicLatency
 
 log = logging.getLogger("bench")
@@ -96,17 +93,9 @@ def devices_exhibit(count: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_runtime(port: int, count: int, workdir: Path) -> Runtime:
-    """The runtime as ``launcher.py run`` assembles it: one MqttLink, with its Topics, shared by the devices."""
-    registry = build_registry()
-    exhibit = validate_text(devices_exhibit(count), "bench-devices.yaml", registry)
-    options = RuntimeOptions(base_dir=workdir, broker=f"mqtt://127.0.0.1:{port}")
-    return assemble(exhibit, registry, options)
-
-
 async def measure_devices(children: Children, port: int, plan: DevicesPlan) -> DeviceResults:
     """Each baseline first, then the engine, on this event loop and the same broker."""
-    runtime = build_runtime(port, plan.fixtures, children.workdir)
+    runtime = bench_runtime(devices_exhibit(plan.fixtures), "bench-devices.yaml", port, children.workdir)
     set_filter = Topics(runtime.exhibit.mqtt.prefix, runtime.exhibit.id).device("+", "set")
     direct_filter = f"{DIRECT_PREFIX}/+/set"
     with engine_log_to(children.workdir / "engine.log"), quiet_mqtt_logger():

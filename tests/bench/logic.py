@@ -28,12 +28,9 @@ from devices.mqtt.link import MqttLink, Topics
 from engine.expressions import StoreResolver, compile_expression
 from engine.logs import TextFormatter
 from engine.model import StoreType
-from engine.runtime import Runtime, RuntimeOptions, assemble
 from engine.show import Show
 from engine.signals import SignalStore
-from engine.validate import validate_text
-from launcher import build_registry
-from tests.bench.procs import BenchError, Children, start_mosquitto
+from tests.bench.procs import BenchError, Children, bench_runtime, start_mosquitto
 from tests.bench.results import CueLatency, ExprRate, Latencies, LogicResults, latencies
 
 log = logging.getLogger("bench")
@@ -167,17 +164,9 @@ def cue_exhibit(count: int) -> str:
     return CUE_EXHIBIT_HEAD + "\n".join(cues) + "\n"
 
 
-def build_runtime(port: int, count: int, workdir: Path) -> Runtime:
-    """The runtime as ``launcher.py run`` assembles it: one MqttLink, with its Topics, shared by the devices."""
-    registry = build_registry()
-    exhibit = validate_text(cue_exhibit(count), "bench-cues.yaml", registry)
-    options = RuntimeOptions(base_dir=workdir, broker=f"mqtt://127.0.0.1:{port}")
-    return assemble(exhibit, registry, options)
-
-
 async def cue_go_latency(children: Children, port: int, plan: LogicPlan) -> CueLatency:
     """The bare publish first, then GOs on the running show, both on this event loop and the same broker."""
-    runtime = build_runtime(port, plan.count, children.workdir)
+    runtime = bench_runtime(cue_exhibit(plan.count), "bench-cues.yaml", port, children.workdir)
     device_topic = Topics(runtime.exhibit.mqtt.prefix, runtime.exhibit.id).device(DEVICE, "set")
     with engine_log_to(children.workdir / "engine.log"):
         await runtime.start()

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from engine.runtime import Runtime, RuntimeOptions, assemble
+from engine.validate import validate_text
+from launcher import build_registry
 from tests.support.net import free_port, port_accepts
 
 log = logging.getLogger("bench")
@@ -154,3 +157,10 @@ def wait_for_payload(port: int, topic: str, payload: bytes, timeout: float, aliv
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def bench_runtime(text: str, name: str, mqtt_port: int, workdir: Path) -> Runtime:
+    """An exhibit's runtime as ``launcher.py run --broker`` assembles it, on the bench's Mosquitto."""
+    registry = build_registry()
+    exhibit = validate_text(text, name, registry)
+    return assemble(exhibit, registry, RuntimeOptions(base_dir=workdir, broker=f"mqtt://127.0.0.1:{mqtt_port}"))

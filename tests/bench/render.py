@@ -35,7 +35,6 @@ import asyncio
 import json
 import logging
 import math
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,9 +45,9 @@ from typing import Any, get_args
 
 import numpy as np
 
+from engine import session
 from engine.logs import setup_logging
-from engine.reload import ExhibitWatcher
-from engine.runtime import RenderMode, RuntimeOptions, assemble
+from engine.runtime import RenderMode, Runtime, RuntimeOptions
 from engine.signals import SignalStore
 from engine.validate import load_exhibit
 from launcher import build_registry
@@ -312,23 +311,11 @@ async def serve(path: Path, broker_port: int, render: RenderMode) -> None:
     registry = build_registry()
     exhibit = load_exhibit(path, registry)
     options = RuntimeOptions(base_dir=path.parent, broker=f"mqtt://127.0.0.1:{broker_port}", render=render)
-    runtime = assemble(exhibit, registry, options)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await runtime.start()
-    watcher = ExhibitWatcher(path, registry, runtime, runtime.clock)
-    runtime.supervisor.start("reload", watcher.run)
-    answering = asyncio.create_task(answer(runtime.store, stop))
-    try:
-        await stop.wait()
-    finally:
-        answering.cancel()
-        await runtime.stop()
+    await session.serve(exhibit, registry, options, watch=path, companion=answer)
 
 
-async def answer(store: SignalStore, stop: asyncio.Event) -> None:
+async def answer(runtime: Runtime, stop: asyncio.Event) -> None:
+    store = runtime.store
     reader = asyncio.StreamReader()
     loop = asyncio.get_running_loop()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from PIL import Image
 
 from content.bindings import SnapshotResolver, compile_bindings
 from content.snapshot_source import SnapshotSource
-from engine.catalogue import build_catalogue
+from engine.catalogue import Catalogue, build_catalogue
 from engine.clock import MonotonicClock
 from engine.expressions import StoreResolver, compile_expression
 from engine.problems import ExhibitInvalid
@@ -53,12 +54,18 @@ def test_check_refuses_what_the_renderer_would_refuse_at_its_line(tmp_path: Path
     assert problem.line == line and "hand_raised" in problem.message and "hands_raised" in (problem.hint or "")
 
 
-def test_every_name_means_the_same_to_check_the_runtime_and_the_renderer():
+def flagship() -> tuple[Any, Catalogue, SignalStore]:
+    """The flagship, its catalogue, and a store declared from it, as the runtime declares its own."""
     registry = build_registry()
     exhibit = load_exhibit(FLAGSHIP, registry)
     catalogue = build_catalogue(exhibit, registry)
     store = SignalStore()
     catalogue.declare(store)
+    return exhibit, catalogue, store
+
+
+def test_every_name_means_the_same_to_check_the_runtime_and_the_renderer():
+    exhibit, catalogue, store = flagship()
     engine_side = StoreResolver(store, aliases=catalogue.aliases, item_fields=catalogue.item_fields)
     render_side = SnapshotResolver(catalogue)
     for name in ("visitors.count", "body.nearest.hands_raised", "render.health.fps", "plinth.health.status"):
@@ -89,11 +96,7 @@ class Visitor:
 
 
 def test_visitor_fields_reach_the_render_process_in_snapshots():
-    registry = build_registry()
-    exhibit = load_exhibit(FLAGSHIP, registry)
-    catalogue = build_catalogue(exhibit, registry)
-    store = SignalStore()
-    catalogue.declare(store)
+    _, catalogue, store = flagship()
     source = SnapshotSource(store, MonotonicClock(), catalogue.visitor_fields())
     resolver = SnapshotResolver(catalogue)
     expression = compile_expression("count(body.visitors, hands_raised > 0.5) + since(body.wave)", resolver)

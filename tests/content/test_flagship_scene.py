@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from panda3d.core import Point2, Point3, TextNode
+from panda3d.core import TextNode
 from PIL import Image
 
 from content.elements import AvatarLayer
@@ -35,6 +35,7 @@ from engine.validate import load_exhibit
 from launcher import build_registry
 from tests.conftest import FLAGSHIP, Launcher, Mosquitto, Subscriber, require_tool, run_launcher
 from tests.support.pose_synth import person
+from tests.support.scenes import pictures, pixel_of
 
 REFERENCE = Path(__file__).parent / "reference"
 SIZE = (640, 360)
@@ -81,21 +82,7 @@ def with_nodes(spec: SceneSpec, change: Callable[[dict[str, Any]], None]) -> Sce
 
 
 def draw(spec: SceneSpec, *snapshots: SceneSnapshot) -> list[Frame]:
-    with SceneRenderer(spec, FLAGSHIP.parent, size=SIZE) as renderer:
-        frames = []
-        for shot in snapshots:
-            renderer.frame(shot)
-            frames.append(renderer.capture())
-        return frames
-
-
-def pixel_of(renderer: SceneRenderer, point: tuple[float, float, float]) -> tuple[int, int]:
-    """(row, column) where a scene point appears in the picture."""
-    camera = renderer.outputs[0].cameras[0]
-    local = camera.getRelativePoint(renderer.scene.root, Point3(*point))
-    film = Point2()
-    assert camera.node().getLens().project(local, film), f"{point} is out of view"
-    return int((1 - film.y) / 2 * HEIGHT), int((film.x + 1) / 2 * WIDTH)
+    return pictures(spec, *snapshots, base_dir=FLAGSHIP.parent, size=SIZE)
 
 
 def luminance(frame: Frame) -> npt.NDArray[np.float64]:

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from panda3d.core import Point2, Point3
 from PIL import Image
 
 from content.bindings import BindingError, SnapshotResolver
@@ -26,6 +25,7 @@ from content.scene_build import SceneBuildError, load_font
 from content.scene_model import DEFAULT_FONT, SceneSpec
 from content.snapshot import SceneEvent, SceneSnapshot, VisitorPose
 from engine.catalogue import Catalogue, SignalInfo
+from tests.support.scenes import pictures, pixel_of
 
 REFERENCE = Path(__file__).parent / "reference"
 SIZE = (320, 180)
@@ -39,22 +39,7 @@ def scene(nodes: dict[str, Any], **extra: Any) -> SceneSpec:
 
 def render(spec: SceneSpec, *snapshots: SceneSnapshot, base_dir: Path = Path(".")) -> list[Picture]:
     """One picture per snapshot."""
-    with SceneRenderer(spec, base_dir, size=SIZE) as renderer:
-        frames = []
-        for snapshot in snapshots:
-            renderer.frame(snapshot)
-            frames.append(renderer.capture())
-        return frames
-
-
-def pixel_of(renderer: SceneRenderer, point: tuple[float, float, float]) -> tuple[int, int]:
-    """(row, column) where a scene point appears in the first output."""
-    camera = renderer.outputs[0].cameras[0]
-    local = camera.getRelativePoint(renderer.scene.root, Point3(*point))
-    film = Point2()
-    assert camera.node().getLens().project(local, film)
-    width, height = SIZE
-    return int((1 - film.y) / 2 * height), int((film.x + 1) / 2 * width)
+    return pictures(spec, *snapshots, base_dir=base_dir, size=SIZE)
 
 
 def near(color: np.ndarray, expected: tuple[int, int, int], tolerance: int = 12) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from devices.mqtt.device import MqttDeviceConfig, with_expiry
-from tests.devices.test_mqtt import TOPICS, make_device, make_link, running  # noqa: F401  (fixture)
+from tests.devices.test_mqtt import TOPICS, make_device, make_link
 from tests.support.mqtt_gear import MqttGear
 
 EXPIRY = 0.6
@@ -24,7 +24,7 @@ def wash_config(**extra: object) -> MqttDeviceConfig:
     )
 
 
-async def test_gear_stays_lit_while_the_controller_lives_and_falls_back_when_it_dies(mosquitto, running):  # noqa: F811
+async def test_gear_stays_lit_while_the_controller_lives_and_falls_back_when_it_dies(mosquitto, running):
     config = wash_config(expiry=f"{EXPIRY}s")
     link = make_link(mosquitto.port)
     device = make_device(link, "wash", config)
@@ -46,7 +46,7 @@ async def test_gear_stays_lit_while_the_controller_lives_and_falls_back_when_it_
         assert gear.state["level"] == 0.0
 
 
-async def test_without_expiry_commands_carry_no_timer(mosquitto, running):  # noqa: F811
+async def test_without_expiry_commands_carry_no_timer(mosquitto, running):
     link = make_link(mosquitto.port)
     device = make_device(link, "wash", wash_config())
     topic = TOPICS.device("wash", "set")

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import aiomqtt
 import pytest
@@ -52,15 +51,6 @@ class Watcher(Listener):
     @property
     def messages(self) -> list[tuple[str, str, bool]]:
         return [(h.topic, h.payload, h.retained) for h in self.heard]
-
-
-@pytest.fixture
-async def running() -> AsyncIterator[list[asyncio.Task[None]]]:
-    tasks: list[asyncio.Task[None]] = []
-    yield tasks
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_status_is_online_while_running_and_offline_after_close(mosquitto, running):

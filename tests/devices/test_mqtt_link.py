@@ -11,7 +11,7 @@ import logging
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -80,12 +80,8 @@ def make_device(link: MqttLink, name: str = "lamp", command_topic: str | None = 
 
 
 @pytest.fixture
-async def tasks() -> AsyncIterator[list[asyncio.Task[None]]]:
-    started: list[asyncio.Task[None]] = []
-    yield started
-    for task in started:
-        task.cancel()
-    await asyncio.gather(*started, return_exceptions=True)
+def tasks(running: list[asyncio.Task[None]]) -> list[asyncio.Task[None]]:
+    return running
 
 
 @pytest.fixture

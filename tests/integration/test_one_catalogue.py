@@ -78,7 +78,7 @@ def test_every_name_means_the_same_to_check_the_runtime_and_the_renderer():
     assert fields is not None and fields.fields == catalogue.item_fields["body.visitors"]
     assert {"id", "since", "hands_raised", "hand_height", "distance"} <= set(catalogue.item_fields["body.visitors"])
     # The flagship's own bindings, as the render process compiles them.
-    bindings, problems = compile_bindings(exhibit.scene, render_side)  # type: ignore[attr-defined]
+    bindings, problems = compile_bindings(exhibit.scene, render_side)
     assert problems == [] and len(bindings) == 3
 
 

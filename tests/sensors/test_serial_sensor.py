@@ -48,15 +48,6 @@ async def board(tmp_path: Path) -> AsyncIterator[PtyBoard]:
     pty.close()
 
 
-@pytest.fixture
-async def running() -> AsyncIterator[list[asyncio.Task[None]]]:
-    tasks: list[asyncio.Task[None]] = []
-    yield tasks
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
 JSON_BOARD = {
     "format": "json",
     "signals": {

@@ -23,6 +23,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import UserError
 from engine.logs import setup_logging
@@ -32,6 +33,10 @@ from engine.registry import Registry, load_registry
 from engine.runtime import RenderMode, RuntimeOptions
 from engine.schema import schema_text
 from engine.validate import EXHIBIT_FILE, load_exhibit, resolve_exhibit_path
+
+if TYPE_CHECKING:  # the pose stack (MediaPipe, OpenCV) loads only for the commands that use it
+    from sensors.pose.inference import PoseEstimator
+    from sensors.pose.sources import FrameSource
 
 ROOT = Path(__file__).resolve().parent
 EXHIBITS = ROOT / "exhibits"
@@ -44,10 +49,12 @@ def build_registry() -> Registry:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    registry = build_registry()
+    registry: Registry | None = None
     status = 0
     for spec in args.exhibits:
         path = resolve_exhibit_path(spec, EXHIBITS)
+        if registry is None:  # built after the first path is found: a mistyped one is said at once
+            registry = build_registry()
         try:
             exhibit = load_exhibit(path, registry, hardware=args.hardware)
         except ExhibitInvalid as invalid:
@@ -68,10 +75,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.session import serve
 
     path = resolve_exhibit_path(args.exhibit, EXHIBITS)
+    if args.broker is not None and args.broker != "embedded":
+        broker_address(args.broker)
+    if not 0 <= args.embedded_port <= 65535:
+        raise UserError(
+            f"The embedded broker port {args.embedded_port} is not between 0 and 65535; "
+            "choose another with `--embedded-port` (0: any free port)."
+        )
     registry = build_registry()
     exhibit = load_exhibit(path, registry)
-    if args.broker is not None:
-        broker_address(args.broker)
     options = RuntimeOptions(
         simulate=args.simulate,
         base_dir=path.parent,
@@ -101,12 +113,12 @@ def render_mode(args: argparse.Namespace) -> RenderMode:
 
 def cmd_shot(args: argparse.Namespace) -> int:
     path = resolve_exhibit_path(args.exhibit, EXHIBITS)
+    size = parse_size(args.size) if args.size else None
+    out = writable_file(args.out)
     registry = build_registry()
     exhibit = load_exhibit(path, registry)
     if getattr(exhibit, "scene", None) is None:
         raise UserError(f"{path} has no `scene:` to take a picture of.")
-    size = parse_size(args.size) if args.size else None
-    out = writable_file(args.out)
     from content.offscreen import save_png
     from content.shot import take_shot
 
@@ -116,14 +128,19 @@ def cmd_shot(args: argparse.Namespace) -> int:
     return 0
 
 
-def writable_file(name: str) -> Path:
+def writable_file(name: str | Path, example: str = "picture.png") -> Path:
     """``name`` as a file this user can write, or one sentence saying why not (before any work is done)."""
     path = Path(name)
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
-        raise UserError(f"`{path}` is a folder; give a file name, e.g. {path / 'picture.png'}.")
+        raise UserError(f"`{path}` is a folder; give a file name, e.g. {path / example}.")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise UserError(f"Cannot write `{path}`: `{existing}` is a file, not a folder.")
     if not folder.is_dir():
-        raise UserError(f"Cannot write `{path}`: the folder `{folder}` does not exist.")
+        raise UserError(f"Cannot write `{path}`: the folder `{folder}` does not exist; create it first.")
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"Cannot write `{path}`: permission denied.")
     return path
@@ -147,7 +164,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
             return 1
         print(f"{SCHEMA_PATH} is up to date.")
         return 0
-    SCHEMA_PATH.write_text(text, encoding="utf-8")
+    writable_file(SCHEMA_PATH, example=SCHEMA_PATH.name).write_text(text, encoding="utf-8")
     print(f"wrote {SCHEMA_PATH}")
     return 0
 
@@ -162,6 +179,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             exhibit = load_exhibit(folder / EXHIBIT_FILE, registry)
         except ExhibitInvalid as invalid:
             print(f"{folder.name:24} INVALID ({len(invalid.problems)} problems; run `check {folder.name}`)")
+            continue
+        except UserError as exc:
+            print(f"{folder.name:24} UNREADABLE ({exc})")
             continue
         title = exhibit.title.en + (f" / {exhibit.title.zh}" if exhibit.title.zh else "")
         print(f"{folder.name:24} {title}")
@@ -183,20 +203,17 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_record(args: argparse.Namespace) -> int:
     from sensors.pose import models
-    from sensors.pose.inference import PoseEstimator
     from sensors.pose.record import record
-    from sensors.pose.sources import CameraSource, FrameSource, SourceLost, VideoFileSource
+    from sensors.pose.sources import SourceLost
 
-    out = writable_file(args.out)
-    source: FrameSource
-    if args.video is not None:
-        if not Path(args.video).is_file():
-            raise UserError(f"The video file `{args.video}` does not exist.")
-        source = VideoFileSource(Path(args.video), loop=False, realtime=False)
-    else:
-        camera = int(args.camera) if str(args.camera).isdigit() else args.camera
-        source = CameraSource(camera)
-    estimator = PoseEstimator(models.resolve(args.model), num_poses=args.num_poses)
+    out = writable_file(args.out, example="recording.jsonl.gz")
+    model = models.resolve(args.model)
+    source = open_source(args)  # before the model loads: a missing camera is said at once
+    try:
+        estimator = pose_estimator(model, args.num_poses)
+    except BaseException:
+        source.close()
+        raise
     try:
         stats = record(source, estimator, out, duration=args.duration, max_frames=args.frames)
     except SourceLost as exc:
@@ -205,6 +222,48 @@ def cmd_record(args: argparse.Namespace) -> int:
         estimator.close()
     print(f"wrote {args.out}: {stats.frames} frames ({stats.frames_with_people} with people), landmarks only")
     return 0
+
+
+def open_source(args: argparse.Namespace) -> FrameSource:
+    """The camera or video ``record`` reads, opened; one sentence when it is not there."""
+    import cv2
+
+    from sensors.pose.sources import CameraSource, SourceLost, VideoFileSource
+
+    # OpenCV's own warnings ("can't be used to capture by name") would add lines to the sentence below.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+    source: FrameSource
+    if args.video is not None:
+        video = Path(args.video)
+        if video.is_dir():
+            raise UserError(f"`{video}` is a folder; give a video file, e.g. {video / 'visitors.mp4'}.")
+        if not video.is_file():
+            raise UserError(f"The video file `{video}` does not exist.")
+        source = VideoFileSource(video, loop=False, realtime=False)
+        advice = f"`{video}` cannot be opened as a video; give a video file such as an .mp4."
+    else:
+        camera = int(args.camera) if str(args.camera).isdigit() else args.camera
+        source = CameraSource(camera)
+        advice = f"Cannot open camera `{camera}` ({{reason}}); plug one in or choose another with `--camera`."
+    try:
+        source.open()
+    except SourceLost as exc:
+        raise UserError(advice.format(reason=exc)) from None
+    return source
+
+
+def pose_estimator(model: Path, num_poses: int) -> PoseEstimator:
+    """The pose model loaded; one sentence when the file is not a model MediaPipe can load."""
+    from sensors.pose.inference import PoseEstimator
+
+    try:
+        return PoseEstimator(model, num_poses=num_poses)
+    except (RuntimeError, ValueError, OSError):
+        raise UserError(
+            f"The pose model `{model}` cannot be loaded: it is not a MediaPipe pose landmarker bundle; "
+            "give a .task file, or `lite`, `full` or `heavy` (see `python launcher.py models`)."
+        ) from None
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -258,7 +317,7 @@ def parser() -> argparse.ArgumentParser:
     shot.add_argument("--size", metavar="WxH", help="picture size (default: the scene's first output)")
     shot.set_defaults(handler=cmd_shot)
 
-    schema = commands.add_parser("schema", help=f"write {SCHEMA_PATH.relative_to(ROOT)}")
+    schema = commands.add_parser("schema", help="write exhibits/exhibit.schema.json")
     schema.add_argument("--check", action="store_true", help="only check that it is up to date")
     schema.set_defaults(handler=cmd_schema)
 
@@ -308,6 +367,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `exhibit list | head -1`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:  # a file or port the user named, refused by the system
         print(f"error: {os_sentence(exc)}", file=sys.stderr)
         return 1

@@ -7,9 +7,11 @@ from __future__ import annotations
 import hashlib
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from engine.errors import UserError
 
@@ -28,7 +30,7 @@ def user_dir() -> Path:
     configured = os.environ.get("EXHIBIT_MODELS_DIR")
     if configured:
         return Path(configured)
-    data_home = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")  # empty: unset (XDG)
     return data_home / "exhibit-controller" / "models"
 
 
@@ -75,23 +77,75 @@ def install(name: str, timeout: float = 30.0) -> Path:
     """Download an official bundle into :func:`user_dir`; one clear sentence when offline."""
     if name not in OFFICIAL:
         raise UserError(f"There is no official pose model called `{name}`; choose lite, full or heavy.")
-    # A gallery on a closed network can point this at an internal mirror.
-    url = os.environ.get("EXHIBIT_MODELS_URL", OFFICIAL_URL).format(name=name)
+    url = _download_url(name)
     target = user_dir() / f"pose_landmarker_{name}.task"
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".part")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, partial.open("wb") as out:
-            while chunk := response.read(1 << 16):
-                out.write(chunk)
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        partial.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", exc)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out = partial.open("wb")
+    except OSError as exc:
+        blocker = target.parent
+        while not blocker.exists() and blocker != blocker.parent:
+            blocker = blocker.parent
+        reason = f"`{blocker}` is a file, not a folder" if blocker.is_file() else exc.strerror or str(exc)
         raise UserError(
-            f"This machine cannot download the `{name}` model ({reason}); the shipped `full` model works offline."
+            f"Cannot install the `{name}` model into `{target.parent}` ({reason}); "
+            "set EXHIBIT_MODELS_DIR to a folder you can write."
+        ) from None
+    try:
+        with out, urllib.request.urlopen(url, timeout=timeout) as response:
+            while chunk := response.read(1 << 16):
+                _write(out, chunk)
+            _write(out, b"")  # flushed here, so a full disk is not taken for a failed download
+    except _WriteFailed as failed:
+        partial.unlink(missing_ok=True)
+        raise UserError(
+            f"Cannot write the `{name}` model to `{partial}` ({failed.error.strerror or failed.error}); "
+            "free some disk space or set EXHIBIT_MODELS_DIR to another folder."
+        ) from None
+    except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
+        partial.unlink(missing_ok=True)
+        why = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise UserError(
+            f"This machine cannot download the `{name}` model ({why}); the shipped `full` model works offline."
         ) from None
     partial.replace(target)
     return target
+
+
+class _WriteFailed(Exception):
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _write(out: BinaryIO, data: bytes) -> None:
+    """``data`` written (and, when empty, everything buffered flushed); :class:`_WriteFailed` if the disk refuses."""
+    try:
+        if data:
+            out.write(data)
+        else:
+            out.flush()
+    except OSError as exc:
+        raise _WriteFailed(exc) from None
+
+
+def _download_url(name: str) -> str:
+    """Where the official bundle ``name`` is downloaded from; a gallery on a closed network can point
+    ``$EXHIBIT_MODELS_URL`` (with ``{name}`` in it) at an internal mirror."""
+    template = os.environ.get("EXHIBIT_MODELS_URL", OFFICIAL_URL)
+    try:
+        url = template.format(name=name)
+    except (KeyError, IndexError, ValueError):
+        raise UserError(
+            f"EXHIBIT_MODELS_URL `{template}` is not a download address; give one like "
+            "https://mirror.example/pose_landmarker_{name}.task, with `{name}` where the model name goes."
+        ) from None
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https", "file"):
+        raise UserError(
+            f"EXHIBIT_MODELS_URL `{template}` is not a download address; give one that starts with https:// or http://."
+        )
+    return url
 
 
 def sha256(path: Path) -> str:

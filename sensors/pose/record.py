@@ -33,14 +33,14 @@ def record(
     duration: float | None = None,
     max_frames: int | None = None,
 ) -> RecordStats:
-    """Record until ``duration`` seconds of source time, ``max_frames``, or the end of a video."""
-    source.open()
+    """Record from ``source`` (opened by the caller, so a missing camera is said before the model loads;
+    closed here) until ``duration`` seconds of source time, ``max_frames``, or the end of a video."""
     started = time.monotonic()
     writer: RecordingWriter | None = None
     first: float | None = None
     with_people = 0
     try:
-        while max_frames is None or (writer is not None and writer.frames < max_frames):
+        while max_frames is None or writer is None or writer.frames < max_frames:
             try:
                 captured = source.read()
             except SourceLost as exc:

@@ -275,7 +275,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(ROOT))
     from tests.bench.runner import main as bench_main
 
-    return bench_main(json_output=args.json, quick=args.quick)
+    only = frozenset(part.strip() for part in args.only.split(",")) if args.only else None
+    return bench_main(json_output=args.json, quick=args.quick, soak_minutes=args.soak_minutes, only=only)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -347,7 +348,15 @@ def parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="measure performance figures against baselines")
     bench.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    bench.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
+    bench.add_argument("--quick", action="store_true", help="fewer samples, a 90 s soak (a smoke run)")
+    bench.add_argument(
+        "--only",
+        metavar="GROUPS",
+        help="comma-separated groups to run: osc, inputs, logic, devices, render, pose, soak (default: all)",
+    )
+    bench.add_argument(
+        "--soak-minutes", type=float, metavar="MINUTES", help="how long the memory soak runs (default 10; 1.5 quick)"
+    )
     bench.set_defaults(handler=cmd_bench)
     return top
 

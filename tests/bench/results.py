@@ -1,5 +1,5 @@
-"""From send and receive times (OSC, serial), frame times (pose, render) and rate searches (OSC ingest) to figures,
-and the figures as JSON or a table."""
+"""From send and receive times (OSC, serial), frame times (pose, render), rate searches (OSC ingest) and memory
+samples (soak) to figures, and the figures as JSON or a table."""
 
 from __future__ import annotations
 
@@ -113,11 +113,20 @@ class Figure(TypedDict):
     value: float
     unit: str
     baseline: float
-    ratio: float
+    ratio: float | None
+    """``value / baseline``; None where that means nothing (a growth against a baseline that hardly grows)."""
 
 
 def figure(value: float, baseline: float, unit: str) -> Figure:
     return {"value": value, "unit": unit, "baseline": baseline, "ratio": value / baseline}
+
+
+def ratio(fig: Figure) -> float:
+    """The ratio of a figure that always has one (rates and latencies; not the soak's growths)."""
+    value = fig["ratio"]
+    if value is None:
+        raise ValueError(f"this figure has no ratio: {fig}")
+    return value
 
 
 def figures(engine: Latencies, baseline: Latencies) -> dict[str, Figure]:
@@ -148,26 +157,29 @@ def as_json(results: dict[str, Figure]) -> str:
 
 def as_table(
     results: dict[str, Figure],
-    engine: Latencies,
-    baseline: Latencies,
+    engine: Latencies | None,
+    baseline: Latencies | None,
     pose: PoseResults | None = None,
     inputs: InputResults | None = None,
     logic: LogicResults | None = None,
     devices: DeviceResults | None = None,
     render: RenderResults | None = None,
+    soak: SoakResults | None = None,
 ) -> str:
+    """Every group that ran (``engine`` and ``baseline``: the OSC latency's, None where it did not run)."""
     width = max([26, *(len(name) for name in results)])
     lines = [f"{'figure':<{width}} {'value':>12} {'baseline':>12} {'ratio':>7}  unit"]
     for name, fig in results.items():
-        lines.append(
-            f"{name:<{width}} {fig['value']:>12.3f} {fig['baseline']:>12.3f} {fig['ratio']:>7.2f}  {fig['unit']}"
-        )
+        shown = "-" if fig["ratio"] is None else f"{fig['ratio']:.2f}"
+        lines.append(f"{name:<{width}} {fig['value']:>12.3f} {fig['baseline']:>12.3f} {shown:>7}  {fig['unit']}")
     lines.append("")
-    lines.append(
-        f"machine: {os.cpu_count()} cores, Python {platform.python_version()}; samples: "
-        f"engine {len(engine.ms)}/{engine.measured} measured messages arrived, "
-        f"baseline {len(baseline.ms)}/{baseline.measured}"
-    )
+    machine = f"machine: {os.cpu_count()} cores, Python {platform.python_version()}"
+    if engine is not None and baseline is not None:
+        machine += (
+            f"; samples: engine {len(engine.ms)}/{engine.measured} measured messages arrived, "
+            f"baseline {len(baseline.ms)}/{baseline.measured}"
+        )
+    lines.append(machine)
     if pose is not None:
         lines += pose_samples(pose)
     if inputs is not None:
@@ -178,7 +190,10 @@ def as_table(
         lines += device_samples(devices)
     if render is not None:
         lines += render_samples(render)
-    lines += osc_targets(results)
+    if soak is not None:
+        lines += soak_samples(soak)
+    if engine is not None:
+        lines += osc_targets(results)
     if pose is not None:
         lines += pose_targets(results, pose)
     if inputs is not None:
@@ -189,6 +204,8 @@ def as_table(
         lines += device_targets(results)
     if render is not None:
         lines += render_targets(results)
+    if soak is not None:
+        lines += soak_targets(results, soak)
     return "\n".join(lines)
 
 
@@ -197,8 +214,8 @@ def osc_targets(results: dict[str, Figure]) -> list[str]:
     return [
         f"target: p99 at most {P99_LIMIT_MS:g} ms and at most {P99_RATIO_LIMIT:g}x the baseline",
         f"  p99 at most {P99_LIMIT_MS:g} ms: {verdict(p99['value'] <= P99_LIMIT_MS)} ({p99['value']:.3f} ms)",
-        f"  p99 at most {P99_RATIO_LIMIT:g}x the baseline: {verdict(p99['ratio'] <= P99_RATIO_LIMIT)} "
-        f"({p99['ratio']:.2f}x)",
+        f"  p99 at most {P99_RATIO_LIMIT:g}x the baseline: {verdict(ratio(p99) <= P99_RATIO_LIMIT)} "
+        f"({ratio(p99):.2f}x)",
     ]
 
 
@@ -235,7 +252,7 @@ def pose_targets(results: dict[str, Figure], pose: PoseResults) -> list[str]:
         f"  pose_fps_1p at least {POSE_FPS_1P_LIMIT:g}: {verdict(one['value'] >= POSE_FPS_1P_LIMIT)} "
         f"({one['value']:.1f} fps)",
         f"  pose_fps_1p at least {POSE_FPS_1P_RATIO_LIMIT:g}x the baseline: "
-        f"{verdict(one['ratio'] >= POSE_FPS_1P_RATIO_LIMIT)} ({one['ratio']:.2f}x)",
+        f"{verdict(ratio(one) >= POSE_FPS_1P_RATIO_LIMIT)} ({ratio(one):.2f}x)",
         f"  pose_fps_4p at least {POSE_FPS_4P_LIMIT:g}: {verdict(four['value'] >= POSE_FPS_4P_LIMIT)} "
         f"({four['value']:.1f} fps with {people:.2f} people per frame)",
     ]
@@ -411,7 +428,7 @@ def input_targets(results: dict[str, Figure]) -> list[str]:
         f"  osc_ingest_rate at least {OSC_RATE_LIMIT:,.0f}/s: {verdict(rate['value'] >= OSC_RATE_LIMIT)} "
         f"({rate['value']:,.0f} msg/s)",
         f"  osc_ingest_rate at least {OSC_RATE_RATIO_LIMIT:g}x the baseline: "
-        f"{verdict(rate['ratio'] >= OSC_RATE_RATIO_LIMIT)} ({rate['ratio']:.2f}x)",
+        f"{verdict(ratio(rate) >= OSC_RATE_RATIO_LIMIT)} ({ratio(rate):.2f}x)",
         f"target: serial_latency_p99 at most {SERIAL_P99_LIMIT_MS:g} ms",
         f"  serial_latency_p99 at most {SERIAL_P99_LIMIT_MS:g} ms: {verdict(p99['value'] <= SERIAL_P99_LIMIT_MS)} "
         f"({p99['value']:.3f} ms)",
@@ -481,7 +498,7 @@ def logic_targets(results: dict[str, Figure]) -> list[str]:
     return [
         f"target: expr_eval_rate at least {EXPR_RATE_RATIO_LIMIT:g}x the baseline",
         f"  expr_eval_rate at least {EXPR_RATE_RATIO_LIMIT:g}x the baseline: "
-        f"{verdict(rate['ratio'] >= EXPR_RATE_RATIO_LIMIT)} ({rate['ratio']:.2f}x, {rate['value']:,.0f} eval/s)",
+        f"{verdict(ratio(rate) >= EXPR_RATE_RATIO_LIMIT)} ({ratio(rate):.2f}x, {rate['value']:,.0f} eval/s)",
         f"target: cue_go_latency_p99 at most {CUE_GO_P99_LIMIT_MS:g} ms",
         f"  cue_go_latency_p99 at most {CUE_GO_P99_LIMIT_MS:g} ms: {verdict(p99['value'] <= CUE_GO_P99_LIMIT_MS)} "
         f"({p99['value']:.3f} ms)",
@@ -699,10 +716,183 @@ def render_targets(results: dict[str, Figure]) -> list[str]:
         f"target: render_fps at least {RENDER_FPS_RATIO_LIMIT:g}x the baseline; control_latency_render_ratio at most "
         f"{RENDER_LATENCY_RATIO_LIMIT:g}",
         f"  render_fps at least {RENDER_FPS_RATIO_LIMIT:g}x the baseline: "
-        f"{verdict(fps['ratio'] >= RENDER_FPS_RATIO_LIMIT)} ({fps['ratio']:.2f}x, {fps['value']:.1f} fps)",
-        f"  render_frame_p99_ms: {p99['ratio']:.2f}x the baseline "
+        f"{verdict(ratio(fps) >= RENDER_FPS_RATIO_LIMIT)} ({ratio(fps):.2f}x, {fps['value']:.1f} fps)",
+        f"  render_frame_p99_ms: {ratio(p99):.2f}x the baseline "
         f"({p99['value']:.1f} ms; reported, no target of its own)",
         f"  control_latency_render_ratio at most {RENDER_LATENCY_RATIO_LIMIT:g}: "
-        f"{verdict(control['ratio'] <= RENDER_LATENCY_RATIO_LIMIT)} ({control['ratio']:.2f}: p99 "
+        f"{verdict(ratio(control) <= RENDER_LATENCY_RATIO_LIMIT)} ({ratio(control):.2f}: p99 "
         f"{control['value']:.3f} ms rendering, {control['baseline']:.3f} ms not)",
+    ]
+
+
+# --- memory over a long run: RSS growth of the render process and the controller (soak.py) ----------------------
+
+SOAK_GROWTH_LIMIT = 5.0
+"""MiB per hour, for each process, over a 10-minute run."""
+GROWTH_RATIO_FLOOR = 1.0
+"""MiB per hour: a baseline growing less than this is flat, and a ratio to it means nothing (null)."""
+
+
+@dataclass(frozen=True)
+class RssTrace:
+    """One process (one pid) as sampled: seconds since the soak began, and its resident memory (VmRSS) in MiB."""
+
+    pid: int
+    seconds: np.ndarray
+    mib: np.ndarray
+
+    @property
+    def samples(self) -> int:
+        return len(self.seconds)
+
+    @property
+    def span_s(self) -> float:
+        return float(self.seconds[-1] - self.seconds[0]) if self.samples else 0.0
+
+    def growth(self, warmup_s: float) -> float:
+        """Least-squares slope of RSS over time in MiB/hour, leaving out this pid's first ``warmup_s`` seconds
+        (NaN with fewer than two samples after them)."""
+        kept = self.seconds - self.seconds[0] >= warmup_s
+        if int(np.count_nonzero(kept)) < 2:
+            return float("nan")
+        slope, _ = np.polyfit(self.seconds[kept], self.mib[kept], 1)
+        return float(slope) * 3600.0
+
+    def fitted(self, warmup_s: float) -> int:
+        """How many samples the slope is fitted on."""
+        return int(np.count_nonzero(self.seconds - self.seconds[0] >= warmup_s))
+
+
+@dataclass(frozen=True)
+class ProcessMemory:
+    """One watched process over the soak: each pid it had, in order (a render process that restarts gets a new one)."""
+
+    traces: tuple[RssTrace, ...]
+    missed: int
+    """Samples at which it could not be read (a render process between its exit and its restart)."""
+
+    @property
+    def restarts(self) -> int:
+        return max(len(self.traces) - 1, 0)
+
+    @property
+    def longest(self) -> RssTrace:
+        """The pid sampled over the longest stretch: the one the figure is about."""
+        return max(self.traces, key=lambda trace: (trace.span_s, trace.samples))
+
+    @property
+    def samples(self) -> int:
+        return sum(trace.samples for trace in self.traces)
+
+    def growth(self, warmup_s: float) -> float:
+        return self.longest.growth(warmup_s)
+
+
+@dataclass(frozen=True)
+class SoakResults:
+    """The flagship run as a user runs it and two floors, watched side by side over the same minutes."""
+
+    render: ProcessMemory
+    """The flagship controller's render process (its ``spawn``ed child)."""
+    render_bare: ProcessMemory
+    """A bare Panda3D loop drawing the flagship's scene as built, nothing moving, in its own process."""
+    controller: ProcessMemory
+    """The flagship's ``launcher.py run`` process."""
+    controller_bare: ProcessMemory
+    """``launcher.py run`` of the OSC bench's one-mapping exhibit, without a scene."""
+    seconds: float
+    interval_s: float
+    warmup_s: float
+    size: tuple[int, int]
+    """The bare loop's picture (the flagship's first output's, as its render process draws it headless)."""
+    bare_fps: float
+    """Frames the bare loop drew per second (it aims at 60)."""
+    render_fps: tuple[float, ...]
+    """``render.fps`` of each render health report the flagship published after the warm-up (every 10 s)."""
+    render_restarts: int | None
+    """``render.restarts`` in its last health report (None: no report came)."""
+
+
+def growth_figure(value: float, baseline: float) -> Figure:
+    """A growth (MiB/h) against its baseline's; the ratio only where the baseline really grows."""
+    meaningful = baseline > GROWTH_RATIO_FLOOR
+    return {"value": value, "unit": "MiB/h", "baseline": baseline, "ratio": value / baseline if meaningful else None}
+
+
+def soak_figures(soak: SoakResults) -> dict[str, Figure]:
+    warmup = soak.warmup_s
+    return {
+        "render_rss_growth_mib_per_hour": growth_figure(soak.render.growth(warmup), soak.render_bare.growth(warmup)),
+        "controller_rss_growth_mib_per_hour": growth_figure(
+            soak.controller.growth(warmup), soak.controller_bare.growth(warmup)
+        ),
+    }
+
+
+def soak_samples(soak: SoakResults) -> list[str]:
+    """How the memory figures were taken, each process's RSS at the start and the end, and any restart."""
+    width, height = soak.size
+    drawn = (
+        f"render.fps median {float(np.median(soak.render_fps)):.1f}, min {min(soak.render_fps):.1f} over the "
+        f"{len(soak.render_fps)} health reports after the warm-up"
+        if soak.render_fps
+        else "no render health report after the warm-up"
+    )
+    restarts = "?" if soak.render_restarts is None else str(soak.render_restarts)
+    lines = [
+        f"soak: {soak.seconds / 60:g} min, every process's RSS (VmRSS in /proc/<pid>/status) sampled every "
+        f"{soak.interval_s:g} s, all four side by side; growth: the least-squares slope of RSS over time after a "
+        f"{soak.warmup_s:g} s warm-up, in MiB/h; ratio only where the baseline grows more than "
+        f"{GROWTH_RATIO_FLOOR:g} MiB/h (near zero it means nothing: '-' here, null in --json)",
+        "render_rss_growth_mib_per_hour: the render process (the `multiprocessing.spawn` child) of "
+        "`launcher.py run canal-lanterns --simulate --headless --no-reload` on a private Mosquitto, drawing the "
+        f"flagship's scene at {width}x{height} offscreen with its recorded visitors ({drawn}; restarts {restarts}); "
+        f"baseline: a bare Panda3D loop drawing the same scene as built, nothing moving, at up to 60 fps in its own "
+        f"process ({soak.bare_fps:.1f} fps)",
+        f"  render:    {rss_summary(soak.render, soak.warmup_s)}",
+        f"  bare loop: {rss_summary(soak.render_bare, soak.warmup_s)}",
+        "controller_rss_growth_mib_per_hour: the same run's controller process (show logic, simulated sensors, "
+        "MQTT, snapshots to the renderer); baseline: `launcher.py run --no-render` of the OSC bench's exhibit "
+        "(one OSC float mapped to one MQTT device), idle, on the same broker",
+        f"  controller: {rss_summary(soak.controller, soak.warmup_s)}",
+        f"  baseline:   {rss_summary(soak.controller_bare, soak.warmup_s)}",
+    ]
+    if soak.render.restarts:
+        longest = soak.render.longest
+        pids = ", ".join(str(trace.pid) for trace in soak.render.traces)
+        lines.append(
+            f"  the render process restarted {soak.render.restarts} time(s) (pids {pids}): its figure is the "
+            f"longest stretch, pid {longest.pid} ({longest.samples} samples)"
+        )
+    return lines
+
+
+def rss_summary(memory: ProcessMemory, warmup_s: float) -> str:
+    """``pid 123, 46 samples (31 fitted), RSS 31.9 -> 98.1 -> 99.0 MiB (start -> after the warm-up -> end)``, of the
+    pid the figure is about: the start-up's growth, then the one the slope is fitted on."""
+    trace = memory.longest
+    fitted = trace.fitted(warmup_s)
+    settled = float(trace.mib[trace.samples - fitted]) if fitted else float("nan")
+    text = (
+        f"pid {trace.pid}, {trace.samples} samples ({fitted} fitted), RSS {float(trace.mib[0]):.1f} -> "
+        f"{settled:.1f} -> {float(trace.mib[-1]):.1f} MiB (start -> after the warm-up -> end), "
+        f"{trace.growth(warmup_s):+.2f} MiB/h"
+    )
+    if memory.missed:
+        text += f"; {memory.missed} sample(s) missed"
+    return text
+
+
+def soak_targets(results: dict[str, Figure], soak: SoakResults) -> list[str]:
+    render, controller = results["render_rss_growth_mib_per_hour"], results["controller_rss_growth_mib_per_hour"]
+    short = "" if soak.seconds >= 600 else f" (this run: {soak.seconds / 60:g} min; shorter runs are noisier)"
+    return [
+        f"target: render_rss_growth_mib_per_hour and controller_rss_growth_mib_per_hour at most "
+        f"{SOAK_GROWTH_LIMIT:g} MiB/h each over a 10-minute run{short}",
+        f"  render_rss_growth_mib_per_hour at most {SOAK_GROWTH_LIMIT:g} MiB/h: "
+        f"{verdict(render['value'] <= SOAK_GROWTH_LIMIT)} ({render['value']:+.2f} MiB/h; "
+        f"bare loop {render['baseline']:+.2f} MiB/h)",
+        f"  controller_rss_growth_mib_per_hour at most {SOAK_GROWTH_LIMIT:g} MiB/h: "
+        f"{verdict(controller['value'] <= SOAK_GROWTH_LIMIT)} ({controller['value']:+.2f} MiB/h; "
+        f"baseline {controller['baseline']:+.2f} MiB/h)",
     ]

@@ -3,8 +3,12 @@ the inputs' OSC ingest rate and serial latency against python-osc and pyserial-a
 (``inputs.py``), a rule's evaluation rate and a GO's latency to the broker against a plain
 lambda and a bare aiomqtt publish (``logic.py``), 512 MQTT fixtures' update rate and PANIC time against
 bare aiomqtt loops (``devices.py``), the scene renderer's frame rate against a bare Panda3D loop and
-what rendering costs the OSC-to-MQTT latency (``render.py``, :func:`run_render`), and the pose
-pipeline's frame rates and latency against a bare MediaPipe loop (``pose.py``).
+what rendering costs the OSC-to-MQTT latency (``render.py``, :func:`run_render`), the pose
+pipeline's frame rates and latency against a bare MediaPipe loop (``pose.py``), and, last, how fast the
+flagship's render process and controller grow in memory over a long run against floors running alongside
+(``soak.py``).
+
+:data:`GROUPS` names the groups, in the order they run; ``main(only=...)`` runs some of them.
 
 OSC datagrams are sent from a separate process at 1 kHz, go through the bridge
 under test and a private Mosquitto on loopback, and are received by a separate
@@ -52,9 +56,15 @@ from tests.bench.render import (
     wait_rendering,
 )
 from tests.bench.results import (
+    DeviceResults,
+    Figure,
+    InputResults,
     Latencies,
+    LogicResults,
+    PoseResults,
     RenderLatency,
     RenderResults,
+    SoakResults,
     as_json,
     as_table,
     device_figures,
@@ -64,7 +74,9 @@ from tests.bench.results import (
     logic_figures,
     pose_figures,
     render_figures,
+    soak_figures,
 )
+from tests.bench.soak import FULL_SOAK, QUICK_SOAK, run_soak
 from tests.support.net import free_port
 
 log = logging.getLogger("bench")
@@ -73,6 +85,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BASELINE_TOPIC = "bench/baseline/set"
 ENGINE_TOPIC = "exhibit/bench/devices/probe/set"
 ENGINE_STATUS = "exhibit/bench/status"
+GROUPS = ("osc", "inputs", "logic", "devices", "render", "pose", "soak")
+"""The benchmark's groups, in the order a run takes them: the OSC-to-MQTT latency (engine against a minimal
+bridge), inputs, show logic, many devices, rendering, pose, and the soak (memory over minutes), which goes last."""
+NEEDS_BROKER = frozenset({"osc", "logic", "devices", "render", "soak"})
 
 EXHIBIT = """\
 format_version: 1
@@ -112,33 +128,75 @@ class Plan:
         return self.count / self.rate
 
 
-def main(json_output: bool = False, quick: bool = False) -> int:
-    """Run the benchmark and print the figures; 1 if it could not run (timings never fail it)."""
-    exe = find_mosquitto()
-    if exe is None:
+def main(
+    json_output: bool = False,
+    quick: bool = False,
+    *,
+    soak_minutes: float | None = None,
+    only: frozenset[str] | None = None,
+) -> int:
+    """Run the benchmark and print the figures; 1 if it could not run (timings never fail it), 2 if asked for a
+    group that does not exist. ``only``: the :data:`GROUPS` to run (None: all); ``soak_minutes``: how long the
+    soak lasts (None: the plan's, 10 minutes, or 1.5 with ``quick``)."""
+    chosen = frozenset(GROUPS) if only is None else frozenset(only)
+    unknown = sorted(chosen - set(GROUPS))
+    if unknown or not chosen:
+        what = f"No such benchmark group: {', '.join(unknown)}" if unknown else "No benchmark group chosen"
+        print(f"{what}; the groups are {', '.join(GROUPS)}", file=sys.stderr)
+        return 2
+    if soak_minutes is not None and not soak_minutes > 0:
+        print(f"The soak must last a positive number of minutes, not {soak_minutes:g}", file=sys.stderr)
+        return 2
+    exe = find_mosquitto() or ""  # only the groups in NEEDS_BROKER use it
+    if not exe and chosen & NEEDS_BROKER:
         print(MOSQUITTO_HINT, file=sys.stderr)
         return 1
+    soak_plan = QUICK_SOAK if quick else FULL_SOAK
+    if soak_minutes is not None:
+        soak_plan = soak_plan.lasting(soak_minutes)
     plan = Plan(warmup=300, measured=500 if quick else 5000)
+    engine = baseline = None
+    inputs: InputResults | None = None
+    logic: LogicResults | None = None
+    devices: DeviceResults | None = None
+    render: RenderResults | None = None
+    pose: PoseResults | None = None
+    soak: SoakResults | None = None
     try:
         with sigterm_raises():
-            engine, baseline = run_all(exe, plan)
-            inputs = run_inputs(QUICK_INPUTS if quick else FULL_INPUTS)  # before pose: a lighter process to time in
-            logic = run_logic(QUICK_LOGIC if quick else FULL_LOGIC, exe)  # likewise
-            devices = run_devices(QUICK_DEVICES if quick else FULL_DEVICES, exe)  # likewise
-            render = run_render(QUICK_RENDER if quick else FULL_RENDER, exe)  # likewise
-            pose = run_pose(QUICK if quick else FULL)
+            if "osc" in chosen:
+                engine, baseline = run_all(exe, plan)
+            if "inputs" in chosen:  # before pose: a lighter process to time in
+                inputs = run_inputs(QUICK_INPUTS if quick else FULL_INPUTS)
+            if "logic" in chosen:  # likewise
+                logic = run_logic(QUICK_LOGIC if quick else FULL_LOGIC, exe)
+            if "devices" in chosen:  # likewise
+                devices = run_devices(QUICK_DEVICES if quick else FULL_DEVICES, exe)
+            if "render" in chosen:  # likewise
+                render = run_render(QUICK_RENDER if quick else FULL_RENDER, exe)
+            if "pose" in chosen:
+                pose = run_pose(QUICK if quick else FULL)
+            if "soak" in chosen:  # last: minutes of four processes side by side
+                soak = run_soak(soak_plan, exe)
     except BenchError as exc:
         print(f"The benchmark could not run: {exc}", file=sys.stderr)
         return 1
-    results = (
-        figures(engine, baseline)
-        | pose_figures(pose)
-        | input_figures(inputs)
-        | logic_figures(logic)
-        | device_figures(devices)
-        | render_figures(render)
-    )
-    table = as_table(results, engine, baseline, pose, inputs, logic, devices, render)
+    results: dict[str, Figure] = {}
+    if engine is not None and baseline is not None:
+        results |= figures(engine, baseline)
+    if pose is not None:
+        results |= pose_figures(pose)
+    if inputs is not None:
+        results |= input_figures(inputs)
+    if logic is not None:
+        results |= logic_figures(logic)
+    if devices is not None:
+        results |= device_figures(devices)
+    if render is not None:
+        results |= render_figures(render)
+    if soak is not None:
+        results |= soak_figures(soak)
+    table = as_table(results, engine, baseline, pose, inputs, logic, devices, render, soak)
     print(as_json(results) if json_output else table)
     return 0
 

@@ -5,7 +5,7 @@ safe commands at QoS 1, as the devices send them) from the same process.
 
 As in ``logic.py`` the show runs in this process, as ``launcher.py run`` wires it (a ``Runtime`` with
 the real ``MqttLink`` and ``MqttDevice``), against a private Mosquitto; arrival is recorded by
-``fanout_subscriber.py`` in a separate process.
+``subscriber.py --fixtures`` in a separate process.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ async def fanout(
     """(updates per second that arrived within the measured window, this process's CPU cores over it)."""
     received = children.workdir / f"{name}-received.npy"
     sub = f"{name}-subscriber"
-    children.script(sub, "fanout_subscriber.py", "--port", port, "--topic", topic, "--out", received)
+    children.script(sub, "subscriber.py", "--port", port, "--topic", topic, "--out", received, "--fixtures")
     await asyncio.to_thread(children.wait_ready, sub, 10.0)  # off the loop: the MQTT link keeps running
     start = time.monotonic()
     running = asyncio.create_task(loop(start + plan.warmup_s + plan.window_s))
@@ -252,7 +252,7 @@ async def panics(children: Children, port: int, name: str, topic: str, plan: Dev
     """Milliseconds from each PANIC to the last fixture's safe command (NaN where some never arrived)."""
     received = children.workdir / f"{name}-received.npy"
     sub = f"{name}-subscriber"
-    children.script(sub, "fanout_subscriber.py", "--port", port, "--topic", topic, "--out", received)
+    children.script(sub, "subscriber.py", "--port", port, "--topic", topic, "--out", received, "--fixtures")
     await asyncio.to_thread(children.wait_ready, sub, 10.0)
     began = [await panic() for _ in range(plan.panics)]
     await asyncio.sleep(SETTLE_S)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import os
 import selectors
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -45,7 +49,9 @@ class Children:
     def start(
         self, name: str, argv: list[str], *, pipes: bool = False, cwd: Path | None = None
     ) -> subprocess.Popen[str]:
-        """Start ``argv``; stderr (and stdout unless ``pipes``) go to ``<workdir>/<name>.log``."""
+        """Start ``argv``; stderr (and stdout unless ``pipes``) go to ``<workdir>/<name>.log``. On Linux the child
+        is sent SIGTERM when this process dies: a bench killed from outside (a test's timeout) must not leave
+        an exhibit or a broker running."""
         log_file = (self.workdir / f"{name}.log").open("w")
         with log_file:  # the child keeps its own descriptor
             proc = subprocess.Popen(
@@ -55,6 +61,7 @@ class Children:
                 stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
                 stdout=subprocess.PIPE if pipes else log_file,
                 stderr=log_file,
+                preexec_fn=_die_with_parent(os.getpid()) if sys.platform == "linux" else None,
             )
         self.procs[name] = proc
         return proc
@@ -164,3 +171,14 @@ def bench_runtime(text: str, name: str, mqtt_port: int, workdir: Path) -> Runtim
     registry = build_registry()
     exhibit = validate_text(text, name, registry)
     return assemble(exhibit, registry, RuntimeOptions(base_dir=workdir, broker=f"mqtt://127.0.0.1:{mqtt_port}"))
+
+
+def _die_with_parent(parent: int) -> Any:
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child may only make the call
+
+    def tie() -> None:  # runs in the child, between fork and exec
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before that
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return tie

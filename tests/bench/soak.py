@@ -22,11 +22,8 @@ longest. The ratio to a floor is given only where the floor itself grows (near z
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import logging
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -92,10 +89,10 @@ def run_soak(plan: SoakPlan, mosquitto: str) -> SoakResults:
             broker = f"mqtt://127.0.0.1:{mqtt_port}"
             cap = f"{plan.seconds + 300.0:g}"  # every child is stopped before; this only ends an orphan
             argv = [sys.executable, "launcher.py", "run", FLAGSHIP_ID, "--simulate", "--headless", "--no-reload"]
-            flagship = start_tied(children, "flagship", [*argv, "--broker", broker, "--duration", cap])
+            flagship = children.start("flagship", [*argv, "--broker", broker, "--duration", cap], cwd=ROOT)
             baseline = start_controller_baseline(children, broker, cap)
             argv = [sys.executable, "-m", "tests.bench.soak", "bare", "--seconds", cap]
-            start_tied(children, "render-bare", argv, pipes=True)
+            children.start("render-bare", argv, pipes=True, cwd=ROOT)
             wait_online(children, "flagship", flagship, mqtt_port, FLAGSHIP_STATUS)
             wait_online(children, "controller-baseline", baseline, mqtt_port, BASELINE_STATUS)
             children.wait_ready("render-bare", timeout=60.0)
@@ -159,34 +156,7 @@ def start_controller_baseline(children: Children, broker: str, cap: str) -> subp
     exhibit = children.workdir / "bench-exhibit.yaml"
     exhibit.write_text(EXHIBIT.format(udp_port=free_port(socket.SOCK_DGRAM)), encoding="utf-8")
     argv = [sys.executable, "launcher.py", "run", str(exhibit), "--headless", "--no-reload", "--no-render"]
-    return start_tied(children, "controller-baseline", [*argv, "--broker", broker, "--duration", cap])
-
-
-def start_tied(children: Children, name: str, argv: list[str], *, pipes: bool = False) -> subprocess.Popen[str]:
-    """As ``children.start(name, argv, pipes=pipes, cwd=ROOT)``, and on Linux the child is sent SIGTERM when this
-    process dies: a bench killed from outside (a test's timeout) must not leave an exhibit running for minutes."""
-    log_file = (children.workdir / f"{name}.log").open("w")
-    with log_file:  # the child keeps its own descriptor
-        proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            text=True,
-            stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
-            stdout=subprocess.PIPE if pipes else log_file,
-            stderr=log_file,
-            preexec_fn=_die_with_parent(os.getpid()) if sys.platform == "linux" else None,
-        )
-    children.procs[name] = proc
-    return proc
-
-
-def _die_with_parent(parent: int) -> Any:
-    def tie() -> None:  # runs in the child, between fork and exec
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before that
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return tie
+    return children.start("controller-baseline", [*argv, "--broker", broker, "--duration", cap], cwd=ROOT)
 
 
 def wait_online(children: Children, name: str, proc: subprocess.Popen[str], mqtt_port: int, topic: str) -> None:

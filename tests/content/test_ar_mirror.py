@@ -354,10 +354,14 @@ async def test_the_pose_sensors_frames_reach_the_render_process(tmp_path: Path, 
         sensor = runtime.sensors["body"]
         assert isinstance(sensor, PoseSensor)
         deadline = time.monotonic() + 60
-        while service.host is None or service.host.stats.mirror_frames < 15 or sensor.frames < 15:
+        counts: set[int] = set()
+        while service.host is None or service.host.stats.mirror_frames < 15 or sensor.frames < 15 or 1 not in counts:
             assert time.monotonic() < deadline, "camera frames did not reach the render process"
+            counts.add(runtime.store.get("body.count").value or 0)
             await asyncio.sleep(0.05)
-        assert runtime.store.get("body.count").value == 1  # the same frames are tracked as well
+        # The same frames are tracked as well (the visitor walks out of the picture at the clip's end, so
+        # the count is 1 while they are in it, not at every moment).
+        assert counts <= {0, 1}
     finally:
         await runtime.stop()
     assert not shm_exists(name), "the frame channel outlived the exhibit"

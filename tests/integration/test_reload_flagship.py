@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from content.offscreen import Picture
 from content.render_worker import Renderer, WorkerConfig
 from content.scene_model import SceneSpec
 from content.service import SceneService
+from engine.clock import MonotonicClock
 from engine.reload import ExhibitWatcher
 from engine.runtime import Runtime, RuntimeOptions, assemble
 from engine.validate import load_exhibit
@@ -30,11 +32,23 @@ ATTRACT = "lanterns.brightness: [[0, 20], [3, 90, ease-in-out], [6, 20, ease-in-
 RAISED = "lanterns.brightness: [[0, 30], [3, 90, ease-in-out], [6, 30, ease-in-out]]"
 
 
+class OpenHours(MonotonicClock):
+    """The real clock, but the wall clock of a Tuesday morning in Beijing: the flagship is open (its
+    opening hours would otherwise close it, and fade the lanterns, on Mondays and at night)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def wall(self) -> datetime.datetime:
+        tuesday = datetime.datetime(2026, 12, 8, 2, 0, tzinfo=datetime.UTC)  # 10:00 in Asia/Shanghai
+        return tuesday + datetime.timedelta(seconds=time.monotonic() - self.started)
+
+
 @contextlib.asynccontextmanager
 async def flagship(exhibit: Path, options: RuntimeOptions) -> AsyncIterator[tuple[Runtime, ExhibitWatcher]]:
     """The flagship copy, running as `exhibit run` runs it, with nobody in view (the attract loop plays)."""
     registry = build_registry()
-    runtime = assemble(load_exhibit(exhibit, registry), registry, options)
+    runtime = assemble(load_exhibit(exhibit, registry), registry, options, clock=OpenHours())
     await runtime.start()
     runtime.sensors["body"].inject("disconnect")  # type: ignore[attr-defined]
     watcher = ExhibitWatcher(exhibit, registry, runtime, runtime.clock, interval=0.1)

@@ -51,4 +51,5 @@ async def serve(
     finally:
         if beside is not None:
             beside.cancel()
+            await asyncio.gather(beside, return_exceptions=True)
     await runtime.stop()

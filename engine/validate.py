@@ -69,6 +69,7 @@ def validate_text(text: str, file: str, registry: Registry, *, hardware: bool = 
     problems += _cross_reference_problems(doc, registry)
     if exhibit is not None and not problems:
         problems += _name_problems(doc, exhibit, registry)
+        problems += _osc_peer_problems(doc, exhibit, registry)
         problems += _final_problems(doc, exhibit)
         problems += _component_problems(doc, exhibit, hardware)
         problems += show_problems(doc, exhibit, build_catalogue(exhibit, registry))
@@ -240,7 +241,7 @@ def _reference_problems(
 
 
 def _name_problems(doc: PositionedData, exhibit: ExhibitBase, registry: Registry) -> list[Problem]:
-    """Names the show or a service already uses, and the OSC peers actions send to (each gets a device)."""
+    """Names the show or a service already uses."""
     problems: list[Problem] = []
     reserved = reserved_names(registry)
     for section in ("sensors", "devices"):
@@ -251,6 +252,13 @@ def _name_problems(doc: PositionedData, exhibit: ExhibitBase, registry: Registry
                         (section, name), f"`{name}` is a name the exhibit itself uses", "choose another", key=True
                     )
                 )
+    return problems
+
+
+def _osc_peer_problems(doc: PositionedData, exhibit: ExhibitBase, registry: Registry) -> list[Problem]:
+    """Gives each OSC peer that actions send to its device (the exhibit gains them here), and reports a peer
+    whose device name a declared sensor or device already has."""
+    problems: list[Problem] = []
     for name, message in with_action_peers(exhibit, registry):
         section = "sensors" if name in exhibit.sensors else "devices"
         problems.append(doc.problem((section, name), message, "rename it, or send with `device:`", key=True))

@@ -97,11 +97,11 @@ async def test_properties_of_one_device_are_coalesced_into_one_set_per_tick(cloc
     assert len(set(wash.times())) == 44  # never two calls in one tick
 
 
-def assert_rate_limited(times: list[float]) -> None:
+def assert_rate_limited(times: list[float], rate: float = RATE) -> None:
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= PERIOD - 1e-9
-    for start in times:  # at most 44 in any second (1 ns allowed for float rounding)
-        assert sum(start <= t < start + 1.0 - 1e-9 for t in times) <= RATE
+    assert min(gaps) >= 1.0 / rate - 1e-9
+    for start in times:  # at most `rate` in any second (1 ns allowed for float rounding)
+        assert sum(start <= t < start + 1.0 - 1e-9 for t in times) <= rate
 
 
 async def test_a_device_never_gets_more_than_the_rate(clock, engine):
@@ -115,6 +115,33 @@ async def test_a_device_never_gets_more_than_the_rate(clock, engine):
     assert len(wash.calls) <= 3 * RATE + 1
     assert wash.values("strobe")[-1] == 599  # nothing is lost: the latest value goes out with the next tick
     assert wash.values("brightness")[-1] == 255
+
+
+async def test_a_device_with_a_max_rate_gets_no_more_than_that_under_any_fade(clock, engine):
+    relay = Recorder(clock)
+    engine.add_target("relay", relay, {"level": 0, "hue": 0, "white": 0}, max_rate=2.0)
+    twin = add(engine, clock, "twin", level=0, hue=0, white=0)  # the same fades at the engine's rate
+    for name in ("relay", "twin"):
+        engine.fade(name, "level", 100, 10.0)  # a long fade
+    await clock.advance(2.0)
+    for name in ("relay", "twin"):
+        engine.fade(name, "hue", 255, 0.3)  # a fast one over it
+    await clock.advance(1.0)
+    for name in ("relay", "twin"):
+        engine.fade(name, "white", 50, 1.5)  # several at once, the first taken over by 0-second fades
+        engine.fade(name, "hue", 0, 2.0)
+    for step in range(10):  # and 0-second fades, every 50 ms
+        for name in ("relay", "twin"):
+            engine.fade(name, "white", step, 0)
+        await clock.advance(0.05)
+    await clock.advance(9.0)
+    assert_rate_limited(relay.times(), rate=2.0)
+    assert 19 <= len(relay.calls) <= 21  # 10 s of changes at 2 a second
+    assert len(twin.calls) > 10 * len(relay.calls)
+    sent: dict[str, Any] = {}
+    for _, values in relay.calls:
+        sent.update(values)
+    assert sent == {"level": 100, "hue": 0, "white": 9}  # nothing is lost: the latest values still go out
 
 
 async def test_set_now_on_a_quiet_device_is_sent_at_once(clock, engine):

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from devices.osc_out import OscOutDevice
 from engine.clock import VirtualClock
 from engine.drivers import Sensor
 from engine.problems import ExhibitInvalid
@@ -483,4 +484,211 @@ async def test_the_panic_time_comes_from_the_exhibit():
     assert not done.done() and commands(runtime, "wash")[-1][1]["level"] > 0
     await clock.advance(1.0)
     assert done.done() and commands(runtime, "wash")[-1][1]["level"] == 0.0
+    await runtime.stop()
+
+
+TWO_MOTORS = (
+    HEAD
+    + """\
+  turntable:
+    kind: mqtt
+    motion: true
+    properties:
+      speed: {type: float, range: [0, 10], safe: 0}
+  winch:
+    kind: mqtt
+    motion: true
+    properties:
+      height: {type: float, range: [0, 5], safe: 0}
+cues:
+  show:
+    guard: 0s
+    cues:
+      - id: "1"
+        actions: [{arm: turntable}, {arm: winch}, {set: turntable.speed, value: 2}, {set: winch.height, value: 3}]
+      - id: "2"
+        actions: [{set: turntable.speed, value: 5}, {set: winch.height, value: 4}, {set: wash.level, value: 80}]
+"""
+)
+
+
+async def test_panic_disarms_every_motion_device_and_a_reset_re_arms_none():
+    runtime, clock = await start_show(TWO_MOTORS)
+    show = runtime.show
+    assert show is not None
+    show.go()  # cue 1 arms both and moves them
+    assert show.status().armed == ["turntable", "winch"]
+    assert commands(runtime, "turntable") == [(0.0, {"speed": 2})]
+    await clock.advance(1.0)
+    done = show.panic()
+    assert show.status().armed == []  # at once, not when the fades end
+    await clock.advance(1.0)
+    assert done.done() and show.status().armed == []
+    assert commands(runtime, "turntable")[-1] == (2.0, {"speed": 0.0})
+    assert commands(runtime, "winch")[-1] == (2.0, {"height": 0.0})
+    show.reset()
+    assert show.status().armed == [] and not show.status().panic
+    assert show.go() is True  # cue 2: the lights follow, the motors stay still
+    await clock.advance(1.0)
+    assert commands(runtime, "wash")[-1] == (2.0, {"level": 80})
+    assert commands(runtime, "turntable")[-1] == (2.0, {"speed": 0.0})
+    assert commands(runtime, "winch")[-1] == (2.0, {"height": 0.0})
+    assert show.status().armed == []
+    assert show.arm("turntable") is True  # only a deliberate re-arm lets it move again
+    assert show.status().armed == ["turntable"]
+    await runtime.stop()
+
+
+MIXED = (
+    HEAD
+    + """\
+  turntable:
+    kind: mqtt
+    profile: {profile: motor, soft_limits: [0, 360], max_speed: 10, max_accel: 100}
+cues:
+  show:
+    guard: 0s
+    cues:
+      - {id: "1", actions: [{set: turntable.enabled, value: true}]}
+      - id: "2"
+        actions: [{set: turntable.speed, value: 5, fade: 1s}, {delay: 0.5s}, {set: turntable.enabled, value: false}]
+      - {id: "3", actions: [{set: turntable.speed, value: 0}]}
+"""
+)
+
+
+async def test_a_command_mixing_safe_and_moving_values_does_not_reach_a_disarmed_motor():
+    runtime, clock = await start_show(MIXED)
+    show = runtime.show
+    assert show is not None
+    show.go()  # cue 1: not armed, blocked
+    await clock.advance(1.0)
+    show.go()  # cue 2: at 20 set()s a second, `enabled: false` goes out with a step of the fade up
+    await clock.advance(2.0)
+    assert commands(runtime, "turntable") == []
+    assert runtime.safety.blocked > 10  # cue 1 and the steps of the fade
+    show.go()  # cue 3: the safe state only, which always passes
+    await clock.advance(1.0)
+    assert commands(runtime, "turntable") == [(3.0, {"speed": 0})]
+    await runtime.stop()
+
+
+async def test_panic_stops_playing_timelines_and_nothing_of_them_is_sent_afterwards():
+    import socket as sockets
+
+    receiver = sockets.socket(sockets.AF_INET, sockets.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    port = receiver.getsockname()[1]
+    text = (
+        HEAD
+        + f"""\
+  td:
+    kind: osc
+    port: {port}
+    properties:
+      intensity: {{address: /intensity}}
+timelines:
+  rise:
+    tracks:
+      wash.level: [[0, 0], [10, 100]]
+  shimmer:
+    loop: true
+    tracks:
+      td.intensity: [[0, 0], [2, 1], [4, 0]]
+cues:
+  show:
+    cues: [{{id: "1", actions: [{{timeline: rise}}, {{timeline: shimmer}}]}}]
+"""
+    )
+    runtime, clock = await start_show(text)
+    show = runtime.show
+    assert show is not None
+    td = runtime.devices["td"]
+    assert isinstance(td, OscOutDevice)  # no safe value: PANIC's fade to safe leaves it alone
+    show.go()
+    await clock.advance(3.0)
+    assert show.status().timelines == {
+        "rise": {"playing": True, "position": 3.0},
+        "shimmer": {"playing": True, "position": 3.0},
+    }
+    assert td.sent > 100 and 25 < commands(runtime, "wash")[-1][1]["level"] < 35
+    show.panic()
+    await clock.advance(1.0)
+    wash, sent = len(commands(runtime, "wash")), td.sent
+    assert commands(runtime, "wash")[-1] == (4.0, {"level": 0})
+    await clock.advance(30.0)  # well past the end of `rise`, and many rounds of `shimmer`
+    assert len(commands(runtime, "wash")) == wash and td.sent == sent
+    assert show.status().timelines == {  # stopped and rewound
+        "rise": {"playing": False, "position": 0.0},
+        "shimmer": {"playing": False, "position": 0.0},
+    }
+    assert all(timeline.done.is_set() for timeline in show.timelines.values())
+    show.reset()
+    await clock.advance(30.0)  # a reset plays nothing again
+    assert len(commands(runtime, "wash")) == wash and td.sent == sent
+    assert not any(status["playing"] for status in show.status().timelines.values())
+    receiver.close()
+    await runtime.stop()
+
+
+BACK_CUES = (
+    HEAD
+    + """\
+cues:
+  show:
+    guard: 0s
+    cues:
+      - {id: "1", actions: [{set: spot.level, value: 10}]}
+      - {id: "2", actions: [{set: spot.level, value: 20}]}
+      - {id: "3", actions: [{set: spot.level, value: 30}]}
+      - {id: "4", actions: [{set: spot.level, value: 40}]}
+"""
+)
+
+
+async def test_back_steps_the_standby_back_one_cue_and_stops_at_the_first():
+    runtime, _clock = await start_show(BACK_CUES)
+    show = runtime.show
+    assert show is not None
+
+    def standby() -> str | None:
+        return show.status().cue_lists["show"]["standby"]
+
+    show.goto("3")
+    show.back()
+    assert standby() == "2"
+    show.back()
+    assert standby() == "1"
+    show.back()  # at the first cue: it stays there
+    assert standby() == "1"
+    show.go()
+    show.go()  # cues 1 and 2 fired: 3 on standby
+    assert standby() == "3"
+    show.back()
+    assert standby() == "2"
+    show.go()  # BACK then GO fires cue 2 again
+    assert [cue for _, cue in show.cue_lists["show"].fired] == ["1", "2", "2"]
+    assert standby() == "3"
+    await runtime.stop()
+
+
+async def test_a_flickering_held_condition_fires_half_a_second_after_it_last_became_true():
+    text = (
+        HEAD
+        + """\
+rules:
+  - when: "panel.level > 0.5 for 0.5s"
+    do: [{set: spot.level, value: 100}]
+    otherwise: [{set: spot.level, value: 0}]
+"""
+    )
+    runtime, clock = await start_show(text)
+    store = runtime.store
+    for at, level in ((0.0, 0.9), (0.2, 0.1), (0.3, 0.9), (0.45, 0.95), (0.6, 0.1), (0.7, 0.8)):
+        await clock.advance(at - clock.now())
+        store.set("panel.level", level)
+    await clock.advance(1.19 - clock.now())
+    assert commands(runtime, "spot") == []
+    await clock.advance(2.0)
+    assert commands(runtime, "spot") == [(1.2, {"level": 100})]
     await runtime.stop()

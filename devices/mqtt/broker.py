@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +22,19 @@ from engine.health import ComponentHealth
 log = logging.getLogger("devices.mqtt.broker")
 
 
+def allow_quick_rebind(sock: socket.socket) -> None:
+    """Let a probe bind a TCP port that only connections closed a moment ago still hold (TIME-WAIT), as
+    the server that will listen there may (asyncio servers set ``SO_REUSEADDR``): without it, a run
+    started within a minute of the last one finds its own port "taken". A listening socket still makes
+    the bind fail. Not on Windows, where ``SO_REUSEADDR`` lets a bind take a port that is in use."""
+    if sys.platform != "win32" and hasattr(socket, "SO_REUSEADDR"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+
 def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on ``host:port`` now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        allow_quick_rebind(probe)
         try:
             probe.bind((host, port))
         except OSError:
@@ -31,7 +43,9 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that the system says is free now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        allow_quick_rebind(probe)
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
 

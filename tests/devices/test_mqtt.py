@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 
 import aiomqtt
 import pytest
 
-from devices.mqtt.broker import EmbeddedBroker
+from devices.mqtt.broker import EmbeddedBroker, port_is_free
 from devices.mqtt.device import MqttDevice, MqttDeviceConfig, SimulatedGear
 from devices.mqtt.link import MqttLink, Topics
 from engine.clock import MonotonicClock, VirtualClock
@@ -194,6 +195,30 @@ async def test_retained_messages_for_topics_we_never_subscribed_to_are_ignored(r
             assert link.unsolicited >= 1
     finally:
         embedded.stop()
+
+
+def test_a_port_whose_connections_the_server_closed_is_free_but_a_listening_one_is_not():
+    """A connection closed first by the server side (a broker that stops with clients connected) stays in
+    TIME-WAIT on the server's port for a minute; the embedded broker can listen there again at once."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio servers do
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert not port_is_free("127.0.0.1", port)  # listening: taken
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            served, _ = listener.accept()
+            served.close()  # the server side closes first...
+            assert client.recv(1) == b""  # ...and the client follows
+    with socket.socket() as plain, pytest.raises(OSError):  # the port is in TIME-WAIT
+        plain.bind(("127.0.0.1", port))
+    assert port_is_free("127.0.0.1", port)
+    broker = EmbeddedBroker(port=port)
+    broker.start_thread()
+    try:
+        assert broker.port == port
+    finally:
+        broker.stop()
 
 
 async def test_simulated_gear_holds_commands_while_offline_and_goes_safe():

@@ -15,6 +15,7 @@ import pytest
 
 import launcher
 from tests.conftest import FLAGSHIP, ROOT, free_port, run_launcher
+from tests.support.net import wait_for_port
 
 
 def copy_flagship(tmp_path: Path, edit: Callable[[str], str]) -> Path:
@@ -230,6 +231,28 @@ def test_run_falls_back_to_a_free_port_when_the_embedded_one_is_taken():
     assert f"port {port} is taken; the embedded broker uses" in result.stderr
     assert "all 7 devices are in their safe state" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_second_run_right_after_the_first_keeps_the_embedded_port(launcher, subscriber):
+    """Found: a client still connected when a run ended (gear, a console) left the port in TIME-WAIT, and a
+    run started within the next minute said `port P is taken` and moved its broker away from the gear."""
+    port = free_port()
+    run = ("run", "canal-lanterns", "--simulate", "--headless", "--no-render", "--duration", "1",
+           "--broker", "embedded", "--embedded-port", str(port))  # fmt: skip
+    first = launcher(*run)
+    wait_for_port(port, timeout=30)
+    console = subscriber(port, "exhibit/canal-lanterns/status")  # connected until the broker goes away
+    console.wait_for(lambda line: line == "exhibit/canal-lanterns/status online")
+    code, output = first.wait(timeout=30)
+    assert code == 0, output
+    console.close()
+    with socket.socket() as plain, pytest.raises(OSError):  # the situation: a plain bind is refused
+        plain.bind(("127.0.0.1", port))
+    second = run_launcher(*run)
+    assert second.returncode == 0, second.stderr
+    assert "is taken" not in second.stderr
+    assert f"embedded MQTT broker (amqtt) listening on mqtt://127.0.0.1:{port}" in second.stderr
+    assert "all 7 devices are in their safe state" in second.stderr
 
 
 def test_shot_a_missing_exhibit_or_an_unwritable_output_is_one_sentence(tmp_path: Path, a_file: Path):

@@ -5,10 +5,14 @@ from __future__ import annotations
 import socket
 import time
 
+from devices.mqtt.broker import allow_quick_rebind
+
 
 def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
     """A loopback port that is free now (the OS picks it; a tiny race with other programs remains)."""
     with socket.socket(socket.AF_INET, kind) as probe:
+        if kind == socket.SOCK_STREAM:
+            allow_quick_rebind(probe)  # probed as the embedded broker probes (TIME-WAIT is TCP's alone)
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 

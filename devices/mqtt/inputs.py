@@ -17,6 +17,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 from typing import Any, Literal
 
 from pydantic import Field
@@ -58,6 +59,15 @@ class MqttSensorConfig(MessageInputConfig):
 class Unreadable(ValueError):
     """A payload that does not fit the input's type."""
 
+    kind = "parse"
+    """The kind of bad input it is counted as (``<sensor>.health.errors``)."""
+
+
+class NonFinite(Unreadable):
+    """A number that is not finite (``inf``, ``-Infinity``, ``NaN``): bad input, never clamped."""
+
+    kind = "nonfinite"
+
 
 def read_payload(payload: bytes, spec: MqttInput) -> Any:
     """The signal value in ``payload``; :class:`Unreadable` if it has none."""
@@ -81,6 +91,8 @@ def read_payload(payload: bytes, spec: MqttInput) -> Any:
 def _typed(value: Any, type_: str) -> Any:
     if type_ in ("event", "str"):
         return value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, float) and not math.isfinite(value):  # JSON `Infinity` or `NaN`
+        raise NonFinite(f"`{value}` is not a finite number")
     if type_ == "bool":
         if isinstance(value, bool):
             return value
@@ -96,8 +108,10 @@ def _typed(value: Any, type_: str) -> Any:
         number = float(value)
     except ValueError:
         raise Unreadable(f"`{value}` is not a number") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise Unreadable(f"`{value}` is not a finite number")
+    except OverflowError:  # an integer beyond any float
+        raise NonFinite(f"`{str(value)[:40]}` is not a finite number") from None
+    if not math.isfinite(number):  # `inf`, `nan` as text
+        raise NonFinite(f"`{value}` is not a finite number")
     return round(number) if type_ == "int" else number
 
 
@@ -117,7 +131,7 @@ class MqttSensor(Sensor):
         except Unreadable as exc:
             if self.health_signals.error_count == 0:
                 log.warning("MQTT input %s.%s: dropped a message on %s: %s", self.name, signal, spec.topic, exc)
-            self.health_signals.error("parse")
+            self.health_signals.error(exc.kind)
             return
         self.health_signals.message()
         self.context.store.set(f"{self.name}.{signal}", value)

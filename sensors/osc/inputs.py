@@ -2,8 +2,9 @@
 
 Parsing is python-osc's; bundles are unpacked at once (a future time tag never
 holds a message back). A malformed datagram is counted and dropped; the
-server never stops for one. The simulator feeds real OSC datagrams through
-the same parsing path, with scriptable faults.
+server never stops for one. So is a non-finite number (``inf``, ``nan``): it
+is bad input, never scaled or clamped into a full-scale value. The simulator
+feeds real OSC datagrams through the same parsing path, with scriptable faults.
 """
 
 from __future__ import annotations
@@ -115,15 +116,25 @@ class OscSensorConfig(MessageInputConfig):
         return claimed
 
 
+def nonfinite(value: Any) -> bool:
+    """Whether ``value`` is a number that is not finite (``inf``, ``-inf``, ``nan``): bad input whatever
+    the signal's type, never to be scaled or clamped into a full-scale value."""
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def coerce(value: Any, type_: SignalType, scale: Scale | None = None) -> Value | None:
-    """An OSC argument as a signal value, or None if it cannot be one."""
+    """An OSC argument as a signal value, or None if it cannot be one (a non-finite number never can)."""
     if isinstance(value, bool | int | float):
+        if nonfinite(value):
+            return None
         if scale is not None and not isinstance(value, bool):
             value = scale.apply(float(value))
+            if nonfinite(value):  # a finite number scaled past what a float holds
+                return None
         if type_ == "float":
             return float(value)
         if type_ == "int":
-            return round(value) if math.isfinite(value) else None
+            return round(value)
         if type_ == "bool":
             return bool(value)
         return str(value)
@@ -168,6 +179,7 @@ class OscSensor(Sensor):
         self.parse_errors = 0
         self.unmatched = 0
         self.type_errors = 0
+        self.nonfinite_errors = 0
         self.rejected = 0
         self._transport: asyncio.DatagramTransport | None = None
         self._protocol: _Protocol | None = None
@@ -263,10 +275,15 @@ class OscSensor(Sensor):
             self.unmatched += 1
             return
         for signal, spec in routes:
-            value = coerce(params[spec.arg], spec.type, spec.scale) if spec.arg < len(params) else None
+            arg = params[spec.arg] if spec.arg < len(params) else None
+            value = coerce(arg, spec.type, spec.scale)
             if value is None:
-                self.type_errors += 1
-                self.health_signals.error("type")
+                if nonfinite(arg):  # inf or nan: dropped, never clamped to a full-scale value
+                    self.nonfinite_errors += 1
+                    self.health_signals.error("nonfinite")
+                else:
+                    self.type_errors += 1
+                    self.health_signals.error("type")
                 continue
             self.context.store.set(signal, value)
             self.health_signals.message()

@@ -63,3 +63,25 @@ def test_retained_state_reflects_the_last_command(mosquitto, subscriber, launche
     assert json.loads(line.split(" ", 1)[1]) == {"brightness": 51}
     show.signal(signal.SIGINT)
     assert show.wait()[0] == 0
+
+
+def test_a_non_finite_wash_from_osc_is_dropped_not_full_brightness(mosquitto, subscriber, launcher):
+    """Found: `/canal/wash f inf` drove the wash to 255 (scaled, then clamped), `-inf` to 0."""
+    watch = subscriber(mosquitto.port, "exhibit/canal-lanterns/#")
+    show = launcher("run", "canal-lanterns", "--broker", mosquitto.url, "--headless")
+    watch.wait_for(lambda line: line == f"{STATUS} online")
+
+    oscsend("/canal/wash", "f", "0.5")
+    first = watch.wait_for(lambda line: line == f'{WASH_SET} {{"brightness": 128, "expiry": 10.0}}')
+    for tag, number in [("f", "inf"), ("f", "-inf"), ("f", "nan"), ("d", "inf"), ("d", "-inf"), ("d", "nan")]:
+        oscsend("/canal/wash", tag, number)
+    oscsend("/canal/wash", "f", "0.25")  # the next good value still gets through
+    last = watch.wait_for(lambda line: line == f'{WASH_SET} {{"brightness": 64, "expiry": 10.0}}')
+
+    lines = list(watch.lines)
+    between = lines[lines.index(first) + 1 : lines.index(last)]
+    commands = [json.loads(line.split(" ", 1)[1]) for line in between if line.startswith(f"{WASH_SET} ")]
+    assert all(command["brightness"] == 128 for command in commands), commands
+    show.signal(signal.SIGTERM)
+    code, output = show.wait()
+    assert code == 0, output

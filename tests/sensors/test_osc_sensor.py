@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -14,10 +16,11 @@ from hypothesis import strategies as st
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from engine.clock import VirtualClock
+from engine.clock import MonotonicClock, VirtualClock
 from engine.drivers import DriverContext, Resources
 from engine.errors import UserError
 from engine.health import ComponentHealth
+from engine.model import Scale
 from engine.signals import SignalStore
 from sensors.osc.inputs import OscSensor, OscSensorConfig, SimulatedOscSensor, coerce
 from sensors.osc.service import OscQueryService
@@ -165,13 +168,22 @@ def test_any_argument_value_is_either_accepted_or_counted(address: str, value):
     sensor, store = make_sensor(1)
     sensor.handle_datagram(message(address, value))
     assert sensor.parse_errors == 0
-    assert sensor.type_errors + sum(not store.get(n).stale for n in store.names() if ".health." not in n) == 1
+    accepted = sum(not store.get(n).stale for n in store.names() if ".health." not in n)
+    assert sensor.type_errors + sensor.nonfinite_errors + accepted == 1
+    if isinstance(value, float) and not math.isfinite(value):  # never clamped, never taken for true
+        assert sensor.nonfinite_errors == 1
 
 
 def test_coercion_rules():
     assert coerce(1, "float") == 1.0 and isinstance(coerce(1, "float"), float)
     assert coerce(2.6, "int") == 3
     assert coerce(float("inf"), "int") is None
+    midi = Scale.model_validate({"input": [0, 127]})
+    for number in (math.inf, -math.inf, math.nan):  # not finite: never scaled, clamped or made true
+        for type_ in ("float", "int", "bool", "str"):
+            assert coerce(number, type_) is None and coerce(number, type_, midi) is None, (number, type_)
+    huge = Scale.model_validate({"input": [0, 1e-308], "clamp": False})
+    assert coerce(1e308, "float", huge) is None  # a finite number scaled past a float
     assert coerce(0.0, "bool") is False
     assert coerce("x", "float") is None
     assert coerce(b"blob", "str") is None
@@ -329,3 +341,88 @@ async def test_oscsend_every_argument_type_the_mappings_use():
         assert sensor.type_errors == 0
     finally:
         await sensor.close()
+
+
+NONFINITE_ROUTES = {
+    "wash": {"address": "/wash", "type": "float", "range": [0, 1]},
+    "count": {"address": "/count", "type": "int"},
+    "cc": {"address": "/cc", "type": "float", "scale": {"input": [0, 127]}},
+    "step": {"address": "/step", "type": "int", "scale": {"input": [0, 1], "output": [0, 255]}},
+    "armed": {"address": "/armed", "type": "bool"},
+}
+
+
+async def test_non_finite_numbers_over_udp_are_counted_and_dropped_never_clamped():
+    """Found: `inf` on the flagship's /canal/wash drove the wash to full (scaled and clamped), and `nan` on a
+    bool address read as true."""
+    port = free_port(socket.SOCK_DGRAM)
+    config = OscSensorConfig.model_validate(
+        {"kind": "osc", "host": "127.0.0.1", "port": port, "signals": NONFINITE_ROUTES}
+    )
+    store = SignalStore()
+    for name, type_ in config.signal_types().items():
+        store.declare(f"osc.{name}", type_)
+    sensor = OscSensor("osc", config, DriverContext("test", store, VirtualClock(), Resources()))
+    await sensor.open()
+    good = {"/wash": 0.25, "/count": 3, "/cc": 63.5, "/step": 0.5, "/armed": False}
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for address, value in good.items():
+                sock.sendto(message(address, value), ("127.0.0.1", port))
+            await wait_until(lambda: sensor.received == len(good))
+            before = {name: store.get(f"osc.{name}").value for name in NONFINITE_ROUTES}
+            assert before == {"wash": 0.25, "count": 3, "cc": 0.5, "step": 128, "armed": False}
+            sent = 0
+            for address in good:
+                for number in (math.inf, -math.inf, math.nan):
+                    for tag in ("f", "d"):  # float32 and float64 arguments
+                        builder = OscMessageBuilder(address)
+                        builder.add_arg(number, tag)
+                        sock.sendto(builder.build().dgram, ("127.0.0.1", port))
+                        sent += 1
+            await wait_until(lambda: sensor.received == len(good) + sent)
+        assert {name: store.get(f"osc.{name}").value for name in NONFINITE_ROUTES} == before
+        assert sensor.health_signals.errors == {"nonfinite": sent} and sensor.type_errors == 0
+        sensor.health_signals.publish()
+        assert store.get("osc.health.errors").value == sent
+    finally:
+        await sensor.close()
+
+
+class SteadySender(threading.Thread):
+    """Sends the same datagram ``rate`` times a second on its own thread, on a fixed schedule."""
+
+    def __init__(self, data: bytes, port: int, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.data, self.port, self.rate = data, port, rate
+        self.stop = threading.Event()
+        self.sent = 0
+
+    def run(self) -> None:
+        start = time.monotonic()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            while not self.stop.is_set():
+                sock.sendto(self.data, ("127.0.0.1", self.port))
+                self.sent += 1
+                self.stop.wait(max(0.0, start + self.sent / self.rate - time.monotonic()))
+
+
+async def test_rate_and_age_count_every_message_even_when_the_value_never_changes():
+    port = free_port(socket.SOCK_DGRAM)
+    sensor, store = make_sensor(port, clock=MonotonicClock())
+    await sensor.open()
+    task = asyncio.create_task(sensor.run())
+    sender = SteadySender(message("/canal/wash", 0.5), port, rate=50)
+    sender.start()
+    try:
+        await asyncio.sleep(2.6)  # the figures of the last whole second, published once a second
+        rate, age = store.get("osc.health.rate").value, store.get("osc.health.age").value
+    finally:
+        sender.stop.set()
+        await asyncio.to_thread(sender.join, 5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await sensor.close()
+    assert store.get("osc.wash").value == 0.5
+    assert 40 <= rate <= 60, rate
+    assert 0 <= age < 0.1, age

@@ -217,7 +217,7 @@ class InputHealth:
         self.last_seen = self.clock.now()
 
     def error(self, kind: str) -> None:
-        """Count one piece of bad input of ``kind`` (parse, decode, overlong...)."""
+        """Count one piece of bad input of ``kind`` (parse, decode, overlong, nonfinite...)."""
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
     @property

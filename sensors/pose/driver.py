@@ -2,6 +2,12 @@
 MediaPipe, to visitor signals. Inference runs on a worker thread, never on the
 event loop; frames are latest-wins and drops are counted. A camera that stalls
 or disappears degrades the exhibit and is reopened with back-off.
+
+Health figures (:data:`HEALTH_FIGURES`): ``fps`` counts every frame that reaches the
+signals (camera, video or replay) over the last second, ``age`` is the seconds since
+the last one (-1 before the first); both are also published once a second, so a
+stalled source reads fps 0 and a growing age. ``inference_ms``, ``latency_ms`` and
+``dropped`` are set with each frame.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -160,25 +167,47 @@ class PoseSensor(Sensor):
         self._lock = threading.Lock()
         self._latest: tuple[PoseFrame, int] | None = None
         self._drain_scheduled = False
-        self._window: list[float] = []
+        self._window: deque[float] = deque()
+        """``clock.now()`` of the frames processed in the last second."""
+        self._last_frame: float | None = None
         self._inference_ms = 0.0
         self._source_dropped = 0
         self._rng = random.Random()
         self._estimator_instance: PoseEstimator | None = None
+        self.publish_figures()  # fps 0 and age -1 until the first frame
 
     # --- health -------------------------------------------------------------------
 
     def _status(self, status: HealthStatus, reason: str = "") -> None:
         self.health.set(status, reason)
 
-    def _metrics(self, latency_ms: float) -> None:
-        now = time.monotonic()
-        self._window = [t for t in self._window if now - t < 1.0] + [now]
+    def _processed(self, latency_ms: float) -> None:
+        """Count a frame that went through the pipeline (from any source) and set the per-frame figures."""
+        now = self.context.clock.now()
+        self.frames += 1
+        self._last_frame = now
+        self._window.append(now)
         health = self.health
-        health.figure("fps", float(len(self._window)))
+        health.figure("fps", self._fps(now))
         health.figure("inference_ms", self._inference_ms)
         health.figure("latency_ms", latency_ms)
         health.figure("dropped", self.dropped + self._source_dropped)
+
+    def _fps(self, now: float) -> float:
+        while self._window and now - self._window[0] >= 1.0:
+            self._window.popleft()
+        return float(len(self._window))
+
+    def publish_figures(self) -> None:
+        """``fps`` and ``age`` as of now: they change when frames stop coming, too."""
+        now = self.context.clock.now()
+        self.health.figure("fps", self._fps(now))
+        self.health.figure("age", now - self._last_frame if self._last_frame is not None else -1.0)
+
+    async def _publish_figures_forever(self, interval: float = 1.0) -> None:
+        while True:
+            self.publish_figures()
+            await self.context.clock.sleep(interval)
 
     # --- sources ------------------------------------------------------------------
 
@@ -211,6 +240,14 @@ class PoseSensor(Sensor):
             models.resolve(self.config.model, self.base)  # a missing model is the user's to fix: say it at start
 
     async def run(self) -> None:
+        figures = asyncio.create_task(self._publish_figures_forever(), name=f"{self.name}-health-figures")
+        try:
+            await self._run_source()
+        finally:
+            figures.cancel()
+            await asyncio.gather(figures, return_exceptions=True)
+
+    async def _run_source(self) -> None:
         self._stop.clear()
         if isinstance(self.config.source, ReplaySpec):
             await self.replay(self._load(self.config.source.replay), loop=self.config.source.loop)
@@ -297,9 +334,8 @@ class PoseSensor(Sensor):
         if item is None:
             return
         frame, self._source_dropped = item
-        self.frames += 1
         self.pipeline.process(frame)
-        self._metrics((time.monotonic() - frame.timestamp) * 1000)
+        self._processed((time.monotonic() - frame.timestamp) * 1000)  # capture timestamps are monotonic
 
     # --- replay -------------------------------------------------------------------
 
@@ -324,11 +360,10 @@ class PoseSensor(Sensor):
                 await clock.sleep(start + frame.timestamp - clock.now())
                 if not await self._replay_gate():
                     continue
-                self.frames += 1
                 people = self._garbled(frame.people)
-                self.pipeline.process(
-                    PoseFrame(frame.index, start + frame.timestamp, frame.width, frame.height, people)
-                )
+                at = start + frame.timestamp
+                self.pipeline.process(PoseFrame(frame.index, at, frame.width, frame.height, people))
+                self._processed((clock.now() - at) * 1000)
             if not loop or not recording.frames:
                 return
             await clock.sleep(1.0 / 30)
@@ -369,7 +404,7 @@ class SimulatedPoseSensor(PoseSensor):
             self._status("ok")
         log.info("simulated pose sensor %s: fault %s", self.name, fault)
 
-    async def run(self) -> None:
+    async def _run_source(self) -> None:
         source = self.config.source
         recording_path = self.config.simulate or (source.replay if isinstance(source, ReplaySpec) else None)
         if recording_path is None:

@@ -31,12 +31,14 @@ HEALTH_FIGURES: dict[str, StoreType] = {
     "inference_ms": "float",
     "latency_ms": "float",
     "dropped": "int",
+    "age": "float",
 }
 HEALTH_MEANINGS = {
-    "fps": "frames analysed per second",
+    "fps": "frames that reached the signals in the last second (camera, video or replay)",
     "inference_ms": "time the model takes per frame",
     "latency_ms": "from the camera's frame to the signals",
     "dropped": "frames skipped because the model was busy (latest wins)",
+    "age": "seconds since the last frame reached the signals (-1 before the first)",
 }
 FEATURE_MEANINGS = {
     "left_hand_height": "left wrist height in body units (0 hips, 1 top of the head)",

@@ -171,6 +171,41 @@ async def test_simulator_replays_the_recording_with_faults(tmp_path: Path):
     task.cancel()
 
 
+async def test_fps_and_age_count_every_frame_that_reaches_the_signals(tmp_path: Path):
+    """Found: replayed frames (the simulator, `replay:` sources) never reached `fps`, and the pose sensor had
+    no `age`, so a stalled source kept showing its last frame rate."""
+    path = tmp_path / "session.jsonl.gz"
+    write_session(path)  # 30 frames a second
+    clock = VirtualClock()
+    sensor, store = make_sensor({"camera": 0}, tmp_path, clock=clock, cls=SimulatedPoseSensor, simulate=path.name)
+    assert isinstance(sensor, SimulatedPoseSensor)
+
+    def figures() -> tuple[float, float]:
+        return store.get("body.health.fps").value, store.get("body.health.age").value
+
+    assert figures() == (0.0, -1.0)  # before the first frame
+    task = asyncio.create_task(sensor.run())
+    try:
+        await clock.advance(2.5)
+        fps, age = figures()
+        assert 29 <= fps <= 31 and 0 <= age < 0.1, (fps, age)
+        sensor.inject("slow")  # every other frame is skipped: half the frames reach the signals
+        await clock.advance(2.0)
+        fps, age = figures()
+        assert 14 <= fps <= 16 and 0 <= age < 0.1, (fps, age)
+        sensor.inject("stall")
+        await clock.advance(3.0)
+        fps, age = figures()
+        assert fps == 0 and age >= 2.0, (fps, age)  # published once a second, frames or not
+        sensor.inject("clear")
+        await clock.advance(2.0)
+        fps, age = figures()
+        assert 29 <= fps <= 31 and 0 <= age < 0.1, (fps, age)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def test_record_command_writes_landmarks_only(tmp_path: Path):
     video = write_video(tmp_path / "visit.avi", [one_visitor()] * 10 + [canvas()] * 5)
     out = tmp_path / "visit.jsonl.gz"

@@ -89,6 +89,8 @@ class Scale(Strict):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Scale:
+        if not all(math.isfinite(end) for end in (*self.input, *self.output)):
+            raise ValueError("a scale's ends must be finite numbers (not `.inf` or `.nan`)")
         if self.input[0] == self.input[1]:
             raise ValueError("`input` range is empty: its two ends are equal")
         return self

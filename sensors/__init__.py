@@ -4,7 +4,8 @@ from engine.registry import DriverSpec, Registry
 from sensors.osc.inputs import OscSensor, OscSensorConfig, SimulatedOscSensor
 from sensors.osc.service import SERVICE as OSCQUERY
 from sensors.pose.driver import PoseSensor, PoseSensorConfig, SimulatedPoseSensor
-from sensors.serial import SerialSensor, SerialSensorConfig, SimulatedSerialSensor
+from sensors.serial import SerialSensor, SerialSensorConfig
+from sensors.serial_simulated import SimulatedSerialSensor
 
 
 def register(registry: Registry) -> None:

@@ -13,24 +13,25 @@ The same connection carries commands to the board (an LED, a relay).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import os
 import random
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import serial_asyncio_fast
 from pydantic import Field, model_validator
 from serial.tools import list_ports
 
-from engine.drivers import DriverContext, Fault, WritableSensor
+from engine.drivers import DriverContext, WritableSensor
 from engine.health import InputHealth, MessageInputConfig
 from engine.model import ComponentProblem, Name, Scale, SignalType, StoreType, Strict, coerce_output
 from engine.reconnect import Backoff, Reconnect
-from sensors import firmata
+from sensors import firmata, firmata_pins
+from sensors.firmata_pins import PinPlan, PinProblem
 from sensors.serial_formats import FormatError, LineFormat, LineFormatSettings
 
 log = logging.getLogger("sensors.serial")
@@ -45,6 +46,14 @@ class SerialSignalSpec(Strict):
     pin: str | None = Field(None, pattern=PIN.pattern, description="Firmata pin: `A0` (analog) or `D2` (digital).")
     type: SignalType = Field("float", description="Signal type.")
     scale: Scale | None = Field(None, description="Convert the raw value, e.g. input [0, 1023] to output [0, 1].")
+    invert: bool = Field(
+        False, description="Read a true/false input the other way round: a button on a pull-up reads true when pressed."
+    )
+    pullup: bool | None = Field(
+        None,
+        description="Firmata digital inputs: the pin's pull-up resistor on (the default: a button to ground reads "
+        "false when pressed, see `invert`) or off (a sensor that drives the line itself).",
+    )
 
 
 class SerialOutputSpec(Strict):
@@ -56,6 +65,7 @@ class SerialOutputSpec(Strict):
     type: SignalType = Field("bool", description="Value type.")
     range: tuple[float, float] | None = Field(None, description="[min, max] for numbers; values are clamped.")
     safe: OutputValue = Field(description="Value sent at start-up, on PANIC and before a clean stop.")
+    invert: bool = Field(False, description="Send a true/false output the other way round (active-low relays).")
 
     def coerce(self, value: Any) -> OutputValue:
         return coerce_output(value, self.type, self.range)
@@ -84,6 +94,14 @@ class SerialSensorConfig(MessageInputConfig):
     max_line: int = Field(512, ge=16, le=65536, description="Longest line in bytes; longer ones are dropped.")
     sampling_ms: int = Field(19, ge=1, le=16383, description="Firmata sampling interval.")
     output_rate: float = Field(50.0, gt=0, le=1000, description="Most output updates per second sent to the board.")
+    settle: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="Seconds to wait, after the port opens, for the board to say it has started (most Arduinos "
+        "restart when their port opens): then a Firmata board is asked for its firmware, and a line board is "
+        "sent its outputs.",
+    )
     signals: dict[Name, SerialSignalSpec] = Field(min_length=1, description="Signals fed by the board.")
     outputs: dict[Name, SerialOutputSpec] = Field(default_factory=dict, description="What the exhibit can send.")
 
@@ -97,11 +115,17 @@ class SerialSensorConfig(MessageInputConfig):
                 raise ValueError(f"signal `{name}` needs a `pin` (A0, D2...) with `format: firmata`")
             if not firmata_mode and spec.field is None:
                 raise ValueError(f"signal `{name}` needs a `field` (the line's key, column or group)")
+            if spec.invert and spec.type != "bool":
+                raise ValueError(f"signal `{name}`: `invert` is for true/false signals (`type: bool`)")
+            if spec.pullup is not None and not (spec.pin or "").startswith("D"):
+                raise ValueError(f"signal `{name}`: `pullup` is for Firmata digital pins (D2, D3...)")
         for name, output in self.outputs.items():
             if firmata_mode and output.pin is None:
                 raise ValueError(f"output `{name}` needs a `pin` with `format: firmata`")
             if not firmata_mode and (output.template is None or "{value" not in output.template):
                 raise ValueError(f"output `{name}` needs a `template` containing `{{value}}`, e.g. `LED {{value}}`")
+            if output.invert and output.type != "bool":
+                raise ValueError(f"output `{name}`: `invert` is for true/false outputs (`type: bool`)")
         if firmata_mode and (used := [key for key in LINE_KEYS if key in self.model_fields_set]):
             raise ValueError(f"`{used[0]}` is for line formats, not for `format: firmata`")
         if not firmata_mode:
@@ -121,6 +145,19 @@ class SerialSensorConfig(MessageInputConfig):
 
     def identity(self) -> str:
         return self.port or f"USB {self.usb}"
+
+    def pin_plan(self) -> PinPlan:
+        """The Firmata pins the exhibit reads and drives."""
+        analog: list[int] = []
+        digital: list[tuple[int, bool]] = []
+        for spec in self.signals.values():
+            kind, number = PIN.match(spec.pin or "").groups()  # type: ignore[union-attr]
+            if kind == "A":
+                analog.append(int(number))
+            else:
+                digital.append((int(number), spec.pullup is not False))
+        outputs = [(output.pin or 0, output.mode) for output in self.outputs.values()]
+        return PinPlan(tuple(analog), tuple(digital), tuple(outputs))
 
     def signal_types(self) -> dict[str, StoreType]:
         return {name: spec.type for name, spec in self.signals.items()}
@@ -214,7 +251,17 @@ class LineFramer:
         self._discarding = False
 
 
-class _Protocol(asyncio.Protocol):
+class PortWriter(Protocol):
+    """The side of a port the sensor writes to: a serial transport, or a simulated board's port."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class BoardProtocol(asyncio.Protocol):
     def __init__(self, sensor: SerialSensor) -> None:
         self.sensor = sensor
         self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
@@ -225,6 +272,21 @@ class _Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.lost.done():
             self.lost.set_result(exc)
+
+
+@dataclass
+class _BoardAnswers:
+    """What a Firmata board said about itself since the port opened."""
+
+    firmware: firmata.FirmwareReport | None = None
+    capabilities: list[dict[int, int]] | None = None
+    analog_mapping: list[int | None] | None = None
+
+
+WAITING_FOR_FIRMWARE = "waiting for firmware"
+WAITING_FOR_LINES = "waiting for the board to start"
+POLL_SECONDS = 0.01
+"""How often the bring-up looks for the board's answers."""
 
 
 class SerialSensor(WritableSensor):
@@ -240,22 +302,38 @@ class SerialSensor(WritableSensor):
         self.lines: LineFormat | None = None if self.firmata else config.line_format().build()
         self.by_field = {spec.field: (f"{name}.{short}", spec) for short, spec in config.signals.items() if spec.field}
         self.by_pin = {spec.pin: (f"{name}.{short}", spec) for short, spec in config.signals.items() if spec.pin}
+        self.plan = config.pin_plan() if self.firmata else PinPlan()
+        self._reported_ports = self.plan.ports()
         self.outputs: dict[str, OutputValue] = config.safe_state()
         self.backoff = Backoff(initial=0.25, cap=5.0, stable_after=2.0)
         self._rng = random.Random()
-        self._transport: asyncio.Transport | None = None
+        self._transport: PortWriter | None = None
         self.device: str | None = None
         self.connections = 0
+        self.ready = False
+        """The board has started and been set up; outputs are written only then."""
+        self.answers = _BoardAnswers()
+        self.pin_problems: list[PinProblem] = []
+        self.restarts = 0
+        """Times the board restarted while connected (a brown-out, the reset button)."""
+        self.boot_noise = 0
+        """Lines dropped before the board's first good line (bootloader and boot messages)."""
+        self._heard_line = False
+        self.bytes_received = 0
+        self._said: set[str] = set()
 
     # --- input --------------------------------------------------------------------
 
     def handle_bytes(self, data: bytes) -> None:
         """Everything the board sent; never raises, whatever the bytes are."""
+        self.bytes_received += len(data)
         if self.firmata:
             errors = self.parser.errors
             for message in self.parser.feed(data):
-                for pin, value in self.board.apply(message):
-                    self._emit_pin(pin, value)
+                if isinstance(message, firmata.AnalogMessage | firmata.DigitalMessage):
+                    self._firmata_report(message)
+                else:
+                    self._firmata_answer(message)
             for _ in range(self.parser.errors - errors):
                 self.health_signals.error("firmata")
             return
@@ -270,31 +348,58 @@ class SerialSensor(WritableSensor):
         try:
             text = raw.decode(self.config.encoding)
             fields = self.lines.parse(text)
-        except UnicodeDecodeError:
-            self.health_signals.error("decode")
+        except (UnicodeDecodeError, FormatError) as exc:
+            if not self._heard_line:
+                self.boot_noise += 1  # a restart's cut line, a bootloader's or an ESP's boot text
+            else:
+                self.health_signals.error("decode" if isinstance(exc, UnicodeDecodeError) else "parse")
             return
-        except FormatError:
-            self.health_signals.error("parse")
-            return
-        matched = False
+        routed = matched = False
         for field, value in fields.items():
             route = self.by_field.get(field)
             if route is not None:
+                routed = True
                 matched |= self._emit(route[0], route[1], value)
         if matched:
+            self._heard_line = True
             self.health_signals.message()
-        else:
+        elif routed:
+            return  # each bad value is counted already, by kind
+        elif self._heard_line:
             self.health_signals.error("fields")
+        else:
+            self.boot_noise += 1
 
-    def _emit_pin(self, pin: str, value: int | bool) -> None:
-        route = self.by_pin.get(pin)
-        if route is not None and self._emit(route[0], route[1], value):
+    def _firmata_report(self, message: firmata.AnalogMessage | firmata.DigitalMessage) -> None:
+        # Every report of a pin the exhibit reads is a message, changed or not: `rate` counts what arrives.
+        if isinstance(message, firmata.AnalogMessage):
+            wanted = f"A{message.channel}" in self.by_pin
+        else:
+            wanted = message.port in self._reported_ports
+        good = wanted
+        for pin, value in self.board.apply(message):
+            route = self.by_pin.get(pin)
+            if route is not None:
+                good &= self._emit(route[0], route[1], value)
+        if good:
             self.health_signals.message()
+
+    def _firmata_answer(self, message: firmata.FirmataMessage) -> None:
+        if isinstance(message, firmata.FirmwareReport):
+            self.answers.firmware = message
+            if self.ready:
+                self._restarted()
+        elif isinstance(message, firmata.CapabilityResponse):
+            self.answers.capabilities = message.pins
+        elif isinstance(message, firmata.AnalogMappingResponse):
+            self.answers.analog_mapping = message.channels
+        elif isinstance(message, firmata.StringData):
+            log.info("board %s says: %s", self.name, message.text)
 
     def _emit(self, signal: str, spec: SerialSignalSpec, value: Any) -> bool:
         converted = _convert(value, spec)
-        if converted is None:
-            self.health_signals.error("type")
+        if isinstance(converted, BadValue):
+            self.health_signals.error(converted.kind)
             return False
         self.context.store.set(signal, converted)
         return True
@@ -325,60 +430,134 @@ class SerialSensor(WritableSensor):
                 else:
                     log.info("board %s connected on %s", self.name, self.device)
                 lost_logged = False
-                self._went_away(await protocol.lost)
+                bring_up = asyncio.create_task(self._bring_up())
+                try:
+                    why = await protocol.lost
+                finally:
+                    bring_up.cancel()
+                self._went_away(why)
                 lost_logged = True
             await reconnect.wait()
 
-    async def _open(self) -> _Protocol:
+    async def _open(self) -> BoardProtocol:
         device = resolve_port(self.config)
         loop = asyncio.get_running_loop()
         transport, protocol = await serial_asyncio_fast.create_serial_connection(
             loop,
-            lambda: _Protocol(self),
+            lambda: BoardProtocol(self),
             url=device,
             baudrate=self.config.baud,
             bytesize=self.config.bytesize,
             parity=self.config.parity,
             stopbits=self.config.stopbits,
         )
-        assert isinstance(protocol, _Protocol)
+        assert isinstance(protocol, BoardProtocol)
+        self._opened(transport, device)
+        return protocol
+
+    def _opened(self, transport: PortWriter, device: str) -> None:
+        """A new connection: nothing is sent until the board has started (it restarts as its port opens)."""
         self._transport, self.device = transport, device
         self.connections += 1
+        self.ready = False
+        self.answers = _BoardAnswers()
+        self._heard_line = False
         self.framer.reset()
         self.parser = firmata.FirmataParser()
-        self.health_signals.set_status("ok")
+        self.board.reset()
+
+    async def _bring_up(self) -> None:
+        """Wait for the board to start, set it up, and send it its outputs."""
         if self.firmata:
-            transport.write(self._firmata_setup())
-        self._write_outputs(self.outputs)  # the board restarts with its outputs as we last left them
-        return protocol
+            await self._firmata_handshake()
+        else:
+            self.health_signals.set_status("degraded", WAITING_FOR_LINES)
+            if not await self._until(lambda: self._heard_line, self.config.settle):
+                self.framer.reset()  # a board that only speaks when spoken to: drop what a restart cut short
+        self._set_up()
+
+    async def _firmata_handshake(self) -> None:
+        """The firmware's version report (sent as it boots), or an explicit query after ``settle``;
+        then its pins, checked against what the exhibit asks of them."""
+        answers = self.answers
+        self.health_signals.set_status("degraded", WAITING_FOR_FIRMWARE)
+        if not await self._until(lambda: answers.firmware is not None, self.config.settle):
+            complained = False
+            while True:
+                heard = self.bytes_received
+                self._send(firmata.query_firmware())
+                if await self._until(lambda: answers.firmware is not None, max(self.config.settle, 1.0)):
+                    break
+                reason = self._no_answer(garbled=self.bytes_received > heard)
+                self.health_signals.set_status("degraded", reason)
+                if not complained:
+                    log.warning("board %s: %s; asking again", self.name, reason)
+                    complained = True
+        firmware = answers.firmware
+        assert firmware is not None
+        log.info("board %s runs %s %d.%d", self.name, firmware.name, firmware.major, firmware.minor)
+        self._send(firmata.capability_query() + firmata.analog_mapping_query())
+        described = await self._until(
+            lambda: answers.capabilities is not None and answers.analog_mapping is not None,
+            max(self.config.settle, 1.0),
+        )
+        if described and answers.capabilities is not None and answers.analog_mapping is not None:
+            self.pin_problems = firmata_pins.check(self.plan, answers.capabilities, answers.analog_mapping)
+        else:
+            self.pin_problems = []
+            log.info("board %s did not list its pins; they are used unchecked", self.name)
+
+    def _no_answer(self, garbled: bool) -> str:
+        question = f"is StandardFirmata loaded, at {self.config.baud} baud?"
+        if garbled:
+            return f"no answer: the board sends bytes that are not Firmata ({question})"
+        return f"no answer from the firmware ({question})"
+
+    async def _until(self, done: Callable[[], bool], seconds: float) -> bool:
+        """Wait until ``done()``, at most ``seconds`` of the exhibit's clock; whether it came true."""
+        clock = self.context.clock
+        deadline = clock.now() + seconds
+        while not done():
+            if clock.now() >= deadline:
+                return False
+            await clock.sleep(POLL_SECONDS)
+        return True
+
+    def _set_up(self) -> None:
+        """The board is ready: its setup (Firmata), then every output as the exhibit has it now."""
+        if self.firmata:
+            leave_out = frozenset(problem.pin for problem in self.pin_problems)
+            self._send(firmata_pins.setup(self.plan, self.config.sampling_ms, leave_out))
+        self.ready = True
+        self._write_outputs(self.outputs)
+        if self.pin_problems:
+            sentence = "; ".join(problem.sentence for problem in self.pin_problems)
+            if sentence not in self._said:  # once, not at every reconnect
+                self._said.add(sentence)
+                log.warning("board %s: %s; its other pins are used", self.name, sentence)
+            self.health_signals.set_status("degraded", sentence)
+        else:
+            self.health_signals.set_status("ok")
+
+    def _restarted(self) -> None:
+        """The firmware said hello while in use: the board restarted and lost its setup and outputs."""
+        self.restarts += 1
+        log.warning("board %s restarted (a reset or a brown-out); its setup and outputs are sent again", self.name)
+        self.board.reset()
+        self._set_up()
+
+    def _send(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
 
     def _went_away(self, exc: Exception | None) -> None:
         if self.framer.pending():
             self.health_signals.error("partial")
         self._transport = None
+        self.ready = False
         self.context.store.mark_stale(f"{self.name}.")
         # The health model logs the change, once: its signals are stale until it returns.
         self.health_signals.set_status("offline", f"went away from {self.device} ({exc or 'closed'})")
-
-    def _firmata_setup(self) -> bytes:
-        # A reset first: boards that do not reboot when the port opens (Leonardo) may have been left
-        # with pins in other modes; StandardFirmata's reset puts analog pins back in ANALOG mode.
-        out = bytearray(firmata.system_reset() + firmata.query_firmware())
-        out += firmata.sampling_interval(self.config.sampling_ms)
-        ports: set[int] = set()
-        for spec in self.config.signals.values():
-            kind, number = PIN.match(spec.pin or "").groups()  # type: ignore[union-attr]
-            if kind == "A":
-                out += firmata.report_analog(int(number), True)
-            else:
-                out += firmata.set_pin_mode(int(number), firmata.INPUT_PULLUP)
-                ports.add(int(number) // 8)
-        for port in sorted(ports):
-            out += firmata.report_digital(port, True)
-        for output in self.config.outputs.values():
-            mode = firmata.PWM if output.mode == "pwm" else firmata.OUTPUT
-            out += firmata.set_pin_mode(output.pin or 0, mode)
-        return bytes(out)
 
     # --- output ---------------------------------------------------------------------
 
@@ -392,12 +571,14 @@ class SerialSensor(WritableSensor):
         self._write_outputs(changed)
 
     def _write_outputs(self, values: Mapping[str, OutputValue]) -> None:
-        if self._transport is None or self._transport.is_closing():
-            return  # kept in self.outputs and written when the board is back
+        if not self.ready:
+            return  # kept in self.outputs and written when the board is ready
         for name, value in values.items():
-            self._transport.write(self._encode(self.config.outputs[name], value))
+            self._send(self._encode(self.config.outputs[name], value))
 
     def _encode(self, output: SerialOutputSpec, value: OutputValue) -> bytes:
+        if output.invert:
+            value = not value
         if self.firmata:
             assert output.pin is not None
             if output.mode == "pwm":
@@ -410,7 +591,7 @@ class SerialSensor(WritableSensor):
     async def go_safe(self, timeout: float) -> bool:
         self.set(self.config.safe_state())
         self._write_outputs(self.config.safe_state())
-        return self._transport is not None or not self.config.outputs
+        return self.ready or not self.config.outputs
 
     async def close(self) -> None:
         if self._transport is not None:
@@ -418,109 +599,36 @@ class SerialSensor(WritableSensor):
             self._transport = None
 
 
-def _convert(value: Any, spec: SerialSignalSpec) -> float | int | bool | str | None:
-    """A raw field or pin value as the signal's type, scaled; None if it cannot be one."""
-    if isinstance(value, str) and spec.type != "str":
-        return None
+@dataclass(frozen=True)
+class BadValue:
+    """Why a field or pin value cannot be its signal's value: ``type`` or ``nonfinite``."""
+
+    kind: str
+
+
+NOT_A_NUMBER = BadValue("type")
+NOT_FINITE = BadValue("nonfinite")
+
+
+def _convert(value: Any, spec: SerialSignalSpec) -> float | int | bool | str | BadValue:
+    """A raw field or pin value as the signal's type, scaled and inverted; or why it cannot be one.
+
+    ``inf``, ``-inf`` and ``nan`` (what ``Serial.print`` writes for a broken float, or JSON's
+    ``Infinity``) are bad input: dropped, never clamped to the end of a range."""
     if spec.type == "str":
         return str(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return NOT_A_NUMBER
+        return NOT_A_NUMBER if math.isfinite(number) else NOT_FINITE
     number = float(value)
     if not math.isfinite(number):
-        return None
+        return NOT_FINITE
     if spec.scale is not None:
         number = spec.scale.apply(number)
     if spec.type == "bool":
-        return number >= 0.5 if spec.scale is not None else bool(number)
+        level = number >= 0.5 if spec.scale is not None else bool(number)
+        return level != spec.invert
     return round(number) if spec.type == "int" else number
-
-
-class SimulatedSerialSensor(SerialSensor):
-    """Plays the board, without a port: lines in the configured format (or StandardFirmata
-    reports) go through the same parsing as real bytes. The first button presses for 0.3 s
-    every 10 s (others every 60 s);
-    numbers follow a slow wave over their scale's input range (0..1023 without one).
-
-    ``inject("disconnect" | "stall" | "garbage" | "slow" | "clear")`` scripts faults.
-    Commands sent to the board are kept, encoded, in ``written``.
-    """
-
-    def __init__(self, name: str, config: SerialSensorConfig, context: DriverContext, rate: float = 10.0) -> None:
-        super().__init__(name, config, context)
-        self.rate = rate
-        self.fault: Fault = "clear"
-        self.written: list[bytes] = []
-        self.board_simulator = firmata.StandardFirmataSimulator() if self.firmata else None
-
-    def inject(self, fault: Fault) -> None:
-        self.fault = fault
-        if fault == "disconnect":
-            self.context.store.mark_stale(f"{self.name}.")
-            self.health_signals.set_status("offline", "simulated disconnect")
-        elif fault == "clear":
-            self.health_signals.set_status("ok")
-        log.info("simulated board %s: fault %s", self.name, fault)
-
-    async def _connect_forever(self) -> None:
-        clock = self.context.clock
-        self.health_signals.set_status("ok")
-        log.info("board %s is simulated (no serial port is opened)", self.name)
-        if self.board_simulator is not None:
-            self.handle_bytes(self.board_simulator.startup())
-            self.handle_bytes(self.board_simulator.handle(self._firmata_setup()))
-        self._write_outputs(self.outputs)
-        start = clock.now()
-        while True:
-            await clock.sleep(1.0 / (self.rate / 4 if self.fault == "slow" else self.rate))
-            if self.fault in ("disconnect", "stall"):
-                continue
-            self.handle_bytes(os.urandom(31) + b"\n" if self.fault == "garbage" else self.frame(clock.now() - start))
-
-    def _write_outputs(self, values: Mapping[str, OutputValue]) -> None:
-        for name, value in values.items():
-            encoded = self._encode(self.config.outputs[name], value)
-            self.written.append(encoded)
-            if self.board_simulator is not None:
-                self.board_simulator.handle(encoded)
-
-    async def go_safe(self, timeout: float) -> bool:
-        self.set(self.config.safe_state())
-        return self.fault != "disconnect"
-
-    def raw_values(self, t: float) -> dict[str, float | int | bool]:
-        """What each signal's field or pin reads at time ``t``."""
-        values: dict[str, float | int | bool] = {}
-        buttons = 0
-        for index, spec in enumerate(self.config.signals.values()):
-            key = spec.field or spec.pin or ""
-            if spec.type == "bool" or (spec.pin or "").startswith("D"):
-                # The first button is pressed every 10 s, any others (an e-stop...) only every 60 s.
-                period = 10.0 if buttons == 0 else 60.0
-                values[key] = ((t + 5.0 * buttons) % period) < 0.3
-                buttons += 1
-                continue
-            low, high = spec.scale.input if spec.scale else (0.0, 1023.0)
-            wave = 0.5 - 0.5 * math.cos(2 * math.pi * t / (7.0 + index))
-            value = low + wave * (high - low)
-            values[key] = round(value) if spec.type == "int" or spec.scale is None else value
-        return values
-
-    def frame(self, t: float) -> bytes:
-        values = self.raw_values(t)
-        if self.board_simulator is not None:
-            out = bytearray()
-            for pin, value in values.items():
-                kind, number = PIN.match(pin).groups()  # type: ignore[union-attr]
-                if kind == "A":
-                    out += self.board_simulator.set_analog(int(number), int(value))
-                else:
-                    out += self.board_simulator.set_digital(int(number), bool(value))
-            return bytes(out)
-        shown = {key: int(v) if isinstance(v, bool) else v for key, v in values.items()}
-        if self.config.format == "json":
-            return (json.dumps(values) + "\n").encode()
-        if self.config.format == "keyvalue":
-            return (" ".join(f"{k}{self.config.separator}{v}" for k, v in shown.items()) + "\n").encode()
-        if self.config.format == "csv":
-            columns = self.config.columns or []
-            return (self.config.delimiter.join(str(shown.get(c, 0)) for c in columns) + "\n").encode()
-        return b""  # a regular expression cannot be played backwards: the simulated board stays quiet

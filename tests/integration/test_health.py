@@ -125,7 +125,7 @@ def test_simulators_share_one_set_of_fault_names():
     from engine.drivers import Fault
     from sensors.osc.inputs import SimulatedOscSensor
     from sensors.pose.driver import SimulatedPoseSensor
-    from sensors.serial import SimulatedSerialSensor
+    from sensors.serial_simulated import SimulatedSerialSensor
 
     assert set(get_args(Fault)) == {"disconnect", "stall", "garbage", "slow", "clear"}
     for simulator in (SimulatedDmx, SimulatedGear, SimulatedOscOut, SimulatedOscSensor, SimulatedPoseSensor):

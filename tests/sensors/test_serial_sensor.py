@@ -1,14 +1,12 @@
-"""Serial boards on real ptys: the test plays the Arduino byte by byte, unplugs it,
-plugs it back at a new path, and floods it with bad input."""
+"""Line-format boards on real ptys, each an Arduino that restarts when its port opens and whose
+bootloader swallows what the host sends for a second: the test unplugs it, plugs it back at a new
+path, browns it out, and floods it with bad input."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -18,9 +16,10 @@ import sensors.serial as serial_driver
 from engine.clock import MonotonicClock, VirtualClock
 from engine.drivers import DriverContext, Resources
 from engine.signals import SignalStore
-from sensors import firmata
-from sensors.serial import SerialSensor, SerialSensorConfig, SimulatedSerialSensor
-from tests.support.serial_board import PtyBoard
+from sensors.serial import SerialSensor, SerialSensorConfig
+from sensors.serial_simulated import SimulatedSerialSensor
+from sensors.simulated_board import LineSketch
+from tests.support.serial_board import ScriptedSketch, json_sketch
 
 
 def make(config: dict, clock=None, cls=SerialSensor) -> tuple[SerialSensor, SignalStore]:
@@ -41,13 +40,6 @@ async def until(predicate, timeout: float = 5.0) -> float:
     return time.monotonic() - start
 
 
-@pytest.fixture
-async def board(tmp_path: Path) -> AsyncIterator[PtyBoard]:
-    pty = PtyBoard(tmp_path)
-    yield pty
-    pty.close()
-
-
 JSON_BOARD = {
     "format": "json",
     "signals": {
@@ -59,54 +51,81 @@ JSON_BOARD = {
 }
 
 
-async def test_json_lines_byte_by_byte(board: PtyBoard, running):
-    sensor, store = make({"port": str(board.link), **JSON_BOARD})
+def status(store: SignalStore) -> str:
+    return store.get("plinth.health.status").value
+
+
+async def test_outputs_wait_for_the_board_to_start_and_get_their_safe_values(arduinos, running):
+    values = {"button": True, "distance": 512}
+    uno = arduinos(json_sketch(values))
+    sensor, store = make({"port": str(uno.link), **JSON_BOARD})
     running.append(asyncio.create_task(sensor.run()))
-    await until(lambda: store.get("plinth.health.status").value == "ok")
-    for byte in b'{"button": true, "distance": 512}\n':
-        board.write(bytes([byte]))
-    await until(lambda: store.get("plinth.button").value is True)
+    await until(lambda: uno.opens == 1)
+    assert status(store) == "degraded"
+    assert store.get("plinth.health.reason").value == "waiting for the board to start"
+    took = await until(lambda: status(store) == "ok")
+    assert 0.8 < took < 2.0  # the bootloader's second, then the first line
+    assert store.get("plinth.button").value is True
     assert store.get("plinth.distance").value == pytest.approx(512 / 1023)
-    assert board.read() == b"LED 0\n"  # the LED's safe value is sent on connect
+    await until(lambda: uno.sketch.commands == [b"LED 0"])  # the safe value, sent once the sketch runs
+    assert uno.board.swallowed == 0  # nothing was sent into the bootloader
+    sensor.set({"led": True})
+    await until(lambda: uno.sketch.commands == [b"LED 0", b"LED 1"])
 
 
-async def test_a_thousand_lines_a_second_without_loss(board: PtyBoard, running):
-    sensor, store = make({"port": str(board.link), **JSON_BOARD})
+async def test_a_board_that_does_not_restart_gets_its_outputs_after_the_settle_time(arduinos, running):
+    uno = arduinos(ScriptedSketch(), auto_reset=False)  # a Leonardo: speaks only when spoken to
+    await until(lambda: not uno.board.in_bootloader)  # powered up a while ago
+    sensor, store = make({"port": str(uno.link), "settle": 0.5, **JSON_BOARD})
     running.append(asyncio.create_task(sensor.run()))
-    await until(lambda: store.get("plinth.health.status").value == "ok")
+    await until(lambda: uno.opens == 1)
+    uno.sketch.say(b'nce": 3}\r\n')  # the end of a line cut in two by the port opening
+    took = await until(lambda: status(store) == "ok")
+    assert 0.4 < took < 1.5
+    await until(lambda: bytes(uno.sketch.received) == b"LED 0\n")
+    assert sensor.health_signals.errors == {}  # the cut line was boot noise, not bad input
+    assert sensor.boot_noise == 1
+    uno.sketch.say(b'{"button": true}\n')
+    await until(lambda: store.get("plinth.button").value is True)
+
+
+async def test_a_thousand_lines_a_second_without_loss(arduinos, running):
+    counter = iter(range(1, 10**9))
+    uno = arduinos(LineSketch(lambda _t: b'{"seq": %d, "distance": 7}\r\n' % next(counter), 1000.0))
+    sensor, store = make({"port": str(uno.link), **JSON_BOARD})
     seen: list[int] = []
     store.subscribe("plinth.seq", lambda s: seen.append(s.value))
-    lines = [json.dumps({"seq": n, "distance": n % 1024}).encode() + b"\n" for n in range(2000)]
-    took = await asyncio.to_thread(board.send_lines, lines, 1000.0)
-    await until(lambda: len(seen) == 2000)
-    assert seen == list(range(2000))
-    assert took < 3.0  # the test really sent at about 1 kHz
+    running.append(asyncio.create_task(sensor.run()))
+    await until(lambda: len(seen) >= 2000, timeout=8.0)
+    assert seen[0] == 1
+    assert seen == list(range(1, len(seen) + 1))
     assert sensor.health_signals.error_count == 0
 
 
-async def test_unplug_goes_offline_at_once_and_replug_at_a_new_path_is_found(board: PtyBoard, running, caplog):
+async def test_unplug_goes_offline_at_once_and_replug_at_a_new_path_is_found(arduinos, running, caplog):
     caplog.set_level(logging.INFO)
-    sensor, store = make({"port": str(board.link), **JSON_BOARD})
+    values = {"button": False, "distance": 100}
+    uno = arduinos(json_sketch(values))
+    sensor, store = make({"port": str(uno.link), **JSON_BOARD})
     running.append(asyncio.create_task(sensor.run()))
-    await until(lambda: store.get("plinth.health.status").value == "ok")
-    board.write(b'{"button": false, "distance": 100}\n')
-    await until(lambda: store.get("plinth.button").value is False)
+    await until(lambda: status(store) == "ok")
     sensor.set({"led": True})
-    await until(lambda: board.read() == b"LED 0\nLED 1\n")
+    await until(lambda: uno.sketch.commands == [b"LED 0", b"LED 1"])
 
-    board.unplug()
-    took = await until(lambda: store.get("plinth.health.status").value == "offline")
+    uno.unplug()
+    took = await until(lambda: status(store) == "offline")
     assert took < 1.0
     assert store.get("plinth.button").stale and store.get("plinth.distance").stale
     await asyncio.sleep(0.4)  # retries meanwhile find nothing
 
-    board.replug()
-    assert board.paths[0] != board.paths[1]
-    took = await until(lambda: store.get("plinth.health.status").value == "ok")
-    assert took < 1.0  # first retries are fast
-    assert sensor.device == board.paths[1]
-    await until(lambda: board.read() == b"LED 1\n")  # the board gets its outputs back as they were
-    board.write(b'{"button": true, "distance": 1023}\n')
+    values.update(button=True, distance=1023)
+    uno.replug()
+    assert uno.cable.paths[0] != uno.cable.paths[1]
+    took = await until(lambda: status(store) == "ok")
+    assert took < 2.5  # a fast first retry, then the board restarts as the port opens
+    assert sensor.device == uno.cable.paths[1]
+    await until(lambda: uno.sketch.commands[-1:] == [b"LED 1"] and len(uno.sketch.commands) == 3)
+    assert uno.board.swallowed == 0
     await until(lambda: store.get("plinth.button").value is True and not store.get("plinth.distance").stale)
 
     messages = [r.getMessage() for r in caplog.records]
@@ -115,27 +134,29 @@ async def test_unplug_goes_offline_at_once_and_replug_at_a_new_path_is_found(boa
     assert sum("keeps looking" in m for m in messages) <= 1
 
 
-async def test_a_board_found_by_usb_identity(board: PtyBoard, running, monkeypatch):
+async def test_a_board_found_by_usb_identity(arduinos, running, monkeypatch):
+    uno = arduinos(json_sketch({"button": False}))
     # No USB board exists on a test machine: the enumeration is the one thing replaced.
     ports = [
-        SimpleNamespace(vid=0x2341, pid=0x0043, serial_number="75735323", device=board.paths[-1]),
+        SimpleNamespace(vid=0x2341, pid=0x0043, serial_number="75735323", device=uno.cable.paths[-1]),
         SimpleNamespace(vid=0x0403, pid=0x6001, serial_number="A1", device="/dev/null"),
     ]
     monkeypatch.setattr(serial_driver, "port_lister", lambda: ports)
     sensor, store = make({"usb": "2341:0043:75735323", **JSON_BOARD})
     running.append(asyncio.create_task(sensor.run()))
-    await until(lambda: store.get("plinth.health.status").value == "ok")
-    board.unplug()
-    await until(lambda: store.get("plinth.health.status").value == "offline")
-    board.replug()
-    ports[0].device = board.paths[-1]  # the board is back as another ttyACM
-    await until(lambda: store.get("plinth.health.status").value == "ok")
-    assert sensor.device == board.paths[-1]
+    await until(lambda: status(store) == "ok")
+    uno.unplug()
+    await until(lambda: status(store) == "offline")
+    uno.replug()
+    ports[0].device = uno.cable.paths[-1]  # the board is back as another ttyACM
+    await until(lambda: status(store) == "ok")
+    assert sensor.device == uno.cable.paths[-1]
 
 
-async def test_bad_input_is_counted_and_dropped(board: PtyBoard, running):
+async def test_bad_input_is_counted_and_dropped(arduinos, running):
+    uno = arduinos(ScriptedSketch(banner=b"\x00\xf8boot\r\n"))  # what some boards print as they start
     config = {
-        "port": str(board.link),
+        "port": str(uno.link),
         "format": "csv",
         "columns": ["button", "distance"],
         "max_line": 64,
@@ -143,25 +164,56 @@ async def test_bad_input_is_counted_and_dropped(board: PtyBoard, running):
     }
     sensor, store = make(config)
     running.append(asyncio.create_task(sensor.run()))
-    await until(lambda: store.get("plinth.health.status").value == "ok")
-    board.write(b"1,")  # a line in two parts is fine
-    board.write(b"200\n")
+    await until(lambda: uno.opens == 1)
+    uno.sketch.say(b"1,")  # a line in two parts is fine
+    uno.sketch.say(b"200\n")
     await until(lambda: store.get("plinth.distance").value == 200.0)
-    board.write(b"\xff\xfe\xfa,1\n")  # not UTF-8
-    board.write(b"9" * 300 + b"\n")  # longer than max_line
-    board.write(b"1,2,3\n")  # wrong field count
-    board.write(b"\x00\x13noise\n")  # noise
-    board.write(b"0,300\r\n")  # and then a good line, with a Windows ending
+    await until(lambda: status(store) == "ok")
+    assert sensor.boot_noise == 1
+    uno.sketch.say(b"\xff\xfe\xfa,1\n")  # not UTF-8
+    uno.sketch.say(b"9" * 300 + b"\n")  # longer than max_line
+    uno.sketch.say(b"1,2,3\n")  # wrong field count
+    uno.sketch.say(b"\x00\x13noise\n")  # noise
+    uno.sketch.say(b"1,inf\n1,nan\n1,-inf\n")  # Serial.print of a broken float
+    uno.sketch.say(b"0,300\r\n")  # and then a good line, with a Windows ending
     await until(lambda: store.get("plinth.distance").value == 300.0)
     errors = sensor.health_signals.errors
-    assert errors == {"decode": 1, "overlong": 1, "parse": 2}
+    assert errors == {"decode": 1, "overlong": 1, "parse": 2, "nonfinite": 3}
     assert store.get("plinth.button").value is False
 
 
-async def test_other_line_formats(board: PtyBoard, running):
-    sensor, store = make(
+@pytest.mark.parametrize(
+    ("config", "line"),
+    [
+        (JSON_BOARD, b'{"distance": NaN}\n'),
+        (JSON_BOARD, b'{"distance": Infinity}\n'),
+        (JSON_BOARD, b'{"distance": -Infinity}\n'),
+        (JSON_BOARD, b'{"distance": 1e999}\n'),
+        ({"format": "keyvalue", "signals": {"distance": {"field": "distance"}}}, b"distance=inf\n"),
+        ({"format": "keyvalue", "signals": {"distance": {"field": "distance"}}}, b"distance=nan\n"),
+        ({"format": "regex", "pattern": "D(?P<d>\\S+)", "signals": {"distance": {"field": "d"}}}, b"D-inf\n"),
+    ],
+)
+def test_a_non_finite_number_is_counted_and_dropped_never_clamped(config: dict, line: bytes):
+    sensor, store = make({"port": "/dev/null", **config})
+    good = b'{"distance": 0}\n' if config is JSON_BOARD else line.replace(b"inf", b"0").replace(b"nan", b"0")
+    sensor.handle_bytes(good)
+    assert store.get("plinth.distance").value == 0.0
+    sensor.handle_bytes(line)
+    assert store.get("plinth.distance").value == 0.0
+    assert sensor.health_signals.errors == {"nonfinite": 1}
+
+
+def test_lines_in_any_chunks_and_other_formats():
+    sensor, store = make({"port": "/dev/null", **JSON_BOARD})
+    for byte in b'{"button": true, "distance": 512}\n':
+        sensor.handle_bytes(bytes([byte]))
+    assert store.get("plinth.button").value is True
+    assert store.get("plinth.distance").value == pytest.approx(512 / 1023)
+
+    regex, regex_store = make(
         {
-            "port": str(board.link),
+            "port": "/dev/null",
             "format": "regex",
             "pattern": r"^B(?P<button>[01]) D(?P<distance>\d+)$",
             "signals": {
@@ -170,12 +222,9 @@ async def test_other_line_formats(board: PtyBoard, running):
             },
         }
     )
-    running.append(asyncio.create_task(sensor.run()))
-    await until(lambda: store.get("plinth.health.status").value == "ok")
-    board.write(b"B1 D742\nB0 Dxx\n")
-    await until(lambda: store.get("plinth.distance").value == 742)
-    assert store.get("plinth.button").value is True
-    await until(lambda: sensor.health_signals.errors.get("parse") == 1)
+    regex.handle_bytes(b"B1 D742\nB0 Dxx\n")
+    assert regex_store.get("plinth.distance").value == 742 and regex_store.get("plinth.button").value is True
+    assert regex.health_signals.errors == {"parse": 1}
 
     kv, kv_store = make(
         {
@@ -188,34 +237,33 @@ async def test_other_line_formats(board: PtyBoard, running):
     assert kv_store.get("plinth.state").value == "open" and kv_store.get("plinth.level").value == 0.25
 
 
-async def test_firmata_board(board: PtyBoard, running):
-    uno = firmata.StandardFirmataSimulator()
-    sensor, store = make(
-        {
-            "port": str(board.link),
-            "format": "firmata",
-            "signals": {"knob": {"pin": "A0", "scale": {"input": [0, 1023]}}, "button": {"pin": "D2", "type": "bool"}},
-            "outputs": {"led": {"pin": 13, "safe": False}, "glow": {"pin": 9, "mode": "pwm", "type": "int", "safe": 0}},
-        }
-    )
+async def test_a_steady_input_reads_its_rate_and_age_in_health(arduinos, running):
+    uno = arduinos(json_sketch({"button": False, "distance": 300}, rate=50.0))  # the same values every time
+    sensor, store = make({"port": str(uno.link), **JSON_BOARD})
     running.append(asyncio.create_task(sensor.run()))
-    await until(lambda: store.get("plinth.health.status").value == "ok")
-    board.write(uno.startup())
+    await until(lambda: status(store) == "ok")
+    await asyncio.sleep(2.2)  # the figures are published once a second
+    assert 40 <= store.get("plinth.health.rate").value <= 60
+    assert 0 <= store.get("plinth.health.age").value < 0.1
 
-    def answer_host() -> bool:
-        """The board reads what the host sent and replies, as the firmware would."""
-        board.write(uno.handle(board.read()))
-        return False
 
-    await until(lambda: answer_host() or uno.pin_modes.get(9) == firmata.PWM)
-    assert uno.pin_modes[13] == firmata.OUTPUT and uno.pin_modes[2] == firmata.INPUT_PULLUP
-    assert 0 in uno.analog_reporting and 0 in uno.digital_reporting
-    board.write(uno.set_analog(0, 1023))
-    board.write(uno.set_digital(2, True))
-    await until(lambda: store.get("plinth.knob").value == 1.0 and store.get("plinth.button").value is True)
-    sensor.set({"led": True, "glow": 200})
-    await until(lambda: answer_host() or ((13, 1) in uno.digital_writes and (9, 200) in uno.analog_writes))
-    assert sensor.health_signals.errors == {}
+async def test_invert_a_pull_up_button_and_an_active_low_relay(arduinos, running):
+    values = {"button": 0}
+    uno = arduinos(LineSketch(lambda _t: b"button=%d\n" % values["button"], 50.0))
+    config = {
+        "port": str(uno.link),
+        "format": "keyvalue",
+        "signals": {"pressed": {"field": "button", "type": "bool", "invert": True}},
+        "outputs": {"relay": {"template": "R {value}", "safe": False, "invert": True}},
+    }
+    sensor, store = make(config)
+    running.append(asyncio.create_task(sensor.run()))
+    await until(lambda: store.get("plinth.pressed").value is True)  # the button pulls the line low
+    values["button"] = 1
+    await until(lambda: store.get("plinth.pressed").value is False)
+    await until(lambda: uno.sketch.commands == [b"R 1"])  # off is high on an active-low relay
+    sensor.set({"relay": True})
+    await until(lambda: uno.sketch.commands == [b"R 1", b"R 0"])
 
 
 async def test_simulated_board_plays_the_format_and_takes_faults():
@@ -223,7 +271,10 @@ async def test_simulated_board_plays_the_format_and_takes_faults():
     sensor, store = make({"port": "/dev/ttyACM9", **JSON_BOARD}, clock, SimulatedSerialSensor)
     assert isinstance(sensor, SimulatedSerialSensor)
     task = asyncio.create_task(sensor.run())
+    await clock.advance(0.5)
+    assert status(store) == "degraded" and sensor.written == []  # still in its bootloader
     await clock.advance(1.0)
+    assert status(store) == "ok" and sensor.written == [b"LED 0\n"]
     assert store.get("plinth.button").value is False and 0 <= store.get("plinth.distance").value <= 1
     await clock.advance(9.2)
     assert sensor.health_signals.received >= 90
@@ -231,12 +282,14 @@ async def test_simulated_board_plays_the_format_and_takes_faults():
     await clock.advance(1.0)
     assert sensor.health_signals.error_count >= 5
     sensor.inject("disconnect")
-    assert store.get("plinth.health.status").value == "offline" and store.get("plinth.distance").stale
+    await clock.advance(0.1)
+    assert status(store) == "offline" and store.get("plinth.distance").stale
     sensor.inject("clear")
-    await clock.advance(0.5)
-    assert not store.get("plinth.distance").stale
+    await clock.advance(3.0)  # the next retry, and the board restarts as its port opens
+    assert status(store) == "ok" and not store.get("plinth.distance").stale
     sensor.set({"led": True})
-    assert sensor.written == [b"LED 0\n", b"LED 1\n"]
+    assert sensor.written == [b"LED 0\n", b"LED 0\n", b"LED 1\n"]
+    assert sensor.simulated_board.resets == 3  # powered on, opened, opened again
     task.cancel()
 
 
@@ -252,6 +305,20 @@ async def test_simulated_board_plays_the_format_and_takes_faults():
         ({"port": "/dev/x", "format": "firmata", "signals": {"b": {"field": "b"}}}, "needs a `pin`"),
         ({"port": "/dev/x", "outputs": {"led": {"template": "LED", "safe": 0}}}, "containing `{value}`"),
         ({"port": "/dev/x", "format": "regex", "pattern": "(", "signals": {"b": {"field": "b"}}}, "pattern"),
+        ({"port": "/dev/x", "signals": {"b": {"field": "b", "invert": True}}}, "`invert` is for true/false signals"),
+        ({"port": "/dev/x", "signals": {"b": {"field": "b", "pullup": True}}}, "`pullup` is for Firmata digital"),
+        (
+            {"port": "/dev/x", "format": "firmata", "signals": {"b": {"pin": "A0", "pullup": False}}},
+            "`pullup` is for Firmata digital",
+        ),
+        (
+            {"port": "/dev/x", "outputs": {"dim": {"template": "D {value}", "type": "int", "safe": 0, "invert": True}}},
+            "`invert` is for true/false outputs",
+        ),
+        (
+            {"port": "/dev/x", "signals": {"b": {"field": "b", "scale": {"input": [0, float("inf")]}}}},
+            "finite",
+        ),
     ],
 )
 def test_configuration_mistakes(config: dict, message: str):
@@ -265,6 +332,13 @@ async def test_simulated_outputs_go_safe_unless_unplugged():
     sensor, _ = make({"port": "/dev/ttyACM9", **JSON_BOARD}, clock, SimulatedSerialSensor)
     assert isinstance(sensor, SimulatedSerialSensor)
     sensor.set({"led": True})
+    assert not await sensor.go_safe(1.0)  # not started: nothing reached a board
+    task = asyncio.create_task(sensor.run())
+    await clock.advance(1.5)
+    sensor.set({"led": True})
     assert await sensor.go_safe(1.0) and sensor.outputs == {"led": False}
+    assert b"LED 1\n" in sensor.written and sensor.written[-1] == b"LED 0\n"
     sensor.inject("disconnect")
+    await clock.advance(0.1)
     assert not await sensor.go_safe(1.0)
+    task.cancel()

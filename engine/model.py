@@ -91,6 +91,8 @@ class Scale(Strict):
     def _not_empty(self) -> Scale:
         if not all(math.isfinite(end) for end in (*self.input, *self.output)):
             raise ValueError("a scale's ends must be finite numbers (not `.inf` or `.nan`)")
+        if not all(math.isfinite(high - low) for low, high in (self.input, self.output)):
+            raise ValueError("a scale's range is too wide to compute with (its width is not a finite number)")
         if self.input[0] == self.input[1]:
             raise ValueError("`input` range is empty: its two ends are equal")
         return self

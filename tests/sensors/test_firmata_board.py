@@ -160,14 +160,19 @@ async def test_a_steady_input_reads_its_rate_and_age_in_health(arduinos, running
     assert 0 <= store.get("plinth.health.age").value < 0.1
 
 
-async def test_an_input_without_pull_up(arduinos, running):
+async def test_an_input_without_pull_up_and_an_active_low_relay(arduinos, running):
     uno = arduinos(uno_with({"D2": True}))
     config = {
         "port": str(uno.link),
         "format": "firmata",
         "signals": {"beam": {"pin": "D2", "type": "bool", "pullup": False}},
+        "outputs": {"relay": {"pin": 7, "safe": False, "invert": True}},
     }
     sensor, store = make(config)
     running.append(asyncio.create_task(sensor.run()))
     await until(lambda: store.get("plinth.beam").value is True)
-    assert uno.sketch.firmware.pin_modes[2] == firmata.INPUT
+    board = uno.sketch.firmware
+    assert board.pin_modes[2] == firmata.INPUT
+    await until(lambda: board.digital_writes == [(7, 1)])  # safe (off) is a high pin
+    sensor.set({"relay": True})
+    await until(lambda: board.digital_writes == [(7, 1), (7, 0)])

@@ -319,6 +319,14 @@ async def test_simulated_board_plays_the_format_and_takes_faults():
             {"port": "/dev/x", "signals": {"b": {"field": "b", "scale": {"input": [0, float("inf")]}}}},
             "finite",
         ),
+        (  # a Firmata pin reads 0..16383, always finite: only a scale could make it infinite, and none can
+            {
+                "port": "/dev/x",
+                "format": "firmata",
+                "signals": {"b": {"pin": "A0", "scale": {"input": [0, 1023], "output": [-1e308, 1e308]}}},
+            },
+            "too wide",
+        ),
     ],
 )
 def test_configuration_mistakes(config: dict, message: str):

@@ -100,9 +100,10 @@ class ComponentHealth:
                 store.declare(f"{name}.{short}", type_)
         self._publish()
 
-    def set(self, status: HealthStatus, reason: str = "") -> None:
-        """Say how the component is now; logged and told only if something changed."""
-        self._change(status, "" if status == "ok" else reason, expected=False)
+    def set(self, status: HealthStatus, reason: str = "", expected: bool = False) -> None:
+        """Say how the component is now; told only if something changed, and logged as news for the
+        operator unless ``expected`` (a board starting up is degraded for a second every time)."""
+        self._change(status, "" if status == "ok" else reason, expected=expected)
 
     def stopped(self) -> None:
         """Offline because the exhibit stops it: told like any change, but not logged as a problem."""
@@ -224,8 +225,8 @@ class InputHealth:
     def error_count(self) -> int:
         return sum(self.errors.values())
 
-    def set_status(self, status: HealthStatus, reason: str = "") -> None:
-        self.health.set(status, reason)
+    def set_status(self, status: HealthStatus, reason: str = "", expected: bool = False) -> None:
+        self.health.set(status, reason, expected)
 
     def publish(self) -> None:
         now = self.clock.now()

@@ -471,7 +471,7 @@ class SerialSensor(WritableSensor):
         if self.firmata:
             await self._firmata_handshake()
         else:
-            self.health_signals.set_status("degraded", WAITING_FOR_LINES)
+            self.health_signals.set_status("degraded", WAITING_FOR_LINES, expected=True)
             if not await self._until(lambda: self._heard_line, self.config.settle):
                 self.framer.reset()  # a board that only speaks when spoken to: drop what a restart cut short
         self._set_up()
@@ -480,7 +480,7 @@ class SerialSensor(WritableSensor):
         """The firmware's version report (sent as it boots), or an explicit query after ``settle``;
         then its pins, checked against what the exhibit asks of them."""
         answers = self.answers
-        self.health_signals.set_status("degraded", WAITING_FOR_FIRMWARE)
+        self.health_signals.set_status("degraded", WAITING_FOR_FIRMWARE, expected=True)
         if not await self._until(lambda: answers.firmware is not None, self.config.settle):
             complained = False
             while True:

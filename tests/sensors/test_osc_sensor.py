@@ -319,6 +319,17 @@ def test_the_allow_list_drops_other_sources():
     assert sensor.health_signals.errors == {"rejected": 1}
 
 
+@pytest.mark.parametrize(
+    "source",
+    [None, (), ("not-an-address", 5000), ("10.0.0.300", 5000), ("", 5000), (None, 5000), ("::1%", 5000, 0, 0)],
+)
+def test_the_allow_list_refuses_a_source_it_cannot_read(source):
+    sensor, store = make_pattern_sensor(allow=["10.0.0.0/8", "127.0.0.1", "::/0"])
+    sensor.handle_datagram(message("/fader1", 3), source)
+    assert sensor.rejected == 1 and store.get("osc.fader").stale
+    assert sensor.health_signals.errors == {"rejected": 1}
+
+
 async def test_oscsend_every_argument_type_the_mappings_use():
     oscsend = require_tool("oscsend")
     port = free_port(socket.SOCK_DGRAM)

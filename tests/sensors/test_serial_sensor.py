@@ -350,3 +350,26 @@ async def test_simulated_outputs_go_safe_unless_unplugged():
     await clock.advance(0.1)
     assert not await sensor.go_safe(1.0)
     task.cancel()
+
+
+async def test_after_a_stable_connection_the_first_retry_waits_the_initial_back_off_again():
+    clock = VirtualClock()
+    sensor, store = make({"port": "/dev/ttyACM9", **JSON_BOARD}, clock, SimulatedSerialSensor)
+    assert isinstance(sensor, SimulatedSerialSensor)
+    task = asyncio.create_task(sensor.run())
+    await clock.advance(2.0)
+    assert sensor.connections == 1
+    sensor.inject("disconnect")
+    await clock.advance(30.0)  # a long absence: the waits grew to the 5 s cap
+    sensor.inject("clear")
+    await clock.advance(5.5)
+    assert sensor.connections == 2
+    await clock.advance(3.0)  # up longer than stable_after (2 s): that was a success
+    assert status(store) == "ok"
+
+    sensor.inject("disconnect")
+    await clock.advance(0.05)
+    sensor.inject("clear")
+    await clock.advance(0.3)  # the initial 0.25 s, not the 5 s the last absence grew to
+    assert sensor.connections == 3
+    task.cancel()

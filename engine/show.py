@@ -164,13 +164,16 @@ class Show:
         standby = {name: c.standby.id for name, c in self.cue_lists.items() if c.standby is not None}
         return Carried(timelines, standby)
 
-    def start(self, keep: Mapping[str, str | None] | None = None, carried: Carried | None = None) -> None:
+    def start(
+        self, keep: Mapping[str, str | None] | None = None, carried: Carried | None = None, arm: bool = True
+    ) -> None:
         """Start the logic; ``keep`` gives machine states to resume (hot reload) instead of initial ones,
-        and ``carried`` where the replaced show's timelines and cue lists were."""
+        and ``carried`` where the replaced show's timelines and cue lists were. ``arm``: arm the
+        ``safety.armed_at_start`` devices (not after a PANIC, nor on a hot reload)."""
         self._bind_mappings()
         for trigger in self.exhibit.safety.estop:
             self._unbind.append(self.store.subscribe(self.resolver.canonical(trigger), self._on_estop_signal))
-        if keep is None:
+        if keep is None and arm:
             for name in self.exhibit.safety.armed_at_start:
                 self.safety.arm(name)
         for name, machine in self.machines.items():
@@ -270,7 +273,8 @@ class Show:
         for cue_list in self.cue_lists.values():
             cue_list.resume()
         for timeline in self.timelines.values():
-            timeline.resume()
+            if timeline.paused:  # RESUME continues what PAUSE froze; it starts nothing that was stopped
+                timeline.resume()
         self.fades.resume()
 
     def panic(self) -> asyncio.Task[None]:
@@ -283,6 +287,7 @@ class Show:
         self.stop()
         for name in list(self.safety.armed):
             self.safety.disarm(name)  # motion waits for a deliberate re-arm after a PANIC
+        self._stop_motion()  # at once: a motor does not coast through the fade (its steps are not safe values)
         self.fades.resume()
         safe = {name: outputs.safe_state() for name, outputs in self.outputs.items()}
         return asyncio.get_running_loop().create_task(self.fades.fade_all(safe, self.exhibit.safety.panic_time))
@@ -292,6 +297,10 @@ class Show:
         :meth:`reset_estop`. Lights and other devices are not affected."""
         self.safety.estop()
         self.store.set(ESTOP_SIGNAL, True)
+        self._stop_motion()
+
+    def _stop_motion(self) -> None:
+        """Every motion device to its safe state now, taken from any fade or timeline that drove it."""
         for name, safe in self.safety.motion.items():
             for prop, value in safe.items():
                 self.fades.set_now(name, prop, value)
@@ -323,8 +332,8 @@ class Show:
             return
         self.panicked = False
         self.store.set(PANIC_SIGNAL, False)
-        self.start()
-        log.info("PANIC reset: logic restarted from the initial states")
+        self.start(arm=False)  # motion waits for a deliberate arm, as after an e-stop
+        log.info("PANIC reset: logic restarted from the initial states; motion devices stay disarmed until armed")
 
     def status(self) -> ShowStatus:
         return ShowStatus(

@@ -522,17 +522,19 @@ async def test_panic_disarms_every_motion_device_and_a_reset_re_arms_none():
     await clock.advance(1.0)
     done = show.panic()
     assert show.status().armed == []  # at once, not when the fades end
+    assert commands(runtime, "turntable")[-1] == (1.0, {"speed": 0})  # stopped at once, not coasting
+    assert commands(runtime, "winch")[-1] == (1.0, {"height": 0})
     await clock.advance(1.0)
     assert done.done() and show.status().armed == []
-    assert commands(runtime, "turntable")[-1] == (2.0, {"speed": 0.0})
-    assert commands(runtime, "winch")[-1] == (2.0, {"height": 0.0})
+    assert [c for t, c in commands(runtime, "turntable") if t >= 1.0] == [{"speed": 0}]
+    assert [c for t, c in commands(runtime, "winch") if t >= 1.0] == [{"height": 0}]
     show.reset()
     assert show.status().armed == [] and not show.status().panic
     assert show.go() is True  # cue 2: the lights follow, the motors stay still
     await clock.advance(1.0)
     assert commands(runtime, "wash")[-1] == (2.0, {"level": 80})
-    assert commands(runtime, "turntable")[-1] == (2.0, {"speed": 0.0})
-    assert commands(runtime, "winch")[-1] == (2.0, {"height": 0.0})
+    assert commands(runtime, "turntable")[-1] == (1.0, {"speed": 0})
+    assert commands(runtime, "winch")[-1] == (1.0, {"height": 0})
     assert show.status().armed == []
     assert show.arm("turntable") is True  # only a deliberate re-arm lets it move again
     assert show.status().armed == ["turntable"]
@@ -691,4 +693,50 @@ rules:
     assert commands(runtime, "spot") == []
     await clock.advance(2.0)
     assert commands(runtime, "spot") == [(1.2, {"level": 100})]
+    await runtime.stop()
+
+
+ARMED_AT_START = TWO_MOTORS.replace("cues:\n  show:", "safety:\n  armed_at_start: [turntable]\ncues:\n  show:", 1)
+
+
+async def test_a_panic_reset_re_arms_not_even_the_devices_armed_at_start():
+    runtime, clock = await start_show(ARMED_AT_START)
+    show = runtime.show
+    assert show is not None
+    assert show.status().armed == ["turntable"]
+    show.panic()
+    await clock.advance(1.5)
+    show.reset()
+    assert show.status().armed == []  # motion waits for a deliberate arm, as after an e-stop
+    await runtime.stop()
+
+
+TIMELINES = (
+    HEAD
+    + """timelines:
+  rise: {tracks: {wash.level: [[0, 0], [4, 100]]}}
+  glow: {tracks: {spot.level: [[0, 10], [4, 50]]}}
+"""
+)
+
+
+async def test_resume_continues_what_pause_froze_and_starts_nothing_that_was_stopped():
+    runtime, clock = await start_show(TIMELINES)
+    show = runtime.show
+    assert show is not None
+    show.timelines["rise"].play()
+    await clock.advance(1.0)
+    show.pause()
+    await clock.advance(1.0)
+    show.resume()
+    assert show.timelines["rise"].playing and not show.timelines["glow"].playing
+    await clock.advance(0.5)
+    assert show.timelines["rise"].position == pytest.approx(1.5)
+    show.panic()
+    await clock.advance(1.5)
+    show.reset()
+    show.resume()  # nothing is paused: nothing plays
+    await clock.advance(1.0)
+    assert not show.timelines["rise"].playing and not show.timelines["glow"].playing
+    assert commands(runtime, "wash")[-1] == (pytest.approx(3.5), {"level": 0})  # the PANIC's fade, then nothing
     await runtime.stop()

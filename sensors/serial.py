@@ -468,6 +468,13 @@ class SerialSensor(WritableSensor):
 
     async def _bring_up(self) -> None:
         """Wait for the board to start, set it up, and send it its outputs."""
+        try:
+            await self._wait_and_set_up()
+        except Exception as exc:  # a bug here must say so, not leave the board silently unset
+            log.exception("board %s could not be set up", self.name)
+            self.health_signals.set_status("degraded", f"could not be set up: {exc}")
+
+    async def _wait_and_set_up(self) -> None:
         if self.firmata:
             await self._firmata_handshake()
         else:

@@ -241,6 +241,18 @@ class FadeEngine:
         self._take(key)
         self._write_now(target, {prop: value})
 
+    def halt(self, target: str, values: Mapping[str, Any]) -> None:
+        """Stop ``target`` now (an e-stop, a PANIC's motors): take every one of its properties from
+        whatever drove it, drop what was waiting to be sent to it, and send ``values`` at once,
+        whatever its rate limit."""
+        self.check_keys((target, prop) for prop in values)
+        for key in [key for key in self._owner if key[0] == target]:
+            self._take(key)
+        self._pending[target] = dict(values)
+        for prop, value in values.items():
+            self._values[(target, prop)] = value
+        self._send(target, self._clock.now())
+
     def cancel(self, target: str | None = None, prop: str | None = None) -> None:
         """Stop what drives the matching properties (all if no arguments); they stay where they are."""
         if target is not None:

@@ -300,10 +300,11 @@ class Show:
         self._stop_motion()
 
     def _stop_motion(self) -> None:
-        """Every motion device to its safe state now, taken from any fade or timeline that drove it."""
+        """Every motion device to its safe state now: nothing drives any of its properties any more
+        (a position fade too, though the safe state leaves position out), and no step a fade had
+        waiting for the device's rate limit goes out with the stop, for the gate would block it whole."""
         for name, safe in self.safety.motion.items():
-            for prop, value in safe.items():
-                self.fades.set_now(name, prop, value)
+            self.fades.halt(name, safe)
 
     def reset_estop(self) -> None:
         """Release the e-stop latch: nothing is re-armed and no cue resumes by itself."""

@@ -740,3 +740,42 @@ async def test_resume_continues_what_pause_froze_and_starts_nothing_that_was_sto
     assert not show.timelines["rise"].playing and not show.timelines["glow"].playing
     assert commands(runtime, "wash")[-1] == (pytest.approx(3.5), {"level": 0})  # the PANIC's fade, then nothing
     await runtime.stop()
+
+
+WINCH = (
+    HEAD
+    + """\
+  winch:
+    kind: mqtt
+    profile: {profile: motor, soft_limits: [0, 360], max_speed: 10, max_accel: 100}
+safety:
+  armed_at_start: [winch]
+cues:
+  show:
+    guard: 0s
+    cues:
+      - id: "1"
+        actions:
+          - {set: winch.enabled, value: true}
+          - {set: winch.position, value: 10}
+          - {delay: 0.2s}
+          - {set: winch.position, value: 300, fade: 20s}
+"""
+)
+
+
+@pytest.mark.parametrize("stop", ["estop", "panic"])
+async def test_a_winch_lowered_by_a_position_fade_gets_its_safe_state_at_once(stop: str):
+    runtime, clock = await start_show(WINCH)
+    show = runtime.show
+    assert show is not None
+    show.go()
+    await clock.advance(2.0)
+    moving = commands(runtime, "winch")
+    assert moving[-1][1].get("position", 0) > 10  # lowering
+    getattr(show, stop)()
+    await clock.advance(3.0)
+    after = [command for t, command in commands(runtime, "winch") if t >= 2.0]
+    assert after[:1] == [runtime.safety.motion["winch"]]  # the safe state, whole, at once
+    assert all("position" not in command for command in after)  # and no step of the fade after it
+    await runtime.stop()

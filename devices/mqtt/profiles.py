@@ -566,7 +566,9 @@ class MotorProfile(ProfileBase):
 
     Its safe state is *stopped and disabled* (``speed: 0``, ``enabled: false``):
     the position is left out, because moving a load to make it safe is not safe.
-    The driver limits each request with :meth:`limiter` before encoding it.
+    Positions are clamped to ``soft_limits`` and speeds to ``max_speed``. ``max_accel`` is not
+    applied yet: :meth:`limiter` computes the ramp, but the driver does not stream it (a jump in a
+    cue goes to the gear as a jump; ramp it with a fade).
     """
 
     profile: Literal["motor"]

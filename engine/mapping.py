@@ -70,10 +70,12 @@ class Transfer:
 
 
 def _number(value: Any) -> float | None:
+    """The value as a number to map, or None (held: the output stays where it is). Not a number, and
+    infinities too: one infinite input would turn a One Euro filter into NaN for good."""
     if not isinstance(value, int | float):
         return None
     x = float(value)
-    return None if math.isnan(x) else x
+    return x if math.isfinite(x) else None
 
 
 def bind_mapping(

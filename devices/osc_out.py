@@ -138,8 +138,9 @@ class OscOutDevice(Device):
         await asyncio.Event().wait()  # sending happens in set(); nothing runs in between
 
     async def go_safe(self, timeout: float) -> bool:
+        errors = self.errors
         self.set(self.config.safe_state())
-        return self.errors == 0
+        return self.errors == errors  # this safe state went out, whatever failed before
 
 
 class SimulatedOscOut(OscOutDevice):

@@ -102,6 +102,11 @@ class MqttDeviceConfig(DeviceConfig):
     def _expiry_supported(self) -> MqttDeviceConfig:
         if self.expiry is None or self.profile is None:
             return self
+        if self.profile.payload == "shelly" and self.profile.profile == "relay":
+            raise ValueError(
+                "a Shelly relay's MQTT command (`on`/`off`) carries no timer, so `expiry` would promise what it "
+                "cannot keep; set the relay's own auto-off in the Shelly, or watch the exhibit's status topic"
+            )
         if self.profile.payload not in EXPIRY_PRESETS or self.profile.profile == "generic_template":
             what = "generic_template" if self.profile.profile == "generic_template" else f"`{self.profile.payload}`"
             raise ValueError(

@@ -78,3 +78,15 @@ def test_expiry_is_refused_for_gear_that_cannot_fall_back():
         {"kind": "mqtt", "expiry": "5s", "profile": {"profile": "dimmer", "payload": "zigbee2mqtt"}}
     )
     assert ok.expiry == 5.0
+    with pytest.raises(ValidationError, match="Shelly relay's MQTT command .* carries no timer"):
+        MqttDeviceConfig.model_validate(
+            {
+                "kind": "mqtt",
+                "expiry": "5s",
+                "profile": {"profile": "relay", "payload": "shelly"},
+            }
+        )
+    lights = MqttDeviceConfig.model_validate(
+        {"kind": "mqtt", "expiry": "5s", "profile": {"profile": "dimmer", "payload": "shelly"}}
+    )
+    assert lights.expiry == 5.0  # a Shelly light's JSON command carries `timer`

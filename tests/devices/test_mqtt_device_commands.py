@@ -248,3 +248,5 @@ async def test_the_osc_clean_stop_says_whether_the_safe_state_went_out():
     assert len(peer.datagrams) == 1
     peer.inject("disconnect")
     assert await peer.go_safe(1.0) is False
+    peer.inject("clear")
+    assert await peer.go_safe(1.0) is True  # it went out now, whatever failed before

@@ -78,7 +78,7 @@ def test_expiry_is_refused_for_gear_that_cannot_fall_back():
         {"kind": "mqtt", "expiry": "5s", "profile": {"profile": "dimmer", "payload": "zigbee2mqtt"}}
     )
     assert ok.expiry == 5.0
-    with pytest.raises(ValidationError, match="Shelly relay's MQTT command .* carries no timer"):
+    with pytest.raises(ValidationError, match=r"Shelly relay's MQTT command .* carries no timer"):
         MqttDeviceConfig.model_validate(
             {
                 "kind": "mqtt",

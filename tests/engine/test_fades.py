@@ -375,3 +375,23 @@ async def test_setting_the_same_value_again_sends_nothing():
     await clock.advance(0.1)
     assert seen == [{"level": 5.0}, {"level": 6.0}]
     runner.cancel()
+
+
+async def test_halt_takes_every_property_sends_the_values_at_once_and_the_rate_limit_counts_from_it(clock, engine):
+    winch = Recorder(clock)
+    engine.add_target("winch", winch, {"position": 0.0, "speed": 0.0, "enabled": True}, max_rate=2.0)
+    lantern = add(engine, clock, "lantern", level=0.0)
+    engine.fade("winch", "position", 300.0, 20.0)
+    engine.fade("lantern", "level", 100.0, 20.0)
+    await clock.advance(1.2)
+    assert winch.calls[-1][1]["position"] > 0
+    engine.halt("winch", {"speed": 0.0, "enabled": False})
+    assert winch.calls[-1] == (pytest.approx(1.2), {"speed": 0.0, "enabled": False})  # at once, whatever the rate
+    engine.set_now("winch", "speed", 0.5)  # the next write waits its turn, counted from the halt
+    await clock.advance(0.4)
+    assert winch.calls[-1][1] == {"speed": 0.0, "enabled": False}
+    await clock.advance(0.2)
+    assert winch.calls[-1] == (pytest.approx(1.7, abs=0.03), {"speed": 0.5})
+    await clock.advance(5.0)
+    assert all("position" not in values for t, values in winch.calls if t > 1.2)  # the position fade is gone
+    assert lantern.calls[-1][0] > 6.0  # other targets' fades go on

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, create_model
 
+from engine.control.settings import ConsoleSettings, ControlSettings
 from engine.model import DeviceConfig, Mapping, MqttSettings, Name, SensorConfig, Strict, Title
 from engine.show_model import CueListSpec, MachineSpec, RuleSpec, SafetySpec, ScheduleSpec
 from engine.timeline import TimelineSpec
@@ -36,6 +37,14 @@ class ExhibitBase(Strict):
     timelines: dict[Name, TimelineSpec] = Field(default_factory=dict, description="Keyframed animations.")
     schedule: ScheduleSpec | None = Field(None, description="Opening hours, in the exhibit's time zone.")
     safety: SafetySpec = Field(default_factory=SafetySpec, description="E-stop, arming, PANIC time.")  # type: ignore[arg-type]
+    console: ConsoleSettings = Field(
+        default_factory=ConsoleSettings,  # type: ignore[arg-type]
+        description="The operators' web console and HTTP/WebSocket API.",
+    )
+    control: ControlSettings = Field(
+        default_factory=ControlSettings,  # type: ignore[arg-type]
+        description="Control from other surfaces: QLab-style OSC, MQTT.",
+    )
 
 
 def _union(models: list[type[BaseModel]]) -> Any:

@@ -26,6 +26,9 @@ from typing import Any, Literal
 
 from engine.catalogue import Catalogue, build_catalogue
 from engine.clock import Clock, MonotonicClock
+from engine.control.audit import AuditLog
+from engine.control.commands import Controller
+from engine.control.hub import EventHub
 from engine.drivers import Device, DriverContext, MessageDevice, Resources, Sensor, Service, WritableSensor
 from engine.exhibit import ExhibitBase
 from engine.fades import FadeEngine
@@ -71,6 +74,16 @@ class RuntimeOptions:
     """Port of the embedded broker (a free one is used if it is taken; 0: any free port)."""
     render: RenderMode = "off"
     """Draw the scene in a window, offscreen, or not at all."""
+    audit_log: Path | None = None
+    """Where control actions are recorded (JSON lines, rotated); None: in memory only."""
+    console: bool = True
+    """Serve the operator's web console (``--no-console``: not in this run)."""
+    console_host: str | None = None
+    """Over the exhibit's ``console.host``."""
+    console_port: int | None = None
+    """Over the exhibit's ``console.port``."""
+    accounts: Path | None = None
+    """The accounts file (users and API tokens); None: the default place for this machine."""
 
 
 @dataclass
@@ -98,6 +111,10 @@ class Runtime:
         self.safety = Safety()
         self.show: Show | None = None
         self.reloads = 0
+        self.control = Controller(self, AuditLog(self.options.audit_log))
+        """The operator's commands, for every surface (console, OSC, MQTT)."""
+        self.events = EventHub(self, self.control)
+        """The show's state as protocol events, for every surface."""
 
     @property
     def sensor_configs(self) -> dict[str, SensorConfig]:
@@ -129,6 +146,7 @@ class Runtime:
         self.show = self._new_show(self.exhibit, {name: config for name, (_, config) in outputs.items()})
 
         self.supervisor.start("fades", self.fades.run)
+        self.supervisor.start("events", self.events.run)
         for service in self.services:
             self.supervisor.start(f"service:{service.name}", service.run)
         for name, device in self.devices.items():

@@ -21,6 +21,8 @@ Setter = Callable[[Mapping[str, Any]], None]
 class Safety:
     def __init__(self) -> None:
         self.latched = False
+        self.latched_by = ""
+        """What latched the e-stop: an input's signal, or the operator who pressed it."""
         self.armed: set[str] = set()
         self.motion: dict[str, Mapping[str, Any]] = {}
         """Motion devices and their safe states."""
@@ -84,10 +86,12 @@ class Safety:
         self.armed.discard(name)
         self._changed()
 
-    def estop(self) -> None:
-        """Latch: every motion device is disarmed and stays still until :meth:`reset`."""
+    def estop(self, by: str = "") -> None:
+        """Latch: every motion device is disarmed and stays still until :meth:`reset`. ``by`` says what
+        latched it (the first cause is kept until the reset)."""
         if not self.latched:
-            log.warning("E-STOP: motion is inhibited until a deliberate reset")
+            log.warning("E-STOP: motion is inhibited until a deliberate reset%s", f" (by {by})" if by else "")
+            self.latched_by = by
         self.latched = True
         self.armed.clear()
         self._said.clear()
@@ -98,6 +102,7 @@ class Safety:
         if self.latched:
             log.info("e-stop reset: motion devices stay disarmed until armed again")
         self.latched = False
+        self.latched_by = ""
         self._changed()
 
     def _changed(self) -> None:

@@ -46,6 +46,7 @@ class ShowStatus:
     open: bool | None
     action_errors: int
     estop: bool = False
+    estop_by: str = ""
     armed: list[str] = field(default_factory=list)
 
 
@@ -292,10 +293,11 @@ class Show:
         safe = {name: outputs.safe_state() for name, outputs in self.outputs.items()}
         return asyncio.get_running_loop().create_task(self.fades.fade_all(safe, self.exhibit.safety.panic_time))
 
-    def estop(self) -> None:
+    def estop(self, by: str = "") -> None:
         """Latch the e-stop: motion devices stop (their safe state) and take no motion command until
-        :meth:`reset_estop`. Lights and other devices are not affected."""
-        self.safety.estop()
+        :meth:`reset_estop`. Lights and other devices are not affected. ``by`` names the input or
+        operator, for the console."""
+        self.safety.estop(by)
         self.store.set(ESTOP_SIGNAL, True)
         self._stop_motion()
 
@@ -325,7 +327,7 @@ class Show:
 
     def _on_estop_signal(self, signal: Signal) -> None:
         if not signal.stale and (signal.type == "event" or signal.value is True):
-            self.estop()
+            self.estop(by=signal.name)
 
     def reset(self) -> None:
         """Leave PANIC: logic restarts from the initial states; no cue resumes by itself."""
@@ -352,6 +354,7 @@ class Show:
             open=self.store.get("schedule.open").value if self.exhibit.schedule is not None else None,
             action_errors=self.ctx.errors,
             estop=self.safety.latched,
+            estop_by=self.safety.latched_by,
             armed=sorted(self.safety.armed),
         )
 

@@ -1,0 +1,203 @@
+"""The event hub: turns the running exhibit into protocol events and hands them to every subscriber
+(each console WebSocket, the MQTT state publisher, OSC clients that asked for updates).
+
+State topics are refreshed at ``interval`` and at once after every command, and only what changed is
+sent. Signals a subscriber watches are pushed as they change (no polling: a fader moves on the plot
+within a frame). Each subscriber has a bounded mailbox: for state and signal topics the latest value
+wins (a slow tablet skips intermediate values, never gets a stale one last); log and audit lines are
+kept up to ``stream_limit`` and the ones that did not fit are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from engine.control.protocol import STREAM_TOPICS, event, plain, signal_data, state_topics
+
+if TYPE_CHECKING:
+    from engine.control.commands import Controller, Reply
+    from engine.runtime import Runtime
+    from engine.signals import Signal
+
+log = logging.getLogger("engine.control.hub")
+
+
+class Subscription:
+    """One subscriber's mailbox. ``topics`` are prefixes (``health/``, ``cuelist/main``); empty: every
+    state and stream topic. Signals are only sent when watched (:meth:`EventHub.watch`)."""
+
+    def __init__(self, hub: EventHub, topics: Iterable[str] = (), stream_limit: int = 200) -> None:
+        self.hub = hub
+        self.topics = tuple(topics)
+        self.signals: set[str] = set()
+        self._latest: dict[str, dict[str, Any]] = {}
+        self._stream: deque[dict[str, Any]] = deque(maxlen=stream_limit)
+        self.dropped = 0
+        self._wake = asyncio.Event()
+        self.closed = False
+
+    def wants(self, topic: str) -> bool:
+        if topic.startswith("signal/"):
+            return topic[7:] in self.signals
+        return not self.topics or any(topic.startswith(prefix) for prefix in self.topics)
+
+    def put(self, topic: str, data: Any) -> None:
+        if self.closed or not self.wants(topic):
+            return
+        if topic in STREAM_TOPICS:
+            if len(self._stream) == self._stream.maxlen:
+                self.dropped += 1
+            self._stream.append(event(topic, data))
+        else:
+            self._latest.pop(topic, None)  # re-insert: events go out in the order of their last change
+            self._latest[topic] = event(topic, data)
+        self._wake.set()
+
+    async def next(self) -> list[dict[str, Any]]:
+        """Every event waiting (at least one); waits for one when none is."""
+        while not (self._latest or self._stream):
+            self._wake.clear()
+            await self._wake.wait()
+        events = [*self._stream, *self._latest.values()]
+        self._stream.clear()
+        self._latest.clear()
+        return events
+
+    def close(self) -> None:
+        self.closed = True
+        self.hub.unsubscribe(self)
+
+
+class EventHub:
+    def __init__(self, runtime: Runtime, controller: Controller, interval: float = 0.05) -> None:
+        self.runtime, self.controller, self.interval = runtime, controller, interval
+        self.subscribers: set[Subscription] = set()
+        self.state: dict[str, Any] = {}
+        """The last state sent, by topic: what a new subscriber gets first."""
+        self.log_lines: deque[dict[str, Any]] = deque(maxlen=500)
+        self._watch_count: dict[str, int] = {}
+        self._unwatch: dict[str, Callable[[], None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._log_handler: _HubLogHandler | None = None
+        controller.listeners.append(self._after_command)
+        controller.audit.listeners.append(lambda entry: self.publish("audit", entry))
+
+    # --- subscribers ----------------------------------------------------------------------
+
+    def subscribe(self, topics: Iterable[str] = (), stream_limit: int = 200, *, replay: bool = True) -> Subscription:
+        """A new mailbox, filled with the current state of its topics (and recent log lines) when ``replay``."""
+        sub = Subscription(self, topics, stream_limit)
+        self.subscribers.add(sub)
+        if replay:
+            if not self.state:
+                self.refresh()
+            for topic, data in self.state.items():
+                sub.put(topic, data)
+            if sub.wants("log"):
+                for line in self.log_lines:
+                    sub.put("log", line)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.subscribers.discard(sub)
+        for name in list(sub.signals):
+            self.unwatch(sub, name)
+
+    def watch(self, sub: Subscription, name: str) -> bool:
+        """Send ``signal/<name>`` to ``sub`` as it changes (now, too). False if there is no such signal."""
+        store = self.runtime.store
+        if name not in store or name in sub.signals:
+            return name in sub.signals
+        sub.signals.add(name)
+        if self._watch_count.get(name, 0) == 0:
+            self._unwatch[name] = store.subscribe(name, self._on_signal)
+        self._watch_count[name] = self._watch_count.get(name, 0) + 1
+        sub.put(f"signal/{name}", signal_data(store.get(name)))
+        return True
+
+    def unwatch(self, sub: Subscription, name: str) -> None:
+        if name not in sub.signals:
+            return
+        sub.signals.discard(name)
+        self._watch_count[name] -= 1
+        if self._watch_count[name] == 0:
+            del self._watch_count[name]
+            self._unwatch.pop(name)()
+
+    # --- publishing -----------------------------------------------------------------------
+
+    def publish(self, topic: str, data: Any) -> None:
+        if topic not in STREAM_TOPICS and not topic.startswith("signal/"):
+            self.state[topic] = data
+        for sub in list(self.subscribers):
+            sub.put(topic, data)
+
+    def refresh(self) -> None:
+        """Compute every state topic and send the ones that changed."""
+        try:
+            now = state_topics(self.runtime, self.controller)
+        except Exception:  # the console must never take the show down; say it once per kind
+            log.exception("could not read the show state for the console")
+            return
+        for topic, data in now.items():
+            if self.state.get(topic) != data:
+                self.publish(topic, data)
+
+    def _on_signal(self, signal: Signal) -> None:
+        data = signal_data(signal)
+        topic = f"signal/{signal.name}"
+        for sub in list(self.subscribers):
+            if signal.name in sub.signals:
+                sub.put(topic, data)
+
+    def _after_command(self, name: str, reply: Reply) -> None:
+        self.refresh()
+
+    # --- running --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._log_handler = _HubLogHandler(self)
+        logging.getLogger().addHandler(self._log_handler)
+        try:
+            while True:
+                self.refresh()
+                await asyncio.sleep(self.interval)
+        finally:
+            logging.getLogger().removeHandler(self._log_handler)
+
+    def add_log_line(self, line: dict[str, Any]) -> None:
+        self.log_lines.append(line)
+        self.publish("log", line)
+
+
+class _HubLogHandler(logging.Handler):
+    """Log lines to the console's Log view; from other threads they hop onto the loop."""
+
+    def __init__(self, hub: EventHub) -> None:
+        super().__init__(logging.INFO)
+        self.hub = hub
+        self._thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith("exhibit.audit"):
+            return
+        try:
+            line = {
+                "t": round(record.created, 3),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": plain(record.getMessage()),
+            }
+        except Exception:
+            return
+        loop = self.hub._loop
+        if threading.get_ident() == self._thread or loop is None:
+            self.hub.add_log_line(line)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self.hub.add_log_line, line)

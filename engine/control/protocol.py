@@ -1,0 +1,114 @@
+"""The one event protocol every operator surface speaks (version 1).
+
+An event is a topic and a JSON payload: ``{"v": 1, "topic": "cuelist/main", "data": {...}}`` on the
+console's WebSocket; the same payload, retained, on ``<prefix>/<id>/show/cuelist/main`` over MQTT; the
+same payload as a JSON string in ``/update/cuelist/main`` over OSC. State topics (everything but
+``log``, ``audit`` and ``reply``) always carry the whole current state of their subject, so a client
+that joins late, or misses one, needs nothing else.
+
+State topics:
+
+``show``                 panic, open (opening hours), locked (show lock), paused, action_errors
+``cuelist/<name>``       cues, playhead, standby, last fired, paused
+``state/<machine>``      the machine's current state
+``timeline/<name>``      playing, paused, position
+``var/<name>``           a variable's value
+``safety``               e-stop latched and by what, motion devices and which are armed
+``health/<component>``   status, reason, since, and the component's figures (rate, age...)
+``schedule``             open now, the next change and whether it opens or closes
+``signal/<name>``        value, stale, t (only the signals a client asks for)
+
+Stream topics: ``log`` (a log line), ``audit`` (a control action), ``reply`` (a command's result).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.control.commands import Controller
+    from engine.runtime import Runtime
+    from engine.signals import Signal
+
+VERSION = 1
+STREAM_TOPICS = ("log", "audit", "reply")
+
+
+def event(topic: str, data: Any) -> dict[str, Any]:
+    return {"v": VERSION, "topic": topic, "data": data}
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON can carry it: non-finite numbers become null, tuples lists, objects their fields."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return plain(value.tolist())
+    if hasattr(value, "__dict__"):
+        return {k: plain(v) for k, v in vars(value).items() if not k.startswith("_")}
+    return str(value)
+
+
+def signal_data(signal: Signal) -> dict[str, Any]:
+    return {"value": plain(signal.value), "stale": signal.stale, "t": signal.timestamp}
+
+
+def state_topics(runtime: Runtime, controller: Controller) -> dict[str, Any]:
+    """Every state topic but ``signal/...``, as it is now."""
+    topics: dict[str, Any] = {}
+    show = runtime.show
+    health = runtime.health
+    for component in health:
+        topics[f"health/{component.name}"] = {"kind": component.kind, **plain(component.as_dict())}
+    safety = runtime.safety
+    topics["safety"] = {
+        "estop": safety.latched,
+        "by": safety.latched_by,
+        "motion": sorted(safety.motion),
+        "armed": sorted(safety.armed),
+        "blocked": safety.blocked,
+    }
+    if show is None:
+        topics["show"] = {"running": False, "panic": False, "open": None, "locked": controller.locked}
+        return topics
+    paused = any(c.pauser.paused for c in show.cue_lists.values())
+    topics["show"] = {
+        "running": True,
+        "panic": show.panicked,
+        "open": show.store.get("schedule.open").value if show.exhibit.schedule is not None else None,
+        "locked": controller.locked,
+        "paused": paused,
+        "action_errors": show.ctx.errors,
+    }
+    for name, cue_list in show.cue_lists.items():
+        standby = cue_list.standby
+        topics[f"cuelist/{name}"] = {
+            "cues": [{"id": cue.id, "name": cue.name} for cue in cue_list.cues],
+            "playhead": cue_list.playhead,
+            "standby": standby.id if standby else None,
+            "last": cue_list.fired[-1][1] if cue_list.fired else None,
+            "paused": cue_list.pauser.paused,
+        }
+    for name, machine in show.machines.items():
+        topics[f"state/{name}"] = {"state": machine.state, "states": list(machine.states)}
+    for name, timeline in show.timelines.items():
+        topics[f"timeline/{name}"] = {
+            "playing": timeline.playing,
+            "paused": timeline.paused,
+            "position": round(timeline.position, 3),
+        }
+    for name in show.exhibit.variables:
+        topics[f"var/{name}"] = {"value": plain(show.store.get(f"var.{name}").value)}
+    schedule = show.exhibit.schedule
+    if schedule is not None:
+        now = runtime.clock.wall()
+        change, opens = schedule.next_change(now)
+        topics["schedule"] = {"open": schedule.is_open(now), "next_change": change.isoformat(), "opens": opens}
+    return topics

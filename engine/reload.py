@@ -26,6 +26,7 @@ class ExhibitWatcher:
         self.reloads = 0
         self.rejected = 0
         self._seen = self._fingerprint()
+        self._held = False
 
     def _fingerprint(self) -> str | None:
         try:
@@ -38,11 +39,18 @@ class ExhibitWatcher:
             await self.clock.sleep(self.interval)
             self.check()
 
-    def check(self) -> bool:
-        """Reload if the file changed; True if a new version took over."""
+    def check(self, force: bool = False) -> bool:
+        """Reload if the file changed (or ``force``: the operator's reload command); True if a new version
+        took over. While the show lock is on, a change waits for the unlock."""
         current = self._fingerprint()
-        if current is None or current == self._seen:
+        if current is None or (current == self._seen and not force):
             return False
+        if self.runtime.control.locked and not force:
+            if not self._held:
+                log.warning("reload: %s changed; the show lock is on, so it reloads when unlocked", self.path)
+                self._held = True
+            return False
+        self._held = False
         self._seen = current
         try:
             exhibit = load_exhibit(self.path, self.registry)

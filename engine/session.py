@@ -42,6 +42,7 @@ async def serve(
     if watch is not None:
         watcher = ExhibitWatcher(watch, registry, runtime, runtime.clock)
         runtime.supervisor.start("reload", watcher.run)
+        runtime.control.reloader = lambda: watcher.check(force=True)
     beside = asyncio.create_task(companion(runtime, stop)) if companion is not None else None
     try:
         await asyncio.wait_for(stop.wait(), timeout=duration)

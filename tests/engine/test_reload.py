@@ -93,3 +93,21 @@ async def test_hardware_changes_wait_for_a_restart(tmp_path: Path, caplog):
     await clock.advance(0.3)
     assert watcher.reloads == 0 and "restart the exhibit to apply them" in caplog.text
     await runtime.stop()
+
+
+async def test_the_show_lock_holds_a_changed_file_until_unlocked_and_the_reload_command_forces_it(tmp_path: Path):
+    from engine.control.commands import Actor
+
+    path, runtime, clock, watcher = await start(tmp_path)
+    admin = Actor("root", "admin", "console")
+    runtime.control.reloader = lambda: watcher.check(force=True)
+    assert runtime.control.execute("lock", {}, admin).ok
+    path.write_text(TEXT.replace("variables: {count: 0}", "variables: {count: 0, extra: 1}"))
+    await clock.advance(1.0)
+    assert watcher.reloads == 0  # held while the performance runs
+    assert runtime.control.execute("reload", {}, admin).code == "conflict"
+    assert runtime.control.execute("unlock", {}, admin).ok
+    await clock.advance(0.3)
+    assert watcher.reloads == 1 and "extra" in runtime.exhibit.variables
+    assert runtime.control.execute("reload", {}, admin).ok and watcher.reloads == 2  # same file, on demand
+    await runtime.stop()

@@ -353,6 +353,12 @@ class OpeningHours(Strict):
         special = self.exception_for(day)
         return special.note if special is not None else None
 
+    def day_summary(self, when: dt.datetime) -> dict[str, Any]:
+        """For operators: the hours of ``when``'s local day as ``HH:MM-HH:MM`` (none: closed all day), and the
+        note of the exception that sets them, if one does."""
+        day = self._local_date(_aware_utc(when))
+        return {"today": [_span_text(span) for span in self._spans(day)], "note": self.note(day)}
+
     def _spans(self, day: dt.date) -> tuple[Span, ...]:
         special = self.exception_for(day)
         return special.spans() if special is not None else self.weekly.spans(day.weekday())

@@ -109,6 +109,10 @@ def state_topics(runtime: Runtime, controller: Controller) -> dict[str, Any]:
     schedule = show.exhibit.schedule
     if schedule is not None:
         now = runtime.clock.wall()
-        change, opens = schedule.next_change(now)
-        topics["schedule"] = {"open": schedule.is_open(now), "next_change": change.isoformat(), "opens": opens}
+        try:
+            change, opens = schedule.next_change(now)
+            upcoming: dict[str, Any] = {"next_change": change.isoformat(), "opens": opens}
+        except ValueError:  # always open or always closed: nothing changes
+            upcoming = {"next_change": None, "opens": None}
+        topics["schedule"] = {"open": schedule.is_open(now), **schedule.day_summary(now), **upcoming}
     return topics

@@ -262,3 +262,24 @@ async def test_watched_signals_are_pushed_as_they_change_and_unwatched_ones_are_
 def test_every_command_names_a_role_and_says_what_it_does():
     for command in COMMANDS.values():
         assert command.role in ("viewer", "operator", "admin") and command.summary.endswith(".")
+
+
+async def test_the_schedule_topic_says_todays_hours_and_what_comes_next():
+    import datetime
+
+    text = EXHIBIT + (
+        "schedule:\n  timezone: Asia/Shanghai\n  weekly: {fri: '09:00-12:00, 13:00-17:00'}\n"
+        "  exceptions:\n    - {date: 2026-10-02, hours: '10:00-16:00', note: Golden Week}\n"
+    )
+    wall = datetime.datetime(2026, 10, 2, 3, 30, tzinfo=datetime.UTC)  # 11:30 in Shanghai, a Friday
+    runtime, _clock = await start_show(text, wall=wall)
+    runtime.events.refresh()
+    assert runtime.events.state["schedule"] == {
+        "open": True,
+        "today": ["10:00-16:00"],
+        "note": "Golden Week",
+        "next_change": "2026-10-02T16:00:00+08:00",
+        "opens": False,
+    }
+    assert runtime.events.state["show"]["open"] is True
+    await runtime.stop()

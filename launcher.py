@@ -2,13 +2,19 @@
 """The exhibit controller's command line (also installed as ``exhibit``).
 
     exhibit check EXHIBIT...      validate (exit 0 valid, 2 invalid)
-    exhibit run EXHIBIT           run it (--broker, --duration, --headless, --simulate, --no-render)
+    exhibit run EXHIBIT           run it (--broker, --duration, --headless, --simulate, --no-render,
+                                  --console-host, --console-port, --no-console, --accounts, --audit-log)
     exhibit shot EXHIBIT --out F  render its scene offscreen with simulated visitors (--at, --size)
     exhibit schema                regenerate exhibits/exhibit.schema.json
     exhibit list                  the exhibits under exhibits/
     exhibit models [--install]    pose models: list them, install official ones
     exhibit record --camera|--video --out FILE   a landmark-only recording
     exhibit bench [--json]        performance figures against a baseline
+    exhibit user add NAME --role viewer|operator|admin   a console user (--password-stdin, --replace)
+    exhibit user list | user remove NAME                  the console's users
+    exhibit token add NAME --role ROLE                    an API token for a machine, shown once
+    exhibit token list | token remove NAME                the API tokens
+                                  (user and token commands take --accounts FILE)
 
 This module only reads the command line and turns mistakes into sentences. The runtime is built by
 :func:`engine.runtime.assemble` from the drivers and services of :func:`engine.registry.load_registry`.
@@ -19,12 +25,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import getpass
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.control.accounts import ROLE_ZH, Accounts, check_name, check_password_text, check_role
 from engine.errors import UserError
 from engine.logs import setup_logging
 from engine.model import parse_broker_url
@@ -82,6 +91,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"The embedded broker port {args.embedded_port} is not between 0 and 65535; "
             "choose another with `--embedded-port` (0: any free port)."
         )
+    if args.console_port is not None and not 0 <= args.console_port <= 65535:
+        raise UserError(
+            f"The console port {args.console_port} is not between 0 and 65535; choose another with "
+            f"`--console-port` (0: any free port) / 控制台端口 {args.console_port} 不在 0 到 65535 之间"
+        )
+    if args.console_host is not None and not args.console_host.strip():
+        raise UserError("`--console-host` is empty; give an address such as 127.0.0.1 / 控制台地址为空")
+    accounts = named_file(args.accounts, "accounts.json") if args.accounts else None
+    audit = named_file(args.audit_log, "audit.log") if args.audit_log else None
     registry = build_registry()
     exhibit = load_exhibit(path, registry)
     options = RuntimeOptions(
@@ -90,10 +108,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         broker=args.broker,
         embedded_port=args.embedded_port,
         render=render_mode(args),
+        console=not args.no_console,
+        console_host=args.console_host,
+        console_port=args.console_port,
+        accounts=accounts,
+        audit_log=audit or default_audit_log(exhibit.id),
     )
     watch = None if args.no_reload else path
     asyncio.run(serve(exhibit, registry, options, duration=args.duration, watch=watch))
     return 0
+
+
+def named_file(name: str, example: str) -> Path:
+    """A file the user named on the command line, which may not exist yet; one sentence when it is a folder."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        raise UserError(
+            f"`{path}` is a folder; give a file name, e.g. {path / example} / “{path}”是文件夹，请给出文件名"
+        )
+    return path
+
+
+def default_audit_log(exhibit_id: str) -> Path:
+    """``$XDG_STATE_HOME/exhibit-controller/<exhibit id>/audit.log`` (``~/.local/state/...`` when unset)."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")  # empty: unset (XDG)
+    return Path(state) / "exhibit-controller" / exhibit_id / "audit.log"
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -266,6 +305,124 @@ def pose_estimator(model: Path, num_poses: int) -> PoseEstimator:
         ) from None
 
 
+@contextmanager
+def sentences() -> Iterator[None]:
+    """The accounts module's ValueError sentences (bad name, short password...) as the user's errors."""
+    try:
+        yield
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def open_accounts(args: argparse.Namespace) -> Accounts:
+    return Accounts(named_file(args.accounts, "accounts.json") if args.accounts else Accounts.default_path())
+
+
+def role_text(role: str) -> str:
+    return f"{role} / {ROLE_ZH.get(role, role)}"
+
+
+def read_password(from_stdin: bool) -> str:
+    """The new password: the first line of standard input (scripts), or asked twice without echo."""
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise UserError("No password on standard input / 标准输入中没有密码")
+        return line
+    if not sys.stdin.isatty():
+        raise UserError(
+            "There is no terminal to ask for the password; pipe it in with `--password-stdin` / "
+            "没有可输入密码的终端，请使用 --password-stdin 从标准输入传入密码"
+        )
+    try:
+        password = getpass.getpass("Password / 密码: ")
+        with sentences():
+            check_password_text(password)
+        if getpass.getpass("Password again / 再次输入密码: ") != password:
+            raise UserError("The two passwords differ; nothing was changed / 两次输入的密码不一致，未做任何更改")
+    except EOFError:
+        raise UserError("No password was given; nothing was changed / 未输入密码，未做任何更改") from None
+    return password
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    accounts = open_accounts(args)
+    with sentences():  # a bad name or role is said before the password is asked
+        check_name(args.name)
+        role = check_role(args.role)
+    if not args.replace and any(user.name == args.name for user in accounts.users()):
+        raise UserError(
+            f"The user `{args.name}` already exists; use `--replace` to give it a new password and role / "
+            f"用户“{args.name}”已存在，可用 --replace 更改其密码和角色"
+        )
+    password = read_password(args.password_stdin)
+    with sentences():
+        accounts.add_user(args.name, password, role, replace=args.replace)
+    print(f"User `{args.name}` ({role_text(role)}) saved in {accounts.path} / 已保存用户“{args.name}”")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    accounts = open_accounts(args)
+    users = accounts.users()
+    if not users:
+        print(
+            f"No users in {accounts.path} yet; add one with `exhibit user add NAME --role operator` / "
+            "还没有用户，请用 `exhibit user add 用户名 --role operator` 添加"
+        )
+        return 0
+    print(f"Users in {accounts.path} / 用户:")
+    for user in users:
+        print(f"  {user.name:24} {user.role:9} {ROLE_ZH[user.role]}  {user.created}")
+    return 0
+
+
+def cmd_user_remove(args: argparse.Namespace) -> int:
+    accounts = open_accounts(args)
+    with sentences():
+        accounts.remove_user(args.name)
+    print(f"User `{args.name}` removed; their console sessions end / 已删除用户“{args.name}”，其会话随即失效")
+    return 0
+
+
+def cmd_token_add(args: argparse.Namespace) -> int:
+    accounts = open_accounts(args)
+    with sentences():
+        token = accounts.add_token(args.name, args.role)
+    # The token alone on standard output, so that a script can keep it: TOKEN=$(exhibit token add ...).
+    print(token)
+    print(
+        f"API token `{args.name}` ({role_text(args.role)}) saved in {accounts.path}. It is shown only this once: "
+        "copy it now and send it as `Authorization: Bearer TOKEN` / "
+        f"已保存 API 令牌“{args.name}”。令牌只显示这一次，请立即复制",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    accounts = open_accounts(args)
+    tokens = accounts.tokens()
+    if not tokens:
+        print(
+            f"No API tokens in {accounts.path} yet; add one with `exhibit token add NAME --role operator` / "
+            "还没有 API 令牌，请用 `exhibit token add 名称 --role operator` 添加"
+        )
+        return 0
+    print(f"API tokens in {accounts.path} (the tokens themselves are not kept) / API 令牌（令牌本身不保存）:")
+    for token in tokens:
+        print(f"  {token.name:24} {token.role:9} {ROLE_ZH[token.role]}  {token.created}")
+    return 0
+
+
+def cmd_token_remove(args: argparse.Namespace) -> int:
+    accounts = open_accounts(args)
+    with sentences():
+        accounts.remove_token(args.name)
+    print(f"API token `{args.name}` removed; it no longer works / 已删除 API 令牌“{args.name}”，该令牌随即失效")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if not (ROOT / "tests" / "bench" / "runner.py").is_file():
         raise UserError(
@@ -308,6 +465,19 @@ def parser() -> argparse.ArgumentParser:
         default=1883,
         metavar="PORT",
         help="port of the embedded broker (a free one is used if it is taken)",
+    )
+    run.add_argument("--console-host", metavar="HOST", help="address the web console listens on (over `console.host`)")
+    run.add_argument(
+        "--console-port", type=int, metavar="PORT", help="port of the web console (over `console.port`; 0: any free)"
+    )
+    run.add_argument("--no-console", action="store_true", help="do not serve the web console and its API")
+    run.add_argument(
+        "--accounts", metavar="FILE", help="users and API tokens (default: ~/.config/exhibit-controller/accounts.json)"
+    )
+    run.add_argument(
+        "--audit-log",
+        metavar="FILE",
+        help="where control actions are recorded (default: ~/.local/state/exhibit-controller/<exhibit id>/audit.log)",
     )
     run.set_defaults(handler=cmd_run)
 
@@ -352,13 +522,50 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         metavar="GROUPS",
-        help="comma-separated groups to run: osc, inputs, logic, devices, render, pose, soak (default: all)",
+        help="comma-separated groups to run: osc, console, inputs, logic, devices, render, pose, soak (default: all)",
     )
     bench.add_argument(
         "--soak-minutes", type=float, metavar="MINUTES", help="how long the memory soak runs (default 10; 1.5 quick)"
     )
     bench.set_defaults(handler=cmd_bench)
+
+    account_commands(commands)
     return top
+
+
+def account_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``user add|list|remove`` and ``token add|list|remove``."""
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument(
+        "--accounts",
+        metavar="FILE",
+        help="the accounts file (default: $EXHIBIT_ACCOUNTS, else ~/.config/exhibit-controller/accounts.json)",
+    )
+    roles = "viewer|operator|admin"
+
+    user = commands.add_parser("user", help="console users: add, list, remove")
+    user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_commands.add_parser("add", parents=[where], help="add a user (the password is asked twice)")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--role", default="operator", metavar=roles, help="what the user may do (default: operator)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.add_argument("--replace", action="store_true", help="give an existing user a new password and role")
+    add.set_defaults(handler=cmd_user_add)
+    user_commands.add_parser("list", parents=[where], help="list the users").set_defaults(handler=cmd_user_list)
+    remove = user_commands.add_parser("remove", parents=[where], help="remove a user (their sessions end)")
+    remove.add_argument("name", metavar="NAME")
+    remove.set_defaults(handler=cmd_user_remove)
+
+    token = commands.add_parser("token", help="API tokens for machines: add, list, remove")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    add = token_commands.add_parser("add", parents=[where], help="add a token (printed once)")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--role", default="operator", metavar=roles, help="what the token may do (default: operator)")
+    add.set_defaults(handler=cmd_token_add)
+    token_commands.add_parser("list", parents=[where], help="list the tokens").set_defaults(handler=cmd_token_list)
+    remove = token_commands.add_parser("remove", parents=[where], help="remove a token (it stops working)")
+    remove.add_argument("name", metavar="NAME")
+    remove.set_defaults(handler=cmd_token_remove)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

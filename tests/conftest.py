@@ -183,3 +183,20 @@ def run_launcher(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """No test (nor a launcher it starts) reads or writes the real accounts file or audit logs."""
+    home = tmp_path_factory.mktemp("home")
+    names = ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "EXHIBIT_ACCOUNTS")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ["XDG_CONFIG_HOME"] = str(home / "config")
+    os.environ["XDG_STATE_HOME"] = str(home / "state")
+    os.environ["EXHIBIT_ACCOUNTS"] = str(home / "config" / "exhibit-controller" / "accounts.json")
+    yield home
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

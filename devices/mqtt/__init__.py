@@ -1,6 +1,8 @@
 """Everything MQTT, together: the link (aiomqtt on paho-mqtt 2), its credentials and TLS, the
-embedded broker, MQTT devices and their payload profiles, MQTT inputs, and the health topics."""
+embedded broker, MQTT devices and their payload profiles, MQTT inputs, the health topics, and
+MQTT control (commands in, the show's state out)."""
 
+from devices.mqtt.control import CONTROL
 from devices.mqtt.device import MqttDevice, MqttDeviceConfig, SimulatedGear
 from devices.mqtt.inputs import MqttSensor, MqttSensorConfig
 from devices.mqtt.service import BROKER, LINK
@@ -13,3 +15,4 @@ def register(registry: Registry) -> None:
     registry.add_sensor(DriverSpec("mqtt", MqttSensorConfig, MqttSensor, MqttSensor))
     registry.add_service(BROKER)
     registry.add_service(LINK)
+    registry.add_service(CONTROL)

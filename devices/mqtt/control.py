@@ -192,7 +192,9 @@ class MqttControlService:
             return
         # While the broker is away: state goes out again on reconnection, an audit line is in the audit log.
         with contextlib.suppress(NotConnected):
-            self.link.send(f"{self.base}/show/{topic}", _json(item), qos=1, retain=topic != "audit")
+            # A subject a reload removed (data null) clears its retained message: an empty retained payload.
+            body = "" if item["data"] is None else _json(item)
+            self.link.send(f"{self.base}/show/{topic}", body, qos=1, retain=topic != "audit")
 
     async def _connected(self) -> None:
         self.health.set("ok")

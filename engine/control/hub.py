@@ -147,6 +147,10 @@ class EventHub:
         for topic, data in now.items():
             if self.state.get(topic) != data:
                 self.publish(topic, data)
+        for topic in [t for t in self.state if t not in now]:  # a reload took its subject away
+            del self.state[topic]
+            for sub in list(self.subscribers):
+                sub.put(topic, None)
 
     def _on_signal(self, signal: Signal) -> None:
         data = signal_data(signal)

@@ -18,6 +18,8 @@ State topics:
 ``schedule``             open now, the next change and whether it opens or closes
 ``signal/<name>``        value, stale, t (only the signals a client asks for)
 
+A state topic whose subject is gone (a reload removed the cue list) is sent once more with ``data: null``.
+
 Stream topics: ``log`` (a log line), ``audit`` (a control action), ``reply`` (a command's result).
 """
 

@@ -283,3 +283,18 @@ async def test_the_schedule_topic_says_todays_hours_and_what_comes_next():
     }
     assert runtime.events.state["show"]["open"] is True
     await runtime.stop()
+
+
+async def test_a_subject_a_reload_removes_is_sent_once_more_as_null_then_forgotten():
+    runtime, _clock = await start_show(EXHIBIT)
+    hub = runtime.events
+    sub = hub.subscribe(topics=("cuelist/",))
+    await sub.next()
+    from engine.validate import validate_text
+    from tests.support.show_harness import registry
+
+    assert runtime.reload(validate_text(EXHIBIT.split("cues:")[0], "show.yaml", registry()))
+    hub.refresh()
+    assert [(e["topic"], e["data"]) for e in await sub.next()] == [("cuelist/main", None)]
+    assert "cuelist/main" not in hub.state
+    await runtime.stop()

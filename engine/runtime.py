@@ -263,6 +263,7 @@ class Runtime:
         self._say_safe([name for name, ok in zip(self.devices, results, strict=True) if not ok])
         await self._close_services()
         await self.supervisor.cancel_all()
+        self.control.audit.close()
         log.info("exhibit %s stopped", self.exhibit.id)
 
     def _say_safe(self, unsafe: list[str]) -> None:

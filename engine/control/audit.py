@@ -3,6 +3,7 @@ in a rotating file and in memory for the console's Audit view."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import logging.handlers
@@ -27,6 +28,7 @@ class AuditLog:
         self.recent: deque[dict[str, Any]] = deque(maxlen=keep)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self._writer: logging.Logger | None = None
+        self._pending: list[dict[str, Any]] = []
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             handler = logging.handlers.RotatingFileHandler(
@@ -61,17 +63,31 @@ class AuditLog:
         return self.add(entry)
 
     def add(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Keep ``entry``; it is written and told to listeners on the next turn of the loop (at once without
+        one), so that what a command sent to the devices leaves before the paperwork."""
         self.recent.append(entry)
-        if self._writer is not None:
-            self._writer.info(json.dumps(entry, ensure_ascii=False, default=str))
-        for listener in list(self.listeners):
+        self._pending.append(entry)
+        if len(self._pending) == 1:
             try:
-                listener(entry)
-            except Exception:
-                log.exception("an audit listener failed")
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:
+                self.flush()
         return entry
 
+    def flush(self) -> None:
+        """Write what is waiting and tell the listeners."""
+        pending, self._pending = self._pending, []
+        for entry in pending:
+            if self._writer is not None:
+                self._writer.info(json.dumps(entry, ensure_ascii=False, default=str))
+            for listener in list(self.listeners):
+                try:
+                    listener(entry)
+                except Exception:
+                    log.exception("an audit listener failed")
+
     def close(self) -> None:
+        self.flush()
         if self._writer is not None:
             for handler in self._writer.handlers:
                 handler.close()

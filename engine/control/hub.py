@@ -84,6 +84,7 @@ class EventHub:
         self._unwatch: dict[str, Callable[[], None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._log_handler: _HubLogHandler | None = None
+        self._refresh_soon = False
         controller.listeners.append(self._after_command)
         controller.audit.listeners.append(lambda entry: self.publish("audit", entry))
 
@@ -160,6 +161,19 @@ class EventHub:
                 sub.put(topic, data)
 
     def _after_command(self, name: str, reply: Reply) -> None:
+        # On the next turn of the loop: what the command sent to the devices goes out first.
+        if self._refresh_soon:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.refresh()
+            return
+        self._refresh_soon = True
+        loop.call_soon(self._refresh_now)
+
+    def _refresh_now(self) -> None:
+        self._refresh_soon = False
         self.refresh()
 
     # --- running --------------------------------------------------------------------------

@@ -3,6 +3,7 @@ surface (console, OSC, MQTT) gets, checked once here."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -189,6 +190,7 @@ async def test_every_command_is_audited_with_who_what_where_and_how_it_ended(tmp
     runtime.control.audit = AuditLog(tmp_path / "audit.log", max_bytes=400, backups=2)
     runtime.control.execute("go", {}, OPERATOR)
     runtime.control.execute("go", {}, VIEWER)
+    await asyncio.sleep(0)  # written on the next turn of the loop, after what the command sent
     lines = [json.loads(line) for line in (tmp_path / "audit.log").read_text(encoding="utf-8").splitlines()]
     first, second = lines
     assert (first["who"], first["via"], first["from"], first["action"], first["ok"]) == (
@@ -201,6 +203,7 @@ async def test_every_command_is_audited_with_who_what_where_and_how_it_ended(tmp
     assert (second["who"], second["ok"]) == ("vic", False) and "operator" in second["error"]
     for _ in range(10):  # the file rotates: the oldest lines go to audit.log.1, .2, never grow without end
         runtime.control.execute("back", {}, OPERATOR)
+    runtime.control.audit.flush()
     assert (tmp_path / "audit.log.2").exists() and not (tmp_path / "audit.log.3").exists()
     assert len(runtime.control.audit.recent) == 12
     runtime.control.audit.close()

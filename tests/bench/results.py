@@ -1,5 +1,5 @@
-"""From send and receive times (OSC, serial), frame times (pose, render), rate searches (OSC ingest) and memory
-samples (soak) to figures, and the figures as JSON or a table."""
+"""From send and receive times (OSC, serial, the console's WebSocket), frame times (pose, render), rate searches (OSC
+ingest) and memory samples (soak) to figures, and the figures as JSON or a table."""
 
 from __future__ import annotations
 
@@ -165,6 +165,7 @@ def as_table(
     devices: DeviceResults | None = None,
     render: RenderResults | None = None,
     soak: SoakResults | None = None,
+    console: ConsoleResults | None = None,
 ) -> str:
     """Every group that ran (``engine`` and ``baseline``: the OSC latency's, None where it did not run)."""
     width = max([26, *(len(name) for name in results)])
@@ -180,6 +181,8 @@ def as_table(
             f"baseline {len(baseline.ms)}/{baseline.measured}"
         )
     lines.append(machine)
+    if console is not None:
+        lines += console_samples(console)
     if pose is not None:
         lines += pose_samples(pose)
     if inputs is not None:
@@ -194,6 +197,8 @@ def as_table(
         lines += soak_samples(soak)
     if engine is not None:
         lines += osc_targets(results)
+    if console is not None:
+        lines += console_targets(results)
     if pose is not None:
         lines += pose_targets(results, pose)
     if inputs is not None:
@@ -895,4 +900,142 @@ def soak_targets(results: dict[str, Figure], soak: SoakResults) -> list[str]:
         f"  controller_rss_growth_mib_per_hour at most {SOAK_GROWTH_LIMIT:g} MiB/h: "
         f"{verdict(controller['value'] <= SOAK_GROWTH_LIMIT)} ({controller['value']:+.2f} MiB/h; "
         f"baseline {controller['baseline']:+.2f} MiB/h)",
+    ]
+
+
+# --- the operator console: GO and updates over its WebSocket, and what watchers cost control (console.py) ----------
+
+CONSOLE_GO_P99_LIMIT_MS = 5.0
+CONSOLE_UPDATE_P99_LIMIT_MS = 20.0
+CONSOLE_RATIO_LIMIT = 1.1
+
+
+@dataclass(frozen=True)
+class ConsoleGo:
+    """From just before a GO is sent over the console's WebSocket (engine) or a bare publish (baseline) to the
+    command's arrival at the broker's subscriber."""
+
+    engine: Latencies
+    baseline: Latencies
+    spacing_s: float
+    warmup: int
+
+
+@dataclass(frozen=True)
+class ConsoleUpdate:
+    """From an OSC datagram's send to the ``signal/...`` event carrying its value at a WebSocket client (engine),
+    and to the device command carrying it at the broker's subscriber (baseline): the same datagrams."""
+
+    engine: Latencies
+    baseline: Latencies
+    rate: float
+    warmup: int
+
+
+@dataclass(frozen=True)
+class WatcherRun:
+    """What the watching clients received over one run, and what reading it cost their process."""
+
+    messages: int
+    events: int
+    fewest: int
+    """The fewest events one client received."""
+    seconds: float
+    cpu_s: float
+
+
+@dataclass(frozen=True)
+class ConsoleLoad:
+    """The OSC bench's measurement through one engine with the watchers connected and without, pooled over runs."""
+
+    watched: Latencies
+    alone: Latencies
+    watched_p99: tuple[float, ...]
+    """Each run's own p99 (ms), in the order they ran: one stall shows in one run, drift in all."""
+    alone_p99: tuple[float, ...]
+    runs: int
+    """Runs of each kind, alternating."""
+    rate: float
+    clients: int
+    signals: tuple[str, ...]
+    """What each client watches."""
+    watched_cores: tuple[float, ...]
+    """The engine process's CPU seconds per second over each run with the watchers."""
+    alone_cores: tuple[float, ...]
+    watchers: tuple[WatcherRun, ...]
+
+
+@dataclass(frozen=True)
+class ConsoleResults:
+    go: ConsoleGo
+    update: ConsoleUpdate
+    load: ConsoleLoad
+
+
+def console_figures(console: ConsoleResults) -> dict[str, Figure]:
+    go, update, load = console.go, console.update, console.load
+    return {
+        "console_go_roundtrip_p50": figure(go.engine.percentile(50), go.baseline.percentile(50), "ms"),
+        "console_go_roundtrip_p99": figure(go.engine.percentile(99), go.baseline.percentile(99), "ms"),
+        "console_update_latency_p50": figure(update.engine.percentile(50), update.baseline.percentile(50), "ms"),
+        "console_update_latency_p99": figure(update.engine.percentile(99), update.baseline.percentile(99), "ms"),
+        "control_latency_console_ratio": figure(load.watched.percentile(99), load.alone.percentile(99), "ms"),
+    }
+
+
+def console_samples(console: ConsoleResults) -> list[str]:
+    """How the console figures were taken, so a reader can judge them."""
+    go, update, load = console.go, console.update, console.load
+    watched = ", ".join(
+        f"{run.events / run.seconds / load.clients:,.0f} events/s a client ({run.messages / run.seconds:,.0f} "
+        f"messages/s in all, the fewest {run.fewest:,} events), {run.cpu_s / run.seconds:.2f} cores"
+        for run in load.watchers
+    )
+    return [
+        "console: one engine, `launcher.py run --no-render --console-port P --accounts FILE` on a private Mosquitto, "
+        "clients authenticated by an operator's API token from `launcher.py token add` (Authorization: Bearer)",
+        f"console_go_roundtrip: {go.engine.measured:,} GOs {go.spacing_s * 1000:g} ms apart ({go.warmup} warm-up GOs "
+        'left out), `{"op": "command", "name": "go", "params": {"cue": "1"}}` over the WebSocket from this process '
+        "(aiohttp), cues 1 and 2 alternating, each setting an MQTT device's value (guard 0 s); from just before the "
+        "send to the device command's arrival at a subscriber in a separate process; baseline: the same payloads "
+        "published bare with aiomqtt (QoS 1) from the same process and event loop to the same broker",
+        f"  engine:   {latency_summary(go.engine, 'commands')}",
+        f"  baseline: {latency_summary(go.baseline, 'commands')}",
+        f"console_update_latency: {update.engine.measured:,} `/bench/seq f N` datagrams at {update.rate:g}/s "
+        f"({update.warmup} warm-up left out) from a separate process to the engine's OSC input; from the send to "
+        "the `signal/probe_in.seq` event carrying N at a WebSocket client watching it in this process; "
+        "baseline: the same datagrams to the device command carrying N (the mapping's) at a subscriber",
+        f"  engine:   {latency_summary(update.engine, 'values')}",
+        f"  baseline: {latency_summary(update.baseline, 'values')}",
+        f"control_latency_console_ratio: the OSC-to-MQTT p99 (OSC at {load.rate:,.0f}/s from a separate process, "
+        f"through Mosquitto to a separate subscriber) with {load.clients} WebSocket clients in a separate process "
+        f"each watching {', '.join(load.signals)}, over the same engine without them; {load.runs} run(s) of each, "
+        "alternating, pooled; value: with the clients, baseline: without, ratio: with / without",
+        f"  with the clients: {latency_summary(load.watched, 'messages')}",
+        f"    each run: p99 {numbers(load.watched_p99)} ms; the engine busy {numbers(load.watched_cores)} cores",
+        f"  without:          {latency_summary(load.alone, 'messages')}",
+        f"    each run: p99 {numbers(load.alone_p99)} ms; the engine busy {numbers(load.alone_cores)} cores",
+        f"  the clients received: {watched}",
+    ]
+
+
+def numbers(values: tuple[float, ...]) -> str:
+    return ", ".join(f"{value:.2f}" for value in values)
+
+
+def console_targets(results: dict[str, Figure]) -> list[str]:
+    go, update = results["console_go_roundtrip_p99"], results["console_update_latency_p99"]
+    load = results["control_latency_console_ratio"]
+    return [
+        f"target: console_go_roundtrip_p99 at most {CONSOLE_GO_P99_LIMIT_MS:g} ms; console_update_latency_p99 at "
+        f"most {CONSOLE_UPDATE_P99_LIMIT_MS:g} ms; control_latency_console_ratio at most {CONSOLE_RATIO_LIMIT:g}",
+        f"  console_go_roundtrip_p99 at most {CONSOLE_GO_P99_LIMIT_MS:g} ms: "
+        f"{verdict(go['value'] <= CONSOLE_GO_P99_LIMIT_MS)} ({go['value']:.3f} ms; "
+        f"console_go_roundtrip_ratio {ratio(go):.2f}x a bare aiomqtt publish's p99)",
+        f"  console_update_latency_p99 at most {CONSOLE_UPDATE_P99_LIMIT_MS:g} ms: "
+        f"{verdict(update['value'] <= CONSOLE_UPDATE_P99_LIMIT_MS)} ({update['value']:.3f} ms; "
+        f"{ratio(update):.2f}x the same changes' way out over MQTT)",
+        f"  control_latency_console_ratio at most {CONSOLE_RATIO_LIMIT:g}: "
+        f"{verdict(ratio(load) <= CONSOLE_RATIO_LIMIT)} ({ratio(load):.2f}: p99 {load['value']:.3f} ms with the "
+        f"clients, {load['baseline']:.3f} ms without)",
     ]

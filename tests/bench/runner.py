@@ -1,6 +1,7 @@
 """``launcher.py bench``: OSC-to-MQTT latency of the engine against a minimal bridge,
-the inputs' OSC ingest rate and serial latency against python-osc and pyserial-asyncio-fast
-(``inputs.py``), a rule's evaluation rate and a GO's latency to the broker against a plain
+GO and signal updates over the operator console's WebSocket and what 20 watching clients cost the OSC-to-MQTT
+latency (``console.py``, :func:`run_console`), the inputs' OSC ingest rate and serial latency against python-osc
+and pyserial-asyncio-fast (``inputs.py``), a rule's evaluation rate and a GO's latency to the broker against a plain
 lambda and a bare aiomqtt publish (``logic.py``), 512 MQTT fixtures' update rate and PANIC time against
 bare aiomqtt loops (``devices.py``), the scene renderer's frame rate against a bare Panda3D loop and
 what rendering costs the OSC-to-MQTT latency (``render.py``, :func:`run_render`), the pose
@@ -33,6 +34,19 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.bench.console import (
+    FULL_CONSOLE,
+    PROBE_TOPIC,
+    QUICK_CONSOLE,
+    ConsolePlan,
+    cpu_seconds,
+    go_roundtrip,
+    start_console_engine,
+    start_watchers,
+    stop_console_engine,
+    stop_watchers,
+    update_latency,
+)
 from tests.bench.devices import FULL_DEVICES, QUICK_DEVICES, run_devices
 from tests.bench.inputs import FULL_INPUTS, QUICK_INPUTS, run_inputs, start_module
 from tests.bench.logic import FULL_LOGIC, QUICK_LOGIC, run_logic
@@ -56,6 +70,8 @@ from tests.bench.render import (
     wait_rendering,
 )
 from tests.bench.results import (
+    ConsoleLoad,
+    ConsoleResults,
     DeviceResults,
     Figure,
     InputResults,
@@ -67,6 +83,7 @@ from tests.bench.results import (
     SoakResults,
     as_json,
     as_table,
+    console_figures,
     device_figures,
     figures,
     input_figures,
@@ -85,10 +102,11 @@ ROOT = Path(__file__).resolve().parents[2]
 BASELINE_TOPIC = "bench/baseline/set"
 ENGINE_TOPIC = "exhibit/bench/devices/probe/set"
 ENGINE_STATUS = "exhibit/bench/status"
-GROUPS = ("osc", "inputs", "logic", "devices", "render", "pose", "soak")
+GROUPS = ("osc", "console", "inputs", "logic", "devices", "render", "pose", "soak")
 """The benchmark's groups, in the order a run takes them: the OSC-to-MQTT latency (engine against a minimal
-bridge), inputs, show logic, many devices, rendering, pose, and the soak (memory over minutes), which goes last."""
-NEEDS_BROKER = frozenset({"osc", "logic", "devices", "render", "soak"})
+bridge), the operator console, inputs, show logic, many devices, rendering, pose, and the soak (memory over
+minutes), which goes last."""
+NEEDS_BROKER = frozenset({"osc", "console", "logic", "devices", "render", "soak"})
 
 EXHIBIT = """\
 format_version: 1
@@ -156,6 +174,7 @@ def main(
         soak_plan = soak_plan.lasting(soak_minutes)
     plan = Plan(warmup=300, measured=500 if quick else 5000)
     engine = baseline = None
+    console: ConsoleResults | None = None
     inputs: InputResults | None = None
     logic: LogicResults | None = None
     devices: DeviceResults | None = None
@@ -166,6 +185,8 @@ def main(
         with sigterm_raises():
             if "osc" in chosen:
                 engine, baseline = run_all(exe, plan)
+            if "console" in chosen:
+                console = run_console(QUICK_CONSOLE if quick else FULL_CONSOLE, exe)
             if "inputs" in chosen:  # before pose: a lighter process to time in
                 inputs = run_inputs(QUICK_INPUTS if quick else FULL_INPUTS)
             if "logic" in chosen:  # likewise
@@ -184,6 +205,8 @@ def main(
     results: dict[str, Figure] = {}
     if engine is not None and baseline is not None:
         results |= figures(engine, baseline)
+    if console is not None:
+        results |= console_figures(console)
     if pose is not None:
         results |= pose_figures(pose)
     if inputs is not None:
@@ -196,7 +219,7 @@ def main(
         results |= render_figures(render)
     if soak is not None:
         results |= soak_figures(soak)
-    table = as_table(results, engine, baseline, pose, inputs, logic, devices, render, soak)
+    table = as_table(results, engine, baseline, pose, inputs, logic, devices, render, soak, console)
     print(as_json(results) if json_output else table)
     return 0
 
@@ -370,3 +393,51 @@ def run_scene_engine(
 
 def pooled(runs: list[Latencies]) -> Latencies:
     return Latencies(ms=np.concatenate([run.ms for run in runs]), measured=sum(run.measured for run in runs))
+
+
+# --- the operator console (console.py): GO and updates over its WebSocket, and what watchers cost control ------------
+
+
+def run_console(plan: ConsolePlan, mosquitto: str) -> ConsoleResults:
+    """GO and signal updates over the console's WebSocket, then the OSC bench's measurement with the watching
+    clients and without, alternating (without first, then with first, ...) so that drift cancels, all through one
+    engine process; every child is stopped and every temp file removed."""
+    osc = Plan(warmup=plan.latency_warmup, measured=plan.messages)
+    runs: dict[bool, list[Latencies]] = {False: [], True: []}
+    busy: dict[bool, list[float]] = {False: [], True: []}
+    watchers = []
+    with tempfile.TemporaryDirectory(prefix="exhibit-bench-console-") as tmp:
+        children = Children(Path(tmp))
+        try:
+            mqtt_port = start_mosquitto(children, mosquitto)
+            engine = start_console_engine(children, mqtt_port)
+            go = go_roundtrip(children, engine, mqtt_port, plan)
+            update = update_latency(children, engine, mqtt_port, plan)
+            for index in range(plan.rounds):
+                for watched in (False, True) if index % 2 == 0 else (True, False):
+                    name = f"console-{'watched' if watched else 'alone'}-{index}"
+                    if watched:
+                        start_watchers(children, engine, f"{name}-clients", plan)
+                    cpu, started = cpu_seconds(engine.pid), time.monotonic()
+                    runs[watched].append(measure(children, name, PROBE_TOPIC, mqtt_port, engine.udp_port, osc))
+                    busy[watched].append((cpu_seconds(engine.pid) - cpu) / (time.monotonic() - started))
+                    if watched:
+                        watchers.append(stop_watchers(children, f"{name}-clients"))
+            stop_console_engine(children)
+        finally:
+            children.stop_all()
+    load = ConsoleLoad(
+        watched=pooled(runs[True]),
+        alone=pooled(runs[False]),
+        watched_p99=tuple(run.percentile(99) for run in runs[True]),
+        alone_p99=tuple(run.percentile(99) for run in runs[False]),
+        runs=plan.rounds,
+        rate=osc.rate,
+        clients=plan.clients,
+        signals=plan.signals,
+        watched_cores=tuple(busy[True]),
+        alone_cores=tuple(busy[False]),
+        watchers=tuple(watchers),
+    )
+    log.info("console load: p99 %.3f ms watched, %.3f ms not", load.watched.percentile(99), load.alone.percentile(99))
+    return ConsoleResults(go=go, update=update, load=load)

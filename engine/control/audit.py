@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.control.protocol import plain
+
 if TYPE_CHECKING:
     from engine.control.commands import Actor, Reply
 
@@ -49,7 +51,7 @@ class AuditLog:
             "via": actor.via,
             "from": actor.address,
             "action": action,
-            "params": params,
+            "params": plain(params),
             "ok": reply.ok,
             **({} if reply.ok else {"error": reply.error}),
         }

@@ -238,7 +238,7 @@ def _coerce(initial: Any, value: Any) -> float | int | bool | str:
                 raise ValueError
             return int(number)
         return number
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise CommandError(
             "bad_request", f"{value!r} is not a {kind.__name__} / 数值类型不符 ({kind.__name__})"
         ) from None
@@ -390,7 +390,9 @@ def _check_params(command: Command, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _as_name(key: str, value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        # A QLab cue number sent as a number (/playhead/3 arrives as text; {"cue": 3} as a number).
-        return str(int(value)) if float(value).is_integer() else str(value)
+    # A QLab cue number sent as a number (/playhead/3 arrives as text; {"cue": 3} as a number).
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**18:
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value) and abs(value) < 1e18:
+        return str(int(value)) if value.is_integer() else str(value)
     raise CommandError("bad_request", f"`{key}` must be text / 参数 `{key}` 必须是文本")

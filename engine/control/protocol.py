@@ -42,9 +42,11 @@ def event(topic: str, data: Any) -> dict[str, Any]:
 
 
 def plain(value: Any) -> Any:
-    """``value`` as JSON can carry it: non-finite numbers become null, tuples lists, objects their fields."""
+    """``value`` as JSON can carry it: non-finite and huge numbers become null, tuples lists, objects their fields."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        return None  # no JSON reader holds it (and Python will not even print one of 4,300 digits)
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, dict):

@@ -1,0 +1,260 @@
+"""The console's live link, ``GET /api/v1/ws``: protocol events out, ``watch``/``unwatch``/``command``
+in. See :mod:`engine.control.protocol` for the events.
+
+Server to client: ``hello`` first, then the whole current state, then each change; replies to
+commands on ``reply`` (with the client's ``id``); a mistake in what the client sent on ``error``.
+Client to server::
+
+    {"op": "watch", "signals": ["controls.wash"]}      at most 64 per client
+    {"op": "unwatch", "signals": ["controls.wash"]}
+    {"op": "command", "id": 7, "name": "go", "params": {}, "csrf": "..."}   csrf: sessions only
+
+Each client has one event-hub mailbox (the latest state wins, so a slow tablet skips values instead of
+falling behind) and one writer task. A client that stops reading is dropped once a send has waited
+``SEND_TIMEOUT``: nothing buffers without bound. An event sent to many clients is encoded once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from content.console.context import BAD_CSRF, CONTEXT, MAX_BODY, ConsoleContext, Principal, dumps, loads
+from content.console.security import csrf_matches, require
+from engine.control.commands import Actor
+from engine.control.hub import Subscription
+from engine.control.protocol import VERSION, event
+
+log = logging.getLogger("content.console.websocket")
+
+WATCH_LIMIT = 64
+SEND_TIMEOUT = 5.0
+HEARTBEAT = 20.0
+CLOSE_LOGGED_OUT = 4401
+"""The close code when the session ends (logout, user removed): the page shows the login again."""
+
+
+class EventEncoder:
+    """JSON text of protocol events, encoded once for all clients: the hub gives every subscriber the
+    same ``data`` object, so (topic, that object) is the key. The object is held while cached, so its
+    id cannot be reused by another."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._cache: OrderedDict[tuple[str, int], tuple[Any, str]] = OrderedDict()
+
+    def encode(self, item: dict[str, Any]) -> str:
+        data = item.get("data")
+        key = (str(item.get("topic")), id(data))
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is data:
+            return hit[1]
+        text = dumps(item)
+        self._cache[key] = (data, text)
+        if len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+        return text
+
+
+ENCODER = web.AppKey("console_encoder", EventEncoder)
+
+
+def setup_websocket(app: web.Application) -> None:
+    app[ENCODER] = EventEncoder()
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    who = require(ctx, request)  # before the upgrade: a stranger gets a 401, not a socket
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_BODY, compress=False)
+    await ws.prepare(request)
+    client = ConsoleSocket(ctx, ws, who, request.remote or "", request.app[ENCODER])
+    client.transport = request.transport
+    await client.serve()
+    return ws
+
+
+class ConsoleSocket:
+    def __init__(
+        self, ctx: ConsoleContext, ws: web.WebSocketResponse, who: Principal, address: str, encoder: EventEncoder
+    ) -> None:
+        self.ctx, self.ws, self.who, self.address, self.encoder = ctx, ws, who, address, encoder
+        self._sending = asyncio.Lock()
+        self.transport: asyncio.BaseTransport | None = None
+
+    async def serve(self) -> None:
+        hub = self.ctx.runtime.events
+        sub = hub.subscribe()  # the whole current state waits in it, to follow the hello
+        self.ctx.sockets[self.ws] = self.who
+        writer: asyncio.Task[None] | None = None
+        try:
+            await self._send(dumps(event("hello", self._hello())))
+            writer = asyncio.create_task(self._write(sub))
+            async for message in self.ws:
+                if message.type == WSMsgType.TEXT:
+                    await self._receive(sub, message.data)
+                elif message.type == WSMsgType.BINARY:
+                    await self._error("", "bad_request", "send JSON text / 请发送 JSON 文本")
+        except (ConnectionError, TimeoutError):
+            pass
+        finally:
+            if writer is not None:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await writer
+            sub.close()
+            self.ctx.sockets.pop(self.ws, None)
+            if not self.ws.closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.ws.close(), SEND_TIMEOUT)
+
+    def _hello(self) -> dict[str, Any]:
+        exhibit = self.ctx.runtime.exhibit
+        title = {"en": exhibit.title.en, "zh": exhibit.title.zh}
+        return {
+            "user": self.who.name,
+            "role": self.who.role,
+            "protocol": VERSION,
+            "exhibit": {"id": exhibit.id, "title": title},
+        }
+
+    # --- out ------------------------------------------------------------------------------------
+
+    async def _send(self, text: str) -> None:
+        async with self._sending:
+            await asyncio.wait_for(self.ws.send_str(text), SEND_TIMEOUT)
+
+    async def _write(self, sub: Subscription) -> None:
+        try:
+            while True:
+                for item in await sub.next():
+                    await self._send(self.encoder.encode(item))
+        except TimeoutError:
+            log.warning(
+                "a console client at %s stopped reading and was dropped / 控制台客户端 %s 未读取消息，已断开",
+                self.address,
+                self.address,
+            )
+            self._abort()
+        except Exception:  # the connection went away under the send: the reader ends the socket
+            self._abort()
+
+    def _abort(self) -> None:
+        # A close frame would queue behind what the client does not read: drop the connection instead.
+        if isinstance(self.transport, asyncio.WriteTransport):
+            self.transport.abort()
+
+    async def _error(self, op: str, code: str, message: str, **more: Any) -> None:
+        await self._send(dumps(event("error", {"op": op, "error": message, "code": code, **more})))
+
+    async def _reply(self, ident: Any, body: dict[str, Any]) -> None:
+        await self._send(dumps(event("reply", {"id": ident, **body})))
+
+    # --- in -------------------------------------------------------------------------------------
+
+    async def _receive(self, sub: Subscription, text: str) -> None:
+        try:
+            message = loads(text)
+        except (ValueError, RecursionError):
+            await self._error("", "bad_request", "the message is not valid JSON / 消息不是有效的 JSON")
+            return
+        if not isinstance(message, dict):
+            await self._error("", "bad_request", "a message must be a JSON object / 消息必须是 JSON 对象")
+            return
+        op = message.get("op")
+        if op in ("watch", "unwatch"):
+            await self._watch(sub, str(op), message.get("signals"))
+        elif op == "command":
+            await self._command(message)
+        else:
+            await self._error(str(op)[:40], "bad_request", "`op` must be watch, unwatch or command / 未知操作")
+
+    async def _watch(self, sub: Subscription, op: str, names: Any) -> None:
+        if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+            await self._error(op, "bad_request", "`signals` must be a list of signal names / signals 必须是信号名列表")
+            return
+        hub = self.ctx.runtime.events
+        for name in names:
+            if op == "unwatch":
+                hub.unwatch(sub, name)
+            elif name in sub.signals:
+                continue
+            elif len(sub.signals) >= WATCH_LIMIT:
+                await self._error(
+                    op,
+                    "conflict",
+                    f"at most {WATCH_LIMIT} signals per client / 每个客户端最多关注 {WATCH_LIMIT} 个信号",
+                    signal=name,
+                )
+            elif not hub.watch(sub, name):
+                await self._error(
+                    op, "not_found", f"there is no signal `{name[:100]}` / 没有信号“{name[:100]}”", signal=name[:100]
+                )
+
+    async def _command(self, message: dict[str, Any]) -> None:
+        ident = message.get("id")
+        name, params = message.get("name"), message.get("params") or {}
+        if not isinstance(name, str) or not isinstance(params, dict):
+            await self._reply(
+                ident, _failure("bad_request", "`name` must be text and `params` an object / 命令格式错误")
+            )
+            return
+        if self.who.session is not None:
+            if self.ctx.sessions.get(self.who.session) is None:
+                await self._reply(
+                    ident, _failure("unauthorized", "your session has ended: log in again / 会话已结束，请重新登录")
+                )
+                await self.ws.close(code=CLOSE_LOGGED_OUT, message=b"logged out")
+                return
+            if not csrf_matches(self.who, message.get("csrf")):
+                await self._reply(ident, _failure("forbidden", BAD_CSRF))
+                return
+        actor = Actor(self.who.name, self.who.role, self.who.via, self.address)
+        reply = self.ctx.runtime.control.execute(name, params, actor)
+        await self._reply(ident, reply.as_dict())
+
+
+def _failure(code: str, message: str) -> dict[str, Any]:
+    return {"status": "error", "error": message, "code": code}
+
+
+def still_allowed(ctx: ConsoleContext, who: Principal) -> bool:
+    """Whether ``who`` may still hold a socket: the session has not ended, the token not been removed."""
+    if who.session is not None:
+        return ctx.sessions.get(who.session) is not None
+    return who.token is None or ctx.accounts.check_token(who.token) is not None
+
+
+_closing: set[asyncio.Task[None]] = set()
+"""Closes under way (a task must be referenced until it ends)."""
+
+
+def close_sockets_of(ctx: ConsoleContext, session: str) -> None:
+    """End the live links of a session that logged out."""
+    for ws, who in list(ctx.sockets.items()):
+        if who.session == session:
+            end_socket(ws)
+
+
+def end_socket(ws: web.WebSocketResponse) -> None:
+    """Close ``ws`` soon, saying its session or token ended."""
+    task = asyncio.get_running_loop().create_task(_close(ws, CLOSE_LOGGED_OUT, b"logged out"))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
+async def close_sockets(ctx: ConsoleContext, timeout: float) -> None:
+    """Close every live link (the exhibit stops): ``going away``, within ``timeout``."""
+    sockets = list(ctx.sockets)
+    if sockets:
+        await asyncio.gather(*(_close(ws, WSCloseCode.GOING_AWAY, b"the exhibit stops", timeout) for ws in sockets))
+
+
+async def _close(ws: web.WebSocketResponse, code: int, message: bytes, timeout: float = SEND_TIMEOUT) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(code=code, message=message), timeout)

@@ -3,7 +3,6 @@ in a rotating file and in memory for the console's Audit view."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import logging.handlers
@@ -13,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.control.protocol import plain
+from engine.control.protocol import after_output, plain
 
 if TYPE_CHECKING:
     from engine.control.commands import Actor, Reply
@@ -65,15 +64,12 @@ class AuditLog:
         return self.add(entry)
 
     def add(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """Keep ``entry``; it is written and told to listeners on the next turn of the loop (at once without
-        one), so that what a command sent to the devices leaves before the paperwork."""
+        """Keep ``entry``; it is written and told to listeners once what the command sent to the devices has
+        left (:func:`engine.control.protocol.after_output`): the paperwork never delays a cue."""
         self.recent.append(entry)
         self._pending.append(entry)
         if len(self._pending) == 1:
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:
-                self.flush()
+            after_output(self.flush)
         return entry
 
     def flush(self) -> None:

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from engine.control.protocol import STREAM_TOPICS, event, plain, signal_data, state_topics
+from engine.control.protocol import STREAM_TOPICS, after_output, event, plain, signal_data, state_topics
 
 if TYPE_CHECKING:
     from engine.control.commands import Controller, Reply
@@ -161,16 +161,10 @@ class EventHub:
                 sub.put(topic, data)
 
     def _after_command(self, name: str, reply: Reply) -> None:
-        # On the next turn of the loop: what the command sent to the devices goes out first.
-        if self._refresh_soon:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.refresh()
-            return
-        self._refresh_soon = True
-        loop.call_soon(self._refresh_now)
+        # What the command sent to the devices goes out first.
+        if not self._refresh_soon:
+            self._refresh_soon = True
+            after_output(self._refresh_now)
 
     def _refresh_now(self) -> None:
         self._refresh_soon = False

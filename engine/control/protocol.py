@@ -25,7 +25,9 @@ Stream topics: ``log`` (a log line), ``audit`` (a control action), ``reply`` (a 
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,6 +37,20 @@ if TYPE_CHECKING:
 
 VERSION = 1
 STREAM_TOPICS = ("log", "audit", "reply")
+
+
+def after_output(callback: Callable[[], None]) -> None:
+    """Call ``callback`` once what the current callback sent to devices has left: two turns of the loop on.
+
+    A device command is written when the selector next reports its socket writable (the MQTT client
+    registers a writer), and that write is queued behind whatever was already ready; a plain ``call_soon``
+    would still run first. Without a running loop, at once."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        callback()
+        return
+    loop.call_soon(loop.call_soon, callback)
 
 
 def event(topic: str, data: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@ surface (console, OSC, MQTT) gets, checked once here."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -177,7 +176,12 @@ async def test_the_show_lock_refuses_reload_until_an_admin_unlocks():
     admin = Actor("root", "admin", "console")
     control = runtime.control
     reloads: list[bool] = []
-    control.reloader = lambda: reloads.append(True) or True
+
+    def reload() -> bool:
+        reloads.append(True)
+        return True
+
+    control.reloader = reload
     assert control.execute("lock", {}, OPERATOR).ok
     assert control.execute("reload", {}, admin).code == "conflict" and reloads == []
     assert control.execute("unlock", {}, admin).ok
@@ -190,7 +194,7 @@ async def test_every_command_is_audited_with_who_what_where_and_how_it_ended(tmp
     runtime.control.audit = AuditLog(tmp_path / "audit.log", max_bytes=400, backups=2)
     runtime.control.execute("go", {}, OPERATOR)
     runtime.control.execute("go", {}, VIEWER)
-    await asyncio.sleep(0)  # written on the next turn of the loop, after what the command sent
+    runtime.control.audit.flush()  # written once what the command sent has left
     lines = [json.loads(line) for line in (tmp_path / "audit.log").read_text(encoding="utf-8").splitlines()]
     first, second = lines
     assert (first["who"], first["via"], first["from"], first["action"], first["ok"]) == (
@@ -300,4 +304,23 @@ async def test_a_subject_a_reload_removes_is_sent_once_more_as_null_then_forgott
     hub.refresh()
     assert [(e["topic"], e["data"]) for e in await sub.next()] == [("cuelist/main", None)]
     assert "cuelist/main" not in hub.state
+    await runtime.stop()
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("playhead", {"cue": 10**400}),
+        ("playhead", {"cue": 10**5000}),
+        ("var", {"name": "visits", "value": 10**400}),
+        ("var", {"name": "gain", "value": -(10**400)}),
+        ("playhead", {"cue": [1]}),
+        ("playhead", {"cue": float("nan")}),
+    ],
+)
+async def test_numbers_no_float_can_hold_are_refused_not_raised(name, params):
+    runtime, _clock = await start_show(EXHIBIT)
+    reply = runtime.control.execute(name, params, OPERATOR)
+    assert not reply.ok and reply.code == "bad_request"
+    assert json.loads(json.dumps(runtime.control.audit.recent[-1], allow_nan=False))["ok"] is False
     await runtime.stop()

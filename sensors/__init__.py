@@ -1,7 +1,9 @@
 """Input drivers. Each module (or package) holds a config model, the driver and its simulator."""
 
 from engine.registry import DriverSpec, Registry
+from sensors.osc.control import SERVICE as OSC_CONTROL
 from sensors.osc.inputs import OscSensor, OscSensorConfig, SimulatedOscSensor
+from sensors.osc.service import CONTROL_SERVICE as OSCQUERY_CONTROL
 from sensors.osc.service import SERVICE as OSCQUERY
 from sensors.pose.driver import PoseSensor, PoseSensorConfig, SimulatedPoseSensor
 from sensors.serial import SerialSensor, SerialSensorConfig
@@ -13,3 +15,5 @@ def register(registry: Registry) -> None:
     registry.add_sensor(DriverSpec("pose", PoseSensorConfig, PoseSensor, SimulatedPoseSensor))
     registry.add_sensor(DriverSpec("serial", SerialSensorConfig, SerialSensor, SimulatedSerialSensor))
     registry.add_service(OSCQUERY)
+    registry.add_service(OSC_CONTROL)
+    registry.add_service(OSCQUERY_CONTROL)

@@ -10,6 +10,10 @@ The HTTP server is deliberately tiny: GET only, one request per connection (``Co
 bounded line lengths and time, so a misbehaving client can never stop the exhibit. mDNS is best
 effort: if it cannot start (no multicast, a sandbox), one warning is logged and HTTP keeps serving.
 
+A server may also be given a namespace that is built at each request (live values), a handler for
+WebSocket upgrades on the same port (``LISTEN``, see :mod:`sensors.osc.oscquery_listen`) and a check
+of the client's address; the control server (:mod:`sensors.osc.oscquery_control`) uses all three.
+
 What is described: each signal is a write-only method (``ACCESS`` 2: the exhibit receives, it never
 reports values, so ``VALUE`` is not offered). Only the argument that carries a signal's value is
 typed; arguments before it are declared ``f`` because the exhibit ignores them. Signals whose
@@ -27,7 +31,7 @@ import logging
 import math
 import re
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -88,6 +92,8 @@ OSCJSON_TXT = {"txtvers": "1"}
 
 MAX_LINE = 8192
 MAX_HEADERS = 100
+MAX_HEAD = 32768
+"""Bytes of a request line and headers kept (a WebSocket handshake is handed on whole)."""
 REQUEST_TIMEOUT = 10.0
 LINGER = 1.0
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0"})
@@ -147,11 +153,11 @@ def build_namespace(signals: Mapping[str, OscSignalSpec], description: str) -> d
         if not spec.is_pattern:
             by_address.setdefault(spec.address, []).append((name, spec))
     for address, entries in by_address.items():
-        _node_at(root, address).update(_method(entries))
+        node_at(root, address).update(_method(entries))
     return root
 
 
-def _node_at(root: dict[str, Any], address: str) -> dict[str, Any]:
+def node_at(root: dict[str, Any], address: str) -> dict[str, Any]:
     """The node for ``address``, creating the containers on the way."""
     if address == "/":
         return root
@@ -206,9 +212,13 @@ def find_node(namespace: dict[str, Any], path: str) -> dict[str, Any] | None:
     return node
 
 
-def host_info(name: str, osc_port: int) -> dict[str, Any]:
-    """``GET /?HOST_INFO``: where to send OSC and what this server describes. No OSC_IP: same host as HTTP."""
-    return {"NAME": name, "OSC_PORT": osc_port, "OSC_TRANSPORT": "UDP", "EXTENSIONS": dict(EXTENSIONS)}
+def host_info(name: str, osc_port: int, extensions: Mapping[str, bool] | None = None) -> dict[str, Any]:
+    """``GET /?HOST_INFO``: where to send OSC and what this server describes. No OSC_IP: same host as HTTP.
+
+    ``extensions`` overrides entries of :data:`EXTENSIONS` (a server with live values says ``VALUE``, ``LISTEN``).
+    """
+    extended = EXTENSIONS | dict(extensions or {})
+    return {"NAME": name, "OSC_PORT": osc_port, "OSC_TRANSPORT": "UDP", "EXTENSIONS": extended}
 
 
 def answer(namespace: dict[str, Any], info: dict[str, Any], method: str, target: str) -> tuple[HTTPStatus, Any]:
@@ -250,13 +260,28 @@ def parse_request_line(line: bytes) -> tuple[str, str]:
     return method, target
 
 
-async def read_request(reader: asyncio.StreamReader) -> tuple[str, str]:
-    """Read the request line, then skip the headers (bounded in number and length); GET has no body."""
+class QueryRequest:
+    """A parsed request head: method, target, the raw head (for a WebSocket handshake), whether it asks to upgrade."""
+
+    def __init__(self, method: str, target: str, head: bytes, upgrade: bool) -> None:
+        self.method, self.target, self.head, self.upgrade = method, target, head, upgrade
+
+
+async def read_request(reader: asyncio.StreamReader) -> QueryRequest:
+    """Read the request line and the headers (bounded in number and length); GET has no body."""
     try:
-        request = parse_request_line(await reader.readuntil(b"\n"))
+        first = await reader.readuntil(b"\n")
+        method, target = parse_request_line(first)
+        head, upgrade = [first], False
         for _ in range(MAX_HEADERS):
-            if (await reader.readuntil(b"\n")).strip() == b"":
-                return request
+            line = await reader.readuntil(b"\n")
+            if sum(map(len, head)) + len(line) > MAX_HEAD:
+                raise BadRequest(f"the request head is longer than {MAX_HEAD} bytes")
+            head.append(line)
+            if line.strip() == b"":
+                return QueryRequest(method, target, b"".join(head), upgrade)
+            name, _, value = line.partition(b":")
+            upgrade |= name.strip().lower() == b"upgrade" and value.strip().lower() == b"websocket"
     except asyncio.LimitOverrunError:
         raise BadRequest(f"a line is longer than {MAX_LINE} bytes") from None
     raise BadRequest(f"more than {MAX_HEADERS} headers")
@@ -338,21 +363,33 @@ def service_infos(
 
 # --- server ----------------------------------------------------------------------------------------------------------
 
+Namespace = dict[str, Any] | Callable[[], dict[str, Any]]
+"""A fixed namespace, or one built at each request (with the current values)."""
+WebSocketHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[None]]
+"""Takes over a connection whose request asks for a WebSocket; gets the raw request head to answer it."""
+FORBIDDEN = {"error": "this address may not use the exhibit's control / 此地址无权使用展项控制"}
+
 
 class OscQueryServer:
     """Serves ``namespace`` over HTTP on ``http_host`` and advertises it with zeroconf.
 
     ``name`` is the default service name (the exhibit or sensor name); ``settings.name`` overrides it.
-    ``port`` is the HTTP port actually bound once started (useful with port 0).
+    ``port`` is the HTTP port actually bound once started (useful with port 0). ``websocket`` takes the
+    connections that ask for a WebSocket (without it they get the namespace like any GET); ``allow`` says
+    which client addresses are served (others get 403); ``extensions`` are announced in HOST_INFO.
     """
 
     def __init__(
         self,
         name: str,
         osc_port: int,
-        namespace: dict[str, Any],
+        namespace: Namespace,
         http_host: str = "0.0.0.0",
         settings: OscQuerySettings | None = None,
+        *,
+        websocket: WebSocketHandler | None = None,
+        allow: Callable[[str], bool] | None = None,
+        extensions: Mapping[str, bool] | None = None,
     ) -> None:
         self.settings = settings if settings is not None else OscQuerySettings.model_validate({})
         self.name = instance_name(self.settings.name or name)
@@ -360,7 +397,9 @@ class OscQueryServer:
         self.namespace = namespace
         self.http_host = http_host
         self.port = self.settings.port
-        self.host_info = host_info(self.name, osc_port)
+        self.host_info = host_info(self.name, osc_port, extensions)
+        self.websocket = websocket
+        self.allow = allow
         self.services: list[AsyncServiceInfo] = []
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
@@ -423,12 +462,16 @@ class OscQueryServer:
     # --- HTTP connections
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One connection, one request; a client's mistake is answered or dropped, never raised."""
+        """One connection, one request (or one WebSocket); a client's mistake is answered or dropped, never raised."""
         task = asyncio.current_task()
         if task is not None:
             self._connections[task] = writer
         try:
-            await self._serve_one(reader, writer)
+            peer = writer.get_extra_info("peername")
+            if self.allow is not None and not (isinstance(peer, tuple) and self.allow(str(peer[0]))):
+                await self._reply(reader, writer, "", HTTPStatus.FORBIDDEN, FORBIDDEN)
+            else:
+                await self._serve_one(reader, writer)
         except Exception:  # a safety net: a bug here must cost one request, never the server
             log.exception("OSCQuery server %s failed on a request", self.name)
         finally:
@@ -439,13 +482,23 @@ class OscQueryServer:
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT):
-                method, target = await read_request(reader)
-            status, body = answer(self.namespace, self.host_info, method, target)
+                request = await read_request(reader)
+            if request.upgrade and request.method == "GET" and self.websocket is not None:
+                await self.websocket(reader, writer, request.head)
+                return
+            method = request.method
+            namespace = self.namespace() if callable(self.namespace) else self.namespace
+            status, body = answer(namespace, self.host_info, method, request.target)
         except BadRequest as exc:
             method, status, body = "", HTTPStatus.BAD_REQUEST, {"error": str(exc)}
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError) as exc:
             log.debug("OSCQuery client left before a complete request: %r", exc)
             return
+        await self._reply(reader, writer, method, status, body)
+
+    async def _reply(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, method: str, status: HTTPStatus, body: Any
+    ) -> None:
         try:
             writer.write(encode_response(status, body, head_only=method == "HEAD"))
             await writer.drain()

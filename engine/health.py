@@ -94,6 +94,8 @@ class ComponentHealth:
         self.reason = "not started"
         self.since = clock.wall().timestamp()
         self.changes = 0
+        self.in_use = True
+        """False for a service this run does without (``--no-render``): offline, and nothing to worry about."""
         self._prefix = f"{name}.health."
         for short, type_ in health_signals(self.figure_types).items():
             if f"{name}.{short}" not in store:  # the runtime declares them from the catalogue; tests may not

@@ -169,7 +169,9 @@ class Runtime:
         for spec in self.service_specs:
             service = spec.build(self)
             if service is None:
-                self.health.add(spec.name, "service", spec.figures).set("offline", "not used in this run")
+                unused = self.health.add(spec.name, "service", spec.figures)
+                unused.in_use = False
+                unused.set("offline", "not used in this run", expected=True)
                 continue
             await service.start()
             self.services.append(service)

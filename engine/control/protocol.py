@@ -14,7 +14,8 @@ State topics:
 ``timeline/<name>``      playing, paused, position
 ``var/<name>``           a variable's value
 ``safety``               e-stop latched and by what, motion devices and which are armed
-``health/<component>``   status, reason, since, and the component's figures (rate, age...)
+``health/<component>``   status, reason, since, and the component's figures (rate, age...); ``in_use: false``
+                         for a service this run does without (offline, nothing wrong)
 ``schedule``             open now, the next change and whether it opens or closes
 ``signal/<name>``        value, stale, t (only the signals a client asks for)
 
@@ -26,6 +27,7 @@ Stream topics: ``log`` (a log line), ``audit`` (a control action), ``reply`` (a 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -69,6 +71,8 @@ def plain(value: Any) -> Any:
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # slots dataclasses have no __dict__
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if hasattr(value, "tolist"):  # numpy arrays and scalars
         return plain(value.tolist())
     if hasattr(value, "__dict__"):
@@ -86,7 +90,11 @@ def state_topics(runtime: Runtime, controller: Controller) -> dict[str, Any]:
     show = runtime.show
     health = runtime.health
     for component in health:
-        topics[f"health/{component.name}"] = {"kind": component.kind, **plain(component.as_dict())}
+        topics[f"health/{component.name}"] = {
+            "kind": component.kind,
+            **plain(component.as_dict()),
+            **({} if component.in_use else {"in_use": False}),
+        }
     safety = runtime.safety
     topics["safety"] = {
         "estop": safety.latched,

@@ -324,3 +324,22 @@ async def test_numbers_no_float_can_hold_are_refused_not_raised(name, params):
     assert not reply.ok and reply.code == "bad_request"
     assert json.loads(json.dumps(runtime.control.audit.recent[-1], allow_nan=False))["ok"] is False
     await runtime.stop()
+
+
+def test_plain_turns_slots_dataclasses_and_arrays_into_json():
+    from dataclasses import dataclass
+
+    import numpy as np
+
+    from engine.control.protocol import plain
+
+    @dataclass(slots=True)
+    class Point:
+        x: float
+        tags: tuple[str, ...]
+
+    assert plain({"p": Point(float("inf"), ("a",)), "a": np.array([1.5, 2.0]), 3: 2**70}) == {
+        "p": {"x": None, "tags": ["a"]},
+        "a": [1.5, 2.0],
+        "3": None,
+    }

@@ -65,6 +65,10 @@ COMPONENTS = {
     "mqtt": "service",
     "oscquery": "service",
     "render": "service",
+    "mqtt_control": "service",
+    "osc_control": "service",
+    "oscquery_control": "service",
+    "console": "service",
 }
 
 

@@ -297,6 +297,10 @@ def _inject(fault: RenderFault, frames: int) -> None:
 
 def run_worker(sock: socket.socket, config: WorkerConfig) -> None:
     """The render process's main: draw the latest snapshot, at most ``fps_cap`` times a second."""
+    # Ctrl+C in the terminal reaches the whole process group; the controller stops this process itself,
+    # after the devices are safe, so the key must not kill it first (nor print a traceback).
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     setup_child_logging()
     yield_cpu_to_control()
     channel = _Channel(sock)

@@ -72,6 +72,9 @@ class ConsoleService:
         self._runner: web.AppRunner | None = None
         self._figures: tuple[int, int, int] | None = None
 
+    _where = ""
+    """The line for the terminal: the console's address, or the one-time login link."""
+
     async def start(self) -> None:
         # aiohttp is imported here, not with the registry: `check` and `schema` never load it.
         from aiohttp import web
@@ -177,10 +180,19 @@ class ConsoleService:
                 "with `exhibit user add NAME --role operator` / 尚无账户：请打开终端上显示的登录链接)",
                 self.url,
             )
-        print(line, flush=True)
+        self._where = line
 
     async def run(self) -> None:
         from content.console.websocket import end_socket, still_allowed
+
+        # Said once everything has started (run begins after the show does), so it is the last thing the
+        # terminal shows at start: where a newcomer looks next.
+        if self._where:
+            print(
+                f"{self._where}\n  open it in a browser; Ctrl+C stops the exhibit / 在浏览器中打开；按 Ctrl+C 停止展项",
+                flush=True,
+            )
+            self._where = ""
 
         since_check = 0.0
         while True:

@@ -162,8 +162,8 @@ def operator_api(console: ConsoleProcess) -> Api:
     return api
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="module")  # not the session: Playwright's sync API holds an event loop while it runs,
+def browser() -> Iterator[Any]:  # and every asyncio test after this folder would find it running
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -167,10 +167,13 @@ def wait_for_payload(port: int, topic: str, payload: bytes, timeout: float, aliv
 
 
 def bench_runtime(text: str, name: str, mqtt_port: int, workdir: Path) -> Runtime:
-    """An exhibit's runtime as ``launcher.py run --broker`` assembles it, on the bench's Mosquitto."""
+    """An exhibit's runtime as ``launcher.py run --broker --no-console`` assembles it, on the bench's Mosquitto
+    (the console's figures are the console group's; here it would only print its login link into the
+    bench's own output)."""
     registry = build_registry()
     exhibit = validate_text(text, name, registry)
-    return assemble(exhibit, registry, RuntimeOptions(base_dir=workdir, broker=f"mqtt://127.0.0.1:{mqtt_port}"))
+    options = RuntimeOptions(base_dir=workdir, broker=f"mqtt://127.0.0.1:{mqtt_port}", console=False)
+    return assemble(exhibit, registry, options)
 
 
 def _die_with_parent(parent: int) -> Any:

@@ -310,7 +310,9 @@ async def serve(path: Path, broker_port: int, render: RenderMode) -> None:
     of this process's stdin that answers ``render`` with :func:`render_state`; stops on SIGTERM or EOF."""
     registry = build_registry()
     exhibit = load_exhibit(path, registry)
-    options = RuntimeOptions(base_dir=path.parent, broker=f"mqtt://127.0.0.1:{broker_port}", render=render)
+    options = RuntimeOptions(
+        base_dir=path.parent, broker=f"mqtt://127.0.0.1:{broker_port}", render=render, console=False
+    )
     await session.serve(exhibit, registry, options, watch=path, companion=answer)
 
 

@@ -98,7 +98,7 @@ def test_the_runner_names_its_groups_and_refuses_others(capsys):
     assert runner.main(only=frozenset({"soak", "nonsense"})) == 2
     assert runner.main(only=frozenset({"soak"}), soak_minutes=0) == 2
     err = capsys.readouterr().err
-    assert "nonsense" in err and "osc, inputs" in err
+    assert "nonsense" in err and "osc, console, inputs" in err
 
 
 @pytest.mark.timeout(300)

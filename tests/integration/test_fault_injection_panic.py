@@ -1,10 +1,8 @@
 """PANIC on a real process over a real Mosquitto, seen from outside: the controller runs in its own
 process, a turntable (a motor, armed) turns under a looping timeline, the lanterns breathe with it and
-the wash fades up; an operator's PANIC button (an MQTT input) is pressed. Every fixture is a separate
-MQTT client (tests/support/mqtt_gear.py) that notes when each command arrived.
-
-The exhibit format has no `panic` action and the controller no OSC/MQTT control API, so the controller
-here is :mod:`tests.support.panic_console`: ``exhibit run`` plus that one input wired to ``Show.panic``.
+the wash fades up; the operator presses PANIC through MQTT control (``exhibit/<id>/control/panic``, as
+Companion or a desk would). Every fixture is a separate MQTT client (tests/support/mqtt_gear.py) that
+notes when each command arrived.
 """
 
 from __future__ import annotations
@@ -40,12 +38,6 @@ format_version: 1
 id: panic-drill
 title: {{en: PANIC drill, zh: 紧急停止演练}}
 mqtt: {{broker: embedded, prefix: exhibit}}     # the test gives --broker (a real Mosquitto)
-
-sensors:
-  console:                  # the operator's PANIC button, on MQTT
-    kind: mqtt
-    inputs:
-      panic: {{topic: venue/console/panic, type: bool}}
 
 devices:
   wash:
@@ -97,7 +89,7 @@ class Rig:
 
     async def press_panic(self) -> float:
         pressed = time.monotonic()
-        await self.console.publish("venue/console/panic", b"true", qos=1)
+        await self.console.publish("exhibit/panic-drill/control/panic", b"{}", qos=1)
         return pressed
 
 
@@ -118,9 +110,7 @@ async def panic_drill(mosquitto: Any, tmp_path: Path, panic_time: float) -> Asyn
         gear("boat", MOTOR_SAFE) as boat,
         aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="console") as console,
     ):
-        controller = ControllerProcess.run(
-            path, mosquitto.url, "--panic-on", "console.panic", module="tests.support.panic_console"
-        )
+        controller = ControllerProcess.run(path, mosquitto.url, "--console-port", "0")
         rig = Rig(controller, wash, lanterns, boat, console)
         try:
             # Under way: the boat turns under the timeline, the wash is part-way through its fade.

@@ -41,10 +41,6 @@ title: {en: Winch drill, zh: 绞车演练}
 mqtt: {broker: embedded, prefix: exhibit}     # the test gives --broker (a real Mosquitto)
 
 sensors:
-  console:                  # the operator's PANIC button
-    kind: mqtt
-    inputs:
-      panic: {topic: venue/console/panic, type: bool}
   venue:                    # the building's safety relay
     kind: mqtt
     inputs:
@@ -82,7 +78,7 @@ safety:
 
 PRESS = {
     "estop": ("venue/safety/estop", b'{"input": true}', "E-STOP: motion is inhibited"),
-    "panic": ("venue/console/panic", b"true", "PANIC: every output goes to its safe state"),
+    "panic": ("exhibit/winch-drill/control/panic", b"{}", "PANIC: every output goes to its safe state"),
 }
 
 
@@ -103,9 +99,7 @@ async def test_winches_lowered_by_position_fades_get_their_safe_state(trigger: s
         gear("winch3") as winch3,
         aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="operator") as operator,
     ):
-        controller = ControllerProcess.run(
-            path, mosquitto.url, "--panic-on", "console.panic", module="tests.support.panic_console"
-        )
+        controller = ControllerProcess.run(path, mosquitto.url, "--console-port", "0")
         try:
             winches: dict[str, Any] = {"winch1": winch1, "winch2": winch2, "winch3": winch3}
             for winch in winches.values():  # every winch is on its way down

@@ -1,10 +1,10 @@
 """The controller as a separate process, and gear that notes when each command arrived, for the
 fault-injection tests (tests/integration/test_fault_injection_*.py).
 
-:class:`ControllerProcess` runs ``launcher.py run`` (or :mod:`tests.support.panic_console`, the same run
-with an operator's PANIC input) in its own process, its output in a file, so it can be SIGKILLed like a
-controller whose power is cut. :class:`TimedGear` is :class:`tests.support.mqtt_gear.MqttGear` (a separate
-MQTT client that applies ``expiry`` as real firmware does) that also keeps each command's arrival time.
+:class:`ControllerProcess` runs ``launcher.py run`` (or another module of this checkout) in its own process,
+its output in a file, so it can be SIGKILLed like a controller whose power is cut. :class:`TimedGear` is
+:class:`tests.support.mqtt_gear.MqttGear` (a separate MQTT client that applies ``expiry`` as real firmware
+does) that also keeps each command's arrival time.
 """
 
 from __future__ import annotations

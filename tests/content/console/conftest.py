@@ -3,6 +3,7 @@ file of the test's own: one operator, one viewer, one admin and API tokens for e
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -126,6 +127,8 @@ def assemble_console(tmp_path: Path, broker: str, text: str = EXHIBIT, **more: A
 async def running_console(runtime: Runtime, tokens: dict[str, str] | None = None) -> AsyncIterator[Console]:
     await runtime.start()
     console = Console(runtime, tokens or {})
+    for _ in range(20):  # the services' run() begins once the start is done: the console says where it is then
+        await asyncio.sleep(0)
     try:
         yield console
     finally:

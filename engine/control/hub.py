@@ -58,15 +58,21 @@ class Subscription:
             self._latest[topic] = event(topic, data)
         self._wake.set()
 
+    def take(self) -> list[dict[str, Any]]:
+        """Every event waiting (none: an empty list), without waiting."""
+        if not (self._latest or self._stream):
+            return []
+        events = [*self._stream, *self._latest.values()]
+        self._stream.clear()
+        self._latest.clear()
+        return events
+
     async def next(self) -> list[dict[str, Any]]:
         """Every event waiting (at least one); waits for one when none is."""
         while not (self._latest or self._stream):
             self._wake.clear()
             await self._wake.wait()
-        events = [*self._stream, *self._latest.values()]
-        self._stream.clear()
-        self._latest.clear()
-        return events
+        return self.take()
 
     def close(self) -> None:
         self.closed = True

@@ -35,15 +35,19 @@ class Subscription:
         self.hub = hub
         self.topics = tuple(topics)
         self.signals: set[str] = set()
+        self._sent: dict[str, int] = {}
+        """Watched signals: the version last taken (-1: not yet)."""
         self._latest: dict[str, dict[str, Any]] = {}
         self._stream: deque[dict[str, Any]] = deque(maxlen=stream_limit)
         self.dropped = 0
         self._wake = asyncio.Event()
+        self.on_put: Callable[[], None] | None = None
+        """Called whenever an event arrives (a sender that serves many mailboxes on one schedule)."""
         self.closed = False
 
     def wants(self, topic: str) -> bool:
         if topic.startswith("signal/"):
-            return topic[7:] in self.signals
+            return False  # signals are not put: take() reads the watched ones' latest values
         return not self.topics or any(topic.startswith(prefix) for prefix in self.topics)
 
     def put(self, topic: str, data: Any) -> None:
@@ -56,20 +60,34 @@ class Subscription:
         else:
             self._latest.pop(topic, None)  # re-insert: events go out in the order of their last change
             self._latest[topic] = event(topic, data)
+        self.poke()
+
+    def poke(self) -> None:
+        """Something is waiting: wake whoever reads this mailbox."""
         self._wake.set()
+        if self.on_put is not None:
+            self.on_put()
+
+    def _changed_signals(self) -> list[str]:
+        versions = self.hub.signal_versions
+        return [name for name in self.signals if versions.get(name, 0) != self._sent.get(name)]
 
     def take(self) -> list[dict[str, Any]]:
-        """Every event waiting (none: an empty list), without waiting."""
-        if not (self._latest or self._stream):
+        """Every event waiting (none: an empty list), without waiting; watched signals with their value now."""
+        changed = self._changed_signals() if self.signals else []
+        if not (self._latest or self._stream or changed):
             return []
         events = [*self._stream, *self._latest.values()]
+        for name in changed:
+            self._sent[name] = self.hub.signal_versions.get(name, 0)
+            events.append(self.hub.signal_event(name))
         self._stream.clear()
         self._latest.clear()
         return events
 
     async def next(self) -> list[dict[str, Any]]:
         """Every event waiting (at least one); waits for one when none is."""
-        while not (self._latest or self._stream):
+        while not (self._latest or self._stream or (self.signals and self._changed_signals())):
             self._wake.clear()
             await self._wake.wait()
         return self.take()
@@ -86,8 +104,12 @@ class EventHub:
         self.state: dict[str, Any] = {}
         """The last state sent, by topic: what a new subscriber gets first."""
         self.log_lines: deque[dict[str, Any]] = deque(maxlen=500)
-        self._watch_count: dict[str, int] = {}
+        self._watchers: dict[str, set[Subscription]] = {}
         self._unwatch: dict[str, Callable[[], None]] = {}
+        self.signal_versions: dict[str, int] = {}
+        """How many times each watched signal changed: a change costs the control path one count and a
+        wake per watcher, never an event per watcher (20 plotting tablets on a 1 kHz fader)."""
+        self._signal_events: dict[str, tuple[int, dict[str, Any]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._log_handler: _HubLogHandler | None = None
         self._refresh_soon = False
@@ -121,20 +143,35 @@ class EventHub:
         if name not in store or name in sub.signals:
             return name in sub.signals
         sub.signals.add(name)
-        if self._watch_count.get(name, 0) == 0:
+        sub._sent[name] = -1  # its value now goes out first
+        watchers = self._watchers.setdefault(name, set())
+        if not watchers:
             self._unwatch[name] = store.subscribe(name, self._on_signal)
-        self._watch_count[name] = self._watch_count.get(name, 0) + 1
-        sub.put(f"signal/{name}", signal_data(store.get(name)))
+        watchers.add(sub)
+        sub.poke()
         return True
 
     def unwatch(self, sub: Subscription, name: str) -> None:
         if name not in sub.signals:
             return
         sub.signals.discard(name)
-        self._watch_count[name] -= 1
-        if self._watch_count[name] == 0:
-            del self._watch_count[name]
+        sub._sent.pop(name, None)
+        watchers = self._watchers[name]
+        watchers.discard(sub)
+        if not watchers:
+            del self._watchers[name]
             self._unwatch.pop(name)()
+            self.signal_versions.pop(name, None)
+            self._signal_events.pop(name, None)
+
+    def signal_event(self, name: str) -> dict[str, Any]:
+        """``signal/<name>`` as it is now: one object per change, shared by every watcher (encoded once)."""
+        version = self.signal_versions.get(name, 0)
+        cached = self._signal_events.get(name)
+        if cached is None or cached[0] != version:
+            cached = (version, event(f"signal/{name}", signal_data(self.runtime.store.get(name))))
+            self._signal_events[name] = cached
+        return cached[1]
 
     # --- publishing -----------------------------------------------------------------------
 
@@ -160,11 +197,10 @@ class EventHub:
                 sub.put(topic, None)
 
     def _on_signal(self, signal: Signal) -> None:
-        data = signal_data(signal)
-        topic = f"signal/{signal.name}"
-        for sub in list(self.subscribers):
-            if signal.name in sub.signals:
-                sub.put(topic, data)
+        name = signal.name
+        self.signal_versions[name] = self.signal_versions.get(name, 0) + 1
+        for sub in self._watchers.get(name, ()):
+            sub.poke()
 
     def _after_command(self, name: str, reply: Reply) -> None:
         # What the command sent to the devices goes out first.

@@ -85,23 +85,24 @@ async def test_a_watched_signal_sends_its_changes_and_an_unknown_one_an_error(co
     client, _ = await console.login("vic")
     seen: list[Event] = []
     store = console.runtime.store
+    store.declare("stage.level", "float")  # nothing else moves it (the simulated panel's fader would: latest wins)
     async with client.ws_connect("/api/v1/ws") as ws:
-        await ws.send_json({"op": "watch", "signals": ["panel.level", "no.such.signal"]})
+        await ws.send_json({"op": "watch", "signals": ["stage.level", "no.such.signal"]})
         error = await until(ws, lambda e: e["topic"] == "error", seen)
         assert error["data"]["code"] == "not_found" and error["data"]["signal"] == "no.such.signal"
         assert " / " in error["data"]["error"]
-        await until(ws, lambda e: e["topic"] == "signal/panel.level", seen)
-        store.set("panel.level", 0.25)
-        changed = await until(ws, lambda e: e["topic"] == "signal/panel.level" and e["data"]["value"] == 0.25, seen)
+        await until(ws, lambda e: e["topic"] == "signal/stage.level", seen)
+        store.set("stage.level", 0.25)
+        changed = await until(ws, lambda e: e["topic"] == "signal/stage.level" and e["data"]["value"] == 0.25, seen)
         assert changed["data"]["stale"] is False
-        await ws.send_json({"op": "unwatch", "signals": ["panel.level"]})
+        await ws.send_json({"op": "unwatch", "signals": ["stage.level"]})
         await ws.send_json({"op": "nonsense"})
         await until(ws, lambda e: e["topic"] == "error" and e["data"]["op"] == "nonsense", seen)
-        store.set("panel.level", 0.75)  # no longer watched: the next thing to come is the answer below
+        store.set("stage.level", 0.75)  # no longer watched: the next thing to come is the answer below
         await ws.send_str("{not json")
-        after = await until(ws, lambda e: e["topic"] in ("error", "signal/panel.level"), seen)
+        after = await until(ws, lambda e: e["topic"] in ("error", "signal/stage.level"), seen)
         assert after["topic"] == "error" and after["data"]["code"] == "bad_request"
-    await released(console, "panel.level")
+    await released(console, "stage.level")
 
 
 async def test_a_client_watches_at_most_the_limit(console: Console):
@@ -202,3 +203,20 @@ async def test_removing_a_token_closes_its_live_socket(console: Console, tmp_pat
         while (await ws.receive()).type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
             pass
     assert ws.close_code == 4401
+
+
+async def test_frames_of_every_length_class_arrive_whole(console: Console):
+    """The shared sender writes its own frames: short, 16-bit and 64-bit lengths (RFC 6455) must all parse."""
+    client, _ = await console.login("vic")
+    store = console.runtime.store
+    store.declare("stage.caption", "str")
+    seen: list[Event] = []
+    async with client.ws_connect("/api/v1/ws", max_msg_size=1 << 20) as ws:
+        await ws.send_json({"op": "watch", "signals": ["stage.caption"]})
+        await until(ws, lambda e: e["topic"] == "signal/stage.caption", seen)
+        for text in ("短", "灯" * 200, "x" * 70_000):
+            store.set("stage.caption", text)
+            got = await until(
+                ws, lambda e, t=text: e["topic"] == "signal/stage.caption" and e["data"]["value"] == t, seen
+            )
+            assert got["data"]["value"] == text

@@ -216,7 +216,8 @@ async def test_frames_of_every_length_class_arrive_whole(console: Console):
         await until(ws, lambda e: e["topic"] == "signal/stage.caption", seen)
         for text in ("短", "灯" * 200, "x" * 70_000):
             store.set("stage.caption", text)
-            got = await until(
-                ws, lambda e, t=text: e["topic"] == "signal/stage.caption" and e["data"]["value"] == t, seen
-            )
-            assert got["data"]["value"] == text
+
+            def arrived(e: Event, wanted: str = text) -> bool:
+                return e["topic"] == "signal/stage.caption" and e["data"]["value"] == wanted
+
+            assert (await until(ws, arrived, seen))["data"]["value"] == text

@@ -53,9 +53,10 @@ CLOSE_LOGGED_OUT = 4401
 class EventEncoder:
     """JSON text of protocol events, encoded once for all clients: the hub gives every subscriber the
     same ``data`` object, so (topic, that object) is the key. The object is held while cached, so its
-    id cannot be reused by another."""
+    id cannot be reused by another. A few hundred entries cover one send to every client; more would only
+    keep large frames (a long text signal) alive."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 256) -> None:
         self.size = size
         self._cache: OrderedDict[tuple[str, int], tuple[Any, str, bytes]] = OrderedDict()
 

@@ -63,9 +63,9 @@ def test_quick_console_figures_have_a_value_a_baseline_and_their_ratio():
     assert go.engine.measured == go.baseline.measured == QUICK_CONSOLE.gos
     assert go.engine.delivered > 0.5 and go.baseline.delivered > 0.5  # the GOs really reached the broker
     assert update.engine.measured == QUICK_CONSOLE.updates
-    # A client gets at most 100 changes a second (the console's pacing), the latest one each time: of values
-    # changing 200 times a second, about half reach it.
-    assert update.engine.delivered > 0.25 and update.baseline.delivered > 0.5
+    # A client gets at most 50 changes a second (the console's pacing), the latest one each time: of values
+    # changing 200 times a second, about a quarter reach it.
+    assert update.engine.delivered > 0.1 and update.baseline.delivered > 0.5
     assert load.watched.measured == load.alone.measured == QUICK_CONSOLE.messages * QUICK_CONSOLE.rounds
     assert load.watched.delivered > 0.5 and load.alone.delivered > 0.5
     assert len(load.watchers) == QUICK_CONSOLE.rounds

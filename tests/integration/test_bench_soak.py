@@ -120,7 +120,9 @@ def test_a_short_soak_samples_every_process_and_gives_both_growths(monkeypatch, 
     processes = (soak.render, soak.render_bare, soak.controller, soak.controller_bare)
     for memory in processes:
         assert memory.longest.samples > 3 and memory.longest.fitted(soak.warmup_s) > 3
-        assert np.all(memory.longest.mib > 10)  # a Python process with its imports: tens of MiB at least
+        # A Python process with its imports: tens of MiB at least. The first sample may catch a process
+        # (the render process) in its first milliseconds, before its imports; the fit starts after the warm-up.
+        assert np.all(memory.longest.mib[1:] > 10)
     pids = {memory.longest.pid for memory in processes}
     assert len(pids) == 4  # the render process is its own, not its controller's
     assert gone(soak.render.longest.pid, within=10.0)  # stopped with its controller: nothing left running

@@ -149,6 +149,7 @@ async def test_replies_and_updates_reach_oscdump_on_the_udp_reply_port(mosquitto
         sock.close()
         dump = OscDump(dump_port)
         try:
+            await dump.listening()
             surface = await UdpSurface.open(service_of(runtime).port)
             # One bundle, as QLab clients send it: reply there, then updates, then GO.
             surface.send_raw(bundle(("/udpReplyPort", (dump_port,)), ("/updates", (1,))))

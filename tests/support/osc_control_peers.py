@@ -234,6 +234,7 @@ class OscDump:
     LINE = re.compile(r'(?P<address>/\S+) (?P<types>\S*)(?: "(?P<text>.*)")?$')
 
     def __init__(self, port: int) -> None:
+        self.port = port
         self.lines: list[str] = []
         self.process = subprocess.Popen(
             ["oscdump", "-L", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -244,6 +245,18 @@ class OscDump:
     def _read(self) -> None:
         for line in self.process.stdout:  # type: ignore[union-attr]
             self.lines.append(line.rstrip("\n"))
+
+    async def listening(self) -> None:
+        """Wait until oscdump hears on its port (it says nothing when it starts): what is sent before that is lost."""
+        from pythonosc.udp_client import SimpleUDPClient
+
+        probe = SimpleUDPClient("127.0.0.1", self.port)
+        deadline = time.monotonic() + WAIT
+        while not any("/oscdump/ready" in line for line in self.lines):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"oscdump never heard on port {self.port}; got {self.lines}")
+            probe.send_message("/oscdump/ready", "{}")
+            await asyncio.sleep(0.05)
 
     async def wait(self, address: str, where: Callable[[Any], bool] = lambda body: True) -> Any:
         """The JSON of the first line to ``address`` whose JSON satisfies ``where``."""

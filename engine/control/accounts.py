@@ -259,6 +259,8 @@ class Accounts:
         check_name(name, "token")
         checked = check_role(role)
         token = secrets.token_urlsafe(32)
+        while token.startswith("-"):  # `tool --token $TOKEN` in a script would read it as an option
+            token = secrets.token_urlsafe(32)
         with self._lock:
             self._refresh(strict=True)
             if name in self._tokens:

@@ -437,7 +437,8 @@ async def _update_latency(
 def start_watchers(children: Children, engine: ConsoleEngine, name: str, plan: ConsolePlan) -> None:
     """The clients connected, greeted and sent a first value of each signal they watch."""
     children.script(
-        name, "console_clients.py", "--url", engine.ws_url, "--token", engine.token, "--clients", plan.clients,
+        # --token=...: a token may begin with "-", which argparse would take for an option.
+        name, "console_clients.py", "--url", engine.ws_url, f"--token={engine.token}", "--clients", plan.clients,
         "--signals", ",".join(plan.signals),
     )  # fmt: skip
     children.wait_ready(name, timeout=30.0)

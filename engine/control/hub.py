@@ -1,11 +1,12 @@
 """The event hub: turns the running exhibit into protocol events and hands them to every subscriber
 (each console WebSocket, the MQTT state publisher, OSC clients that asked for updates).
 
-State topics are refreshed at ``interval`` and at once after every command, and only what changed is
-sent. Signals a subscriber watches are pushed as they change (no polling: a fader moves on the plot
-within a frame). Each subscriber has a bounded mailbox: for state and signal topics the latest value
-wins (a slow tablet skips intermediate values, never gets a stale one last); log and audit lines are
-kept up to ``stream_limit`` and the ones that did not fit are counted.
+State topics are refreshed at ``interval`` and soon after every command (once its device packets have
+left), and only what changed is sent. A change of a watched signal costs the control path a version
+count and a wake of its watchers; each watcher reads the signal's value when it takes its mail, so it
+gets the latest value, never a backlog. Each subscriber has a bounded mailbox: for state topics too the
+latest value wins (a slow tablet skips intermediate values, never gets a stale one last); log and audit
+lines are kept up to ``stream_limit`` and the ones that did not fit are counted.
 """
 
 from __future__ import annotations

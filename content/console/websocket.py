@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -28,6 +29,7 @@ from content.console.context import BAD_CSRF, CONTEXT, MAX_BODY, ConsoleContext,
 from content.console.security import csrf_matches, require
 from engine.control.commands import Actor
 from engine.control.hub import Subscription
+from engine.control.idle import idle_turn
 from engine.control.protocol import VERSION, event
 
 log = logging.getLogger("content.console.websocket")
@@ -36,10 +38,19 @@ WATCH_LIMIT = 64
 SEND_TIMEOUT = 5.0
 SEND_INTERVAL = 0.02
 """Clients get state and signal changes from one shared sender, at once when it has been quiet and then at
-most this often (50 Hz: as smooth as a plot needs); what changes in between waits in each client's
+most this often (50 Hz: as smooth as a value readout needs); what changes in between waits in each client's
 latest-wins mailbox. One wake of one task sends to every client, instead of a task per client woken per
 change: 20 tablets plotting a 1 kHz fader would otherwise cost 20,000 frames and task switches a second on
 the loop the cues run on. Replies are never held back."""
+SEND_BUDGET = 0.01
+"""The share of the loop's time the sends may take: with many clients the sender paces itself slower
+(a send costs a system call per client), so the console's cost to the show stays the same however many
+tablets watch. 20 clients plotting get about 20 updates a second (a 30 s plot on a tablet is about 600
+pixels wide: that fills it); a few get 50."""
+SLOWEST_INTERVAL = 0.1
+"""However many clients, each still gets 10 updates a second."""
+SPACING = 0.0005
+"""Between two clients' sends in a tick."""
 CHECK_INTERVAL = 1.0
 """The sender looks at least this often, with nothing new, for clients that stopped reading."""
 BACKLOG = 32 * 1024
@@ -96,13 +107,15 @@ def text_frame(text: str) -> bytes:
 
 class Flusher:
     """The shared sender: when a mailbox gets something, every client's mailbox goes out, at once after a
-    quiet spell and then at most every :data:`SEND_INTERVAL`."""
+    quiet spell and then at most every :attr:`interval`."""
 
     def __init__(self, encoder: EventEncoder) -> None:
         self.encoder = encoder
         self.clients: dict[ConsoleSocket, Subscription] = {}
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self.cost = 0.0
+        """Seconds one tick's sends take (smoothed)."""
 
     def add(self, client: ConsoleSocket, sub: Subscription) -> None:
         self.clients[client] = sub
@@ -121,12 +134,24 @@ class Flusher:
                 async with asyncio.timeout(CHECK_INTERVAL):
                     await self._changed.wait()
             self._changed.clear()
-            now = loop.time()
-            for index, (client, sub) in enumerate(list(self.clients.items())):
-                client.flush(sub, now)
-                if index % 4 == 3:  # the loop turns: a datagram or a cue waits for a few clients' frames at most
-                    await asyncio.sleep(0)
-            await asyncio.sleep(SEND_INTERVAL)
+            tick, spent = loop.time(), 0.0
+            for client, sub in list(self.clients.items()):
+                # One client at a time, on a turn the control path leaves idle, and spaced out: a datagram or
+                # a cue waits for one client's frame at most, and the sends do not all land just as the
+                # control path hands its packet to the broker (which may wait for this core).
+                await asyncio.sleep(SPACING)
+                await idle_turn()
+                started = time.perf_counter()
+                client.flush(sub, loop.time())
+                spent += time.perf_counter() - started
+            self.cost += (spent - self.cost) / 4  # smoothed: one tick the OS interrupted does not set the pace
+            await asyncio.sleep(max(0.0, tick + self.interval - loop.time()))
+
+    @property
+    def interval(self) -> float:
+        """Until the next tick: :data:`SEND_INTERVAL`, or longer so that sending stays within
+        :data:`SEND_BUDGET` of the loop's time (at most :data:`SLOWEST_INTERVAL`)."""
+        return min(SLOWEST_INTERVAL, max(SEND_INTERVAL, self.cost / SEND_BUDGET))
 
 
 ENCODER = web.AppKey("console_encoder", EventEncoder)
@@ -216,8 +241,9 @@ class ConsoleSocket:
                 self._abort()
             return
         self._backed_up_since = None
-        for item in sub.take():
-            transport.write(self.encoder.frame(item))
+        frames = [self.encoder.frame(item) for item in sub.take()]
+        if frames:
+            transport.write(frames[0] if len(frames) == 1 else b"".join(frames))  # one system call a client
 
     def _abort(self) -> None:
         # A close frame would queue behind what the client does not read: drop the connection instead.

@@ -7,7 +7,8 @@ device command at the broker); and what 20 clients watching live plots cost the 
 All three run against one engine process, ``launcher.py run --no-render`` with ``--console-port`` and
 ``--accounts`` (an API token made by ``launcher.py token add``), on a private Mosquitto. The bench process is the
 measuring WebSocket client (aiohttp); device commands are timed by the OSC bench's subscriber in a separate
-process, OSC datagrams sent by its sender in another; the 20 watchers are one more (``console_clients.py``).
+process, OSC datagrams sent by its sender in another; the 20 watchers are one more (``console_clients.py``, plain
+sockets at the lowest CPU priority: they stand in for tablets, which are other machines).
 Every clock is ``time.monotonic_ns()``, the same one in every process on Linux. The runs with and without
 watchers are driven from ``runner.py`` (``run_console``), which shares the OSC bench's ``measure()``.
 """
@@ -123,7 +124,7 @@ QUICK_CONSOLE = ConsolePlan(
     gos=150, go_warmup=20, go_spacing_s=0.02, updates=300, update_warmup=50, update_rate=200.0, rounds=2, messages=1000
 )
 FULL_CONSOLE = ConsolePlan(
-    gos=500, go_warmup=30, go_spacing_s=0.02, updates=2000, update_warmup=100, update_rate=200.0, rounds=6,
+    gos=500, go_warmup=30, go_spacing_s=0.02, updates=2000, update_warmup=100, update_rate=200.0, rounds=10,
     messages=3000,
 )  # fmt: skip
 

@@ -1009,6 +1009,7 @@ def console_samples(console: ConsoleResults) -> list[str]:
         f"  baseline: {latency_summary(update.baseline, 'values')}",
         f"control_latency_console_ratio: the OSC-to-MQTT p99 (OSC at {load.rate:,.0f}/s from a separate process, "
         f"through Mosquitto to a separate subscriber) with {load.clients} WebSocket clients in a separate process "
+        "(plain sockets at nice 19 reading every 20 ms: stand-ins for tablets, which are other machines) "
         f"each watching {', '.join(load.signals)}, over the same engine without them; {load.runs} run(s) of each, "
         "alternating, pooled; value: with the clients, baseline: without, ratio: with / without",
         f"  with the clients: {latency_summary(load.watched, 'messages')}",

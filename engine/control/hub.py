@@ -42,9 +42,24 @@ class Subscription:
         self._stream: deque[dict[str, Any]] = deque(maxlen=stream_limit)
         self.dropped = 0
         self._wake = asyncio.Event()
-        self.on_put: Callable[[], None] | None = None
-        """Called whenever an event arrives (a sender that serves many mailboxes on one schedule)."""
+        self._on_put: Callable[[], None] | None = None
         self.closed = False
+
+    @property
+    def on_put(self) -> Callable[[], None] | None:
+        """Called whenever an event arrives, instead of waking :meth:`next`: a sender that serves many
+        mailboxes on one schedule (the console's) reads them with :meth:`take`."""
+        return self._on_put
+
+    @on_put.setter
+    def on_put(self, callback: Callable[[], None] | None) -> None:
+        self._on_put = callback
+        self.hub.forget_wakers()
+
+    @property
+    def waker(self) -> Callable[[], None]:
+        """What :meth:`poke` calls: mailboxes served by one sender share it, so a signal change wakes it once."""
+        return self._on_put if self._on_put is not None else self._wake.set
 
     def wants(self, topic: str) -> bool:
         if topic.startswith("signal/"):
@@ -65,9 +80,7 @@ class Subscription:
 
     def poke(self) -> None:
         """Something is waiting: wake whoever reads this mailbox."""
-        self._wake.set()
-        if self.on_put is not None:
-            self.on_put()
+        self.waker()
 
     def _changed_signals(self) -> list[str]:
         versions = self.hub.signal_versions
@@ -87,7 +100,7 @@ class Subscription:
         return events
 
     async def next(self) -> list[dict[str, Any]]:
-        """Every event waiting (at least one); waits for one when none is."""
+        """Every event waiting (at least one); waits for one when none is (a mailbox without ``on_put``)."""
         while not (self._latest or self._stream or (self.signals and self._changed_signals())):
             self._wake.clear()
             await self._wake.wait()
@@ -106,6 +119,9 @@ class EventHub:
         """The last state sent, by topic: what a new subscriber gets first."""
         self.log_lines: deque[dict[str, Any]] = deque(maxlen=500)
         self._watchers: dict[str, set[Subscription]] = {}
+        self._wakers: dict[str, tuple[Callable[[], None], ...]] = {}
+        """Per watched signal, its watchers' distinct wakers: 20 tablets served by the console's one sender
+        cost a change one call, in the control path, not 20."""
         self._unwatch: dict[str, Callable[[], None]] = {}
         self.signal_versions: dict[str, int] = {}
         """How many times each watched signal changed: a change costs the control path one count and a
@@ -146,6 +162,7 @@ class EventHub:
         sub.signals.add(name)
         sub._sent[name] = -1  # its value now goes out first
         watchers = self._watchers.setdefault(name, set())
+        self._wakers.pop(name, None)
         if not watchers:
             self._unwatch[name] = store.subscribe(name, self._on_signal)
         watchers.add(sub)
@@ -158,6 +175,7 @@ class EventHub:
         sub.signals.discard(name)
         sub._sent.pop(name, None)
         watchers = self._watchers[name]
+        self._wakers.pop(name, None)
         watchers.discard(sub)
         if not watchers:
             del self._watchers[name]
@@ -200,8 +218,15 @@ class EventHub:
     def _on_signal(self, signal: Signal) -> None:
         name = signal.name
         self.signal_versions[name] = self.signal_versions.get(name, 0) + 1
-        for sub in self._watchers.get(name, ()):
-            sub.poke()
+        wakers = self._wakers.get(name)
+        if wakers is None:
+            wakers = self._wakers[name] = tuple(dict.fromkeys(sub.waker for sub in self._watchers.get(name, ())))
+        for wake in wakers:
+            wake()
+
+    def forget_wakers(self) -> None:
+        """A mailbox's waker changed: work them out again at the next change."""
+        self._wakers.clear()
 
     def _after_command(self, name: str, reply: Reply) -> None:
         # What the command sent to the devices goes out first.

@@ -266,6 +266,37 @@ async def test_watched_signals_are_pushed_as_they_change_and_unwatched_ones_are_
     await runtime.stop()
 
 
+async def test_a_signal_change_wakes_each_sender_once_however_many_mailboxes_it_serves():
+    runtime, _clock = await start_show(EXHIBIT)
+    hub = runtime.events
+    wakes: list[str] = []
+
+    def sender() -> None:
+        wakes.append("sender")
+
+    def other_sender() -> None:
+        wakes.append("other sender")
+
+    alone = hub.subscribe(topics=("nothing",))  # read with next(): its own wake
+    hub.watch(alone, "panel.level")
+    served = [hub.subscribe(topics=("nothing",)) for _ in range(20)]
+    for sub in served[:10]:
+        sub.on_put = sender  # before watching...
+        hub.watch(sub, "panel.level")
+    for sub in served[10:]:
+        hub.watch(sub, "panel.level")
+    runtime.store.set("panel.level", 0.5)  # (the wakers are worked out)
+    for sub in served[10:]:
+        sub.on_put = other_sender  # ...or after
+    wakes.clear()
+    runtime.store.set("panel.level", 0.75)
+    assert sorted(wakes) == ["other sender", "sender"]
+    (event,) = await alone.next()
+    assert event["data"]["value"] == 0.75
+    assert all(sub.take()[-1]["data"]["value"] == 0.75 for sub in served)  # each still gets the value
+    await runtime.stop()
+
+
 def test_every_command_names_a_role_and_says_what_it_does():
     for command in COMMANDS.values():
         assert command.role in ("viewer", "operator", "admin") and command.summary.endswith(".")

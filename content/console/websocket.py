@@ -139,8 +139,7 @@ class Flusher:
                 # One client at a time, on a turn the control path leaves idle, and spaced out: a datagram or
                 # a cue waits for one client's frame at most, and the sends do not all land just as the
                 # control path hands its packet to the broker (which may wait for this core).
-                await asyncio.sleep(SPACING)
-                await idle_turn()
+                await idle_turn(SPACING)
                 started = time.perf_counter()
                 client.flush(sub, loop.time())
                 spent += time.perf_counter() - started

@@ -18,12 +18,13 @@ IDLE_WAIT_LIMIT = 0.005
 still goes on, a turn at a time."""
 
 
-async def idle_turn(limit: float = IDLE_WAIT_LIMIT) -> None:
-    """Yield, and return on a turn of the loop where nothing else is waiting to run (or after ``limit``)."""
+async def idle_turn(delay: float = 0.0, limit: float = IDLE_WAIT_LIMIT) -> None:
+    """Yield (for ``delay`` seconds at least), and return on a turn of the loop where nothing else is waiting
+    to run (or ``limit`` seconds after that)."""
     loop = asyncio.get_running_loop()
     # The ready queue of CPython's own loops; another loop (uvloop) just gets a plain yield.
     ready = getattr(loop, "_ready", None)
-    await asyncio.sleep(0)
+    await asyncio.sleep(delay)
     if not isinstance(ready, deque):
         return
     deadline = loop.time() + limit

@@ -56,6 +56,8 @@ SIGNAL = "probe_in.seq"
 HEALTH_SIGNALS = ("probe_in.health.rate", "probe_in.health.age", "probe_in.health.status", "probe.health.status")
 """What a live plot of the health view watches next to it."""
 QUIET_S = 0.3
+SETTLE_S = 1.0
+"""After the watchers are ready: their connections' first state sent, the sender's pace found."""
 """A WebSocket stream counts as drained after this long without a message."""
 
 EXHIBIT = """\
@@ -436,13 +438,15 @@ async def _update_latency(
 
 
 def start_watchers(children: Children, engine: ConsoleEngine, name: str, plan: ConsolePlan) -> None:
-    """The clients connected, greeted and sent a first value of each signal they watch."""
+    """The clients connected, greeted and sent a first value of each signal they watch, and
+    :data:`SETTLE_S` on: what is measured is watching, not 20 clients connecting."""
     children.script(
         # --token=...: a token may begin with "-", which argparse would take for an option.
         name, "console_clients.py", "--url", engine.ws_url, f"--token={engine.token}", "--clients", plan.clients,
         "--signals", ",".join(plan.signals),
     )  # fmt: skip
     children.wait_ready(name, timeout=30.0)
+    time.sleep(SETTLE_S)
 
 
 def stop_watchers(children: Children, name: str) -> WatcherRun:

@@ -7,6 +7,7 @@
     exhibit shot EXHIBIT --out F  render its scene offscreen with simulated visitors (--at, --size)
     exhibit schema                regenerate exhibits/exhibit.schema.json
     exhibit list                  the exhibits under exhibits/
+    exhibit new NAME --template T a new exhibit folder from a template
     exhibit models [--install]    pose models: list them, install official ones
     exhibit record --camera|--video --out FILE   a landmark-only recording
     exhibit bench [--json]        performance figures against a baseline
@@ -224,6 +225,17 @@ def cmd_list(args: argparse.Namespace) -> int:
             continue
         title = exhibit.title.en + (f" / {exhibit.title.zh}" if exhibit.title.zh else "")
         print(f"{folder.name:24} {title}")
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from engine.templates import create_exhibit
+
+    folder = create_exhibit(args.name, args.template, args.into or EXHIBITS)
+    spec = args.name if args.into is None else str(folder)
+    print(f"made {folder} from the `{args.template}` template / 已由模板创建展项")
+    print(f"  try it:  exhibit run {spec} --simulate")
+    print(f"  edit:    {folder / EXHIBIT_FILE}, then `exhibit check {spec}`")
     return 0
 
 
@@ -492,6 +504,17 @@ def parser() -> argparse.ArgumentParser:
     schema.add_argument("--check", action="store_true", help="only check that it is up to date")
     schema.set_defaults(handler=cmd_schema)
 
+    from engine.templates import TEMPLATES
+
+    new = commands.add_parser(
+        "new",
+        help="make a new exhibit folder under exhibits/ from a template",
+        description="Templates: " + "; ".join(f"{t.name}: {t.summary}" for t in TEMPLATES),
+    )
+    new.add_argument("name", help="the new exhibit's folder and id (lower-case letters, digits, '-')")
+    new.add_argument("--template", required=True, choices=[t.name for t in TEMPLATES])
+    new.add_argument("--into", type=Path, metavar="DIR", help="make it in DIR instead of exhibits/")
+    new.set_defaults(handler=cmd_new)
     listing = commands.add_parser("list", help="list the exhibits under exhibits/")
     listing.set_defaults(handler=cmd_list)
 

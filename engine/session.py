@@ -7,10 +7,12 @@ on SIGINT/SIGTERM or after ``duration`` seconds, with every device brought to it
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
 from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from engine.exhibit import ExhibitBase
 from engine.registry import Registry
@@ -36,6 +38,7 @@ async def serve(
     runtime = assemble(exhibit, registry, options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(quiet_late_registrations)
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await runtime.start()
@@ -54,3 +57,20 @@ async def serve(
             beside.cancel()
             await asyncio.gather(beside, return_exceptions=True)
     await runtime.stop()
+
+
+def quiet_late_registrations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The loop's error handler: as asyncio's, except for a socket registered after it closed.
+
+    aiomqtt registers the MQTT socket's writer from paho's callback with ``call_soon_threadsafe``; when the
+    connection closes before that callback runs (the DISCONNECT at the end of a run), the registration
+    fails with EBADF and asyncio would print its traceback. Nothing is lost (there is no socket left to
+    write to), so it is logged at debug level only."""
+    handle = context.get("handle")
+    callback = getattr(handle, "_callback", None)
+    exception = context.get("exception")
+    late = callback in (loop.add_writer, loop.add_reader) and isinstance(exception, (OSError, ValueError))
+    if late and (not isinstance(exception, OSError) or exception.errno == errno.EBADF):
+        log.debug("a socket closed before its registration ran: %s", exception)
+        return
+    loop.default_exception_handler(context)

@@ -42,6 +42,7 @@ from engine.problems import ExhibitInvalid
 from engine.registry import Registry, load_registry
 from engine.runtime import RenderMode, RuntimeOptions
 from engine.schema import schema_text
+from engine.templates import TEMPLATES, create_exhibit
 from engine.validate import EXHIBIT_FILE, load_exhibit, resolve_exhibit_path
 
 if TYPE_CHECKING:  # the pose stack (MediaPipe, OpenCV) loads only for the commands that use it
@@ -229,8 +230,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from engine.templates import create_exhibit
-
     folder = create_exhibit(args.name, args.template, args.into or EXHIBITS)
     spec = args.name if args.into is None else str(folder)
     print(f"made {folder} from the `{args.template}` template / 已由模板创建展项")
@@ -503,8 +502,6 @@ def parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="write exhibits/exhibit.schema.json")
     schema.add_argument("--check", action="store_true", help="only check that it is up to date")
     schema.set_defaults(handler=cmd_schema)
-
-    from engine.templates import TEMPLATES
 
     new = commands.add_parser(
         "new",

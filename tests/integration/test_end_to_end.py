@@ -4,10 +4,12 @@ command on a real Mosquitto, through `launcher.py run` in its own process."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
+from pathlib import Path
 
-from tests.conftest import require_tool
+from tests.conftest import FLAGSHIP, require_tool
 
 STATUS = "exhibit/canal-lanterns/status"
 WASH_SET = "exhibit/canal-lanterns/devices/wash/set"
@@ -65,10 +67,21 @@ def test_retained_state_reflects_the_last_command(mosquitto, subscriber, launche
     assert show.wait()[0] == 0
 
 
-def test_a_non_finite_wash_from_osc_is_dropped_not_full_brightness(mosquitto, subscriber, launcher):
+def always_open_flagship(tmp_path: Path) -> Path:
+    """The flagship without its opening hours: outside Beijing's, the closing fade to the safe state would
+    send its own wash commands in the middle of what a test watches."""
+    folder = tmp_path / "canal-lanterns"
+    shutil.copytree(FLAGSHIP.parent, folder)
+    exhibit = folder / "exhibit.yaml"
+    text = exhibit.read_text(encoding="utf-8")
+    exhibit.write_text(text[: text.index("\nschedule:")] + text[text.index("\nsafety:") :], encoding="utf-8")
+    return folder
+
+
+def test_a_non_finite_wash_from_osc_is_dropped_not_full_brightness(mosquitto, subscriber, launcher, tmp_path):
     """Found: `/canal/wash f inf` drove the wash to 255 (scaled, then clamped), `-inf` to 0."""
     watch = subscriber(mosquitto.port, "exhibit/canal-lanterns/#")
-    show = launcher("run", "canal-lanterns", "--broker", mosquitto.url, "--headless")
+    show = launcher("run", str(always_open_flagship(tmp_path)), "--broker", mosquitto.url, "--headless")
     watch.wait_for(lambda line: line == f"{STATUS} online")
 
     oscsend("/canal/wash", "f", "0.5")

@@ -83,6 +83,17 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    return _serve(args, studio=False)
+
+
+def cmd_studio(args: argparse.Namespace) -> int:
+    """`run` for a curator: simulated sensors, the console on loopback only, a login link to the studio."""
+    args.simulate, args.headless, args.no_reload, args.no_console = True, True, False, False
+    args.console_host, args.console_port = "127.0.0.1", args.port
+    return _serve(args, studio=True)
+
+
+def _serve(args: argparse.Namespace, *, studio: bool) -> int:
     from engine.session import serve
 
     path = resolve_exhibit_path(args.exhibit, EXHIBITS)
@@ -94,9 +105,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             "choose another with `--embedded-port` (0: any free port)."
         )
     if args.console_port is not None and not 0 <= args.console_port <= 65535:
+        option = "--port" if studio else "--console-port"
         raise UserError(
             f"The console port {args.console_port} is not between 0 and 65535; choose another with "
-            f"`--console-port` (0: any free port) / 控制台端口 {args.console_port} 不在 0 到 65535 之间"
+            f"`{option}` (0: any free port) / 控制台端口 {args.console_port} 不在 0 到 65535 之间"
         )
     if args.console_host is not None and not args.console_host.strip():
         raise UserError("`--console-host` is empty; give an address such as 127.0.0.1 / 控制台地址为空")
@@ -115,6 +127,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         console_port=args.console_port,
         accounts=accounts,
         audit_log=audit or default_audit_log(exhibit.id),
+        exhibit_file=path,
+        studio=studio,
     )
     watch = None if args.no_reload else path
     asyncio.run(serve(exhibit, registry, options, duration=args.duration, watch=watch))
@@ -491,6 +505,20 @@ def parser() -> argparse.ArgumentParser:
         help="where control actions are recorded (default: ~/.local/state/exhibit-controller/<exhibit id>/audit.log)",
     )
     run.set_defaults(handler=cmd_run)
+
+    studio = commands.add_parser(
+        "studio",
+        help="edit, check, simulate and preview an exhibit in the browser (simulated sensors, this computer only)",
+    )
+    studio.add_argument("exhibit", metavar="EXHIBIT")
+    studio.add_argument("--port", type=int, default=8090, metavar="PORT", help="port of the studio (0: any free)")
+    studio.add_argument("--broker", metavar="URL", help="mqtt://host:port of a real broker (default: the embedded one)")
+    studio.add_argument("--embedded-port", type=int, default=0, metavar="PORT", help="port of the embedded broker")
+    studio.add_argument("--no-render", action="store_true", help="do not draw the scene (no preview)")
+    studio.add_argument("--duration", type=float, metavar="SECONDS", help="stop cleanly after this long")
+    studio.add_argument("--accounts", metavar="FILE", help="users and API tokens (default: as for `run`)")
+    studio.add_argument("--audit-log", metavar="FILE", help="where studio actions are recorded (default: as for `run`)")
+    studio.set_defaults(handler=cmd_studio)
 
     shot = commands.add_parser("shot", help="render the exhibit's scene offscreen with simulated visitors to a PNG")
     shot.add_argument("exhibit", metavar="EXHIBIT")

@@ -84,6 +84,10 @@ class RuntimeOptions:
     """Over the exhibit's ``console.port``."""
     accounts: Path | None = None
     """The accounts file (users and API tokens); None: the default place for this machine."""
+    exhibit_file: Path | None = None
+    """The exhibit file this run was loaded from: the studio edits it (None: no studio, e.g. in benchmarks)."""
+    studio: bool = False
+    """``exhibit studio``: the start prints a one-time login link to the studio page, even with accounts."""
 
 
 @dataclass

@@ -36,6 +36,7 @@ from content.console.security import (
     require,
     set_session_cookie,
 )
+from content.console.studio import setup_studio
 from content.console.websocket import close_sockets_of, setup_websocket, websocket
 from engine.control.accounts import Session
 from engine.control.commands import COMMANDS, Actor, Role
@@ -89,6 +90,8 @@ def build_app(ctx: ConsoleContext) -> web.Application:
     routes.add_get("/api/v1/audit", audit)
     routes.add_get("/api/v1/log", log_lines)
     routes.add_get("/api/v1/ws", websocket)
+    routes.add_get("/studio", studio_page)
+    setup_studio(app, ctx.runtime)
     routes.add_post("/api/v1/{command:.+}", command)  # last: the named routes above come first
     return app
 
@@ -116,6 +119,13 @@ async def index(request: web.Request) -> web.StreamResponse:
     page = _file(STATIC, "index.html")
     if page is None:
         raise Refusal("not_found", "the console page is missing from this installation / 本安装缺少控制台页面")
+    return _send(page, REVALIDATE)
+
+
+async def studio_page(request: web.Request) -> web.StreamResponse:
+    page = _file(STATIC, "studio.html")
+    if page is None:
+        raise Refusal("not_found", "the studio page is missing from this installation / 本安装缺少工作室页面")
     return _send(page, REVALIDATE)
 
 
@@ -195,7 +205,7 @@ async def login_link(request: web.Request) -> web.StreamResponse:
         raise Refusal("forbidden", "login links work only on this computer / 登录链接只能在本机使用")
     known = authenticate(ctx, request)
     if known is not None and known.session is not None:
-        raise web.HTTPFound("/")  # logged in already (the link is still in the address bar): keep it unused
+        raise web.HTTPFound(_next(request))  # logged in already (the link is still in the address bar): keep it unused
     _limited(ctx, address)
     token = request.query.get("token", "")
     role = ctx.links.redeem(token) if token else None
@@ -209,9 +219,18 @@ async def login_link(request: web.Request) -> web.StreamResponse:
         )
     ctx.limiter.succeeded(address)
     ctx.runtime.control.audit.note(LINK_USER, "console", address, "login link", True, f"role {role}")
-    response = web.Response(status=302, headers={"Location": "/"})
+    response = web.Response(status=302, headers={"Location": _next(request)})
     set_session_cookie(ctx, response, _new_session(ctx, request, LINK_USER, role))
     return response
+
+
+LANDING_PAGES = frozenset({"/", "/studio"})
+
+
+def _next(request: web.Request) -> str:
+    """Where a login link leads: the console, or the studio (``exhibit studio``); never another site."""
+    wanted = request.query.get("next", "/")
+    return wanted if wanted in LANDING_PAGES else "/"
 
 
 async def logout(request: web.Request) -> web.StreamResponse:

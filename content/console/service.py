@@ -169,7 +169,13 @@ class ConsoleService:
         if ":" in shown:
             shown = f"[{shown.strip('[]')}]"
         self.url = f"{self.context.scheme}://{shown}:{self.port}/"
-        if self.accounts.has_users:
+        if self.runtime.options.studio:
+            # `exhibit studio`: on this computer only, so a one-time link even when accounts exist.
+            line = f"Studio / 工作室: {self.url}login?token={self.context.links.issue('admin')}&next=/studio"
+            log.info(
+                "Studio / 工作室: %s (open the login link printed on the terminal / 请打开终端上的登录链接)", self.url
+            )
+        elif self.accounts.has_users:
             line = f"Console / 控制台: {self.url}"
             log.info("%s", line)
         else:

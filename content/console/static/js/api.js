@@ -42,6 +42,21 @@ async function request(method, path, body, extraHeaders = {}) {
 }
 
 export const getJSON = (path) => request("GET", path);
+export const postJSON = (path, body = {}) => request("POST", path, body);
+
+/** ``PUT`` a file's bytes as they are (an upload); resolves with the JSON answer, throws HttpError. */
+export async function putBytes(path, blob) {
+  const response = await fetch(path, {
+    method: "PUT",
+    headers: { Accept: "application/json", "Content-Type": "application/octet-stream", "X-CSRF-Token": session.csrf },
+    credentials: "same-origin",
+    cache: "no-store",
+    body: blob,
+  });
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new HttpError(response.status, data);
+  return data;
+}
 
 export async function login(user, password) {
   const data = await request("POST", "/api/v1/login", { user, password });

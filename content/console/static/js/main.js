@@ -140,6 +140,7 @@ function stopApp() {
 /** The header, tabs and PANIC: rebuilt on sign-in and language change (role-aware: no PANIC for viewers). */
 function buildChrome() {
   setText($("who"), t("header.signed_in", { user: session.user, role: word("role", session.role) }));
+  $("studio-link").hidden = !may("admin"); // the curator's studio edits the exhibit file: admins only
   const tabs = fill($("tabs"));
   for (const view of VIEWS) {
     const tab = el(

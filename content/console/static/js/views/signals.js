@@ -213,7 +213,7 @@ function drawPlots() {
   }
 }
 
-function drawPlot(canvas, points, now, events, stale) {
+export function drawPlot(canvas, points, now, events, stale) {
   const ratio = window.devicePixelRatio || 1;
   const width = Math.max(1, Math.round(canvas.clientWidth * ratio));
   const height = Math.max(1, Math.round(canvas.clientHeight * ratio));

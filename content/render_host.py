@@ -13,6 +13,10 @@ survive ``fork``), and the host only ever does non-blocking things on the loop:
   stopped heartbeating, tells the operator (Chinese and English), kills it and starts a new one
   after a capped, jittered back-off (:mod:`engine.reconnect`).
 
+Previews for the studio (:mod:`content.preview`): :meth:`RenderHost.want_preview` returns a lease;
+while a lease of a kind (camera or not) is open, the worker sends JPEG previews of that kind, and
+:meth:`RenderHost.next_preview` waits for the next one on the loop. The wish outlives worker restarts.
+
 Its health is the ``render`` service's (:mod:`engine.health`): ``render.health.status`` is ``ok`` while
 the renderer draws, ``offline`` (with the reason) while it starts, restarts or is stopped; its figures
 are ``render.health.fps``, ``.frame_p99_ms``, ``.restarts`` and ``.state`` (``starting``, ``running``,
@@ -30,12 +34,25 @@ import os
 import random
 import socket
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from content.preview import (
+    DEFAULT_RATE,
+    DEFAULT_WIDTH,
+    PreviewClosed,
+    PreviewFrame,
+    PreviewImage,
+    PreviewLease,
+    PreviewRequest,
+    PreviewWant,
+    check_want,
+    merge_wants,
+)
 from content.render_worker import (
     FAULT_ENV,
     Failed,
@@ -70,6 +87,8 @@ HEALTH_MEANINGS = {
 }
 
 _MAX_CARRIED_EVENTS = 256
+_PREVIEW_FPS_WINDOW = 2.0
+"""Seconds of received previews that :attr:`RenderStats.preview_fps` is counted over."""
 _READ_CHUNK = 1 << 16
 
 
@@ -105,6 +124,14 @@ class RenderStats:
     heartbeats: int = 0
     mirror_frames: int = 0
     """AR mirror: camera frames the current worker has shown as its picture."""
+    preview_frames: int = 0
+    """Preview frames received (both kinds, every worker)."""
+    preview_fps: float = 0.0
+    """Preview frames received per second over the last two seconds (both kinds)."""
+    preview_age_ms: float = 0.0
+    """Age of the latest preview when it arrived: from drawn in the worker to read here."""
+    preview_encode_ms: float = 0.0
+    """The worker's mean time to read back and JPEG-encode a preview (its heartbeat's figure)."""
     heartbeat_age: float | None = None
     """Seconds since the last heartbeat of the current worker."""
     last_error: str | None = None
@@ -182,6 +209,12 @@ class RenderHost:
         self._worker: _Worker | None = None
         self._launches = 0
         self._carry: tuple[SceneEvent, ...] = ()
+        self._leases: list[PreviewLease] = []
+        self._wants: tuple[PreviewWant, ...] = ()
+        self._latest: dict[bool, PreviewFrame | None] = {False: None, True: None}
+        self._sequence: dict[bool, int] = {False: 0, True: 0}
+        self._news: dict[bool, asyncio.Event] = {}
+        self._arrivals: deque[float] = deque(maxlen=1024)
         if health is None and store is not None:
             health = ComponentHealth("render", "service", store, MonotonicClock(), HEALTH_FIGURES)
         self.health = health
@@ -196,10 +229,84 @@ class RenderHost:
     def stats(self) -> RenderStats:
         """A copy of the current figures (safe to keep)."""
         stats = dataclasses.replace(self._stats)
+        now = time.monotonic()
         worker = self._worker
         if worker is not None and worker.ready_at is not None:
-            stats.heartbeat_age = time.monotonic() - worker.last_beat
+            stats.heartbeat_age = now - worker.last_beat
+        recent = [t for t in self._arrivals if now - t <= _PREVIEW_FPS_WINDOW]
+        stats.preview_fps = (len(recent) - 1) / (now - recent[0]) if len(recent) >= 2 else 0.0
         return stats
+
+    # --- previews (for the studio) ---------------------------------------------------------
+
+    def want_preview(
+        self, camera: bool = False, width: int = DEFAULT_WIDTH, rate: float = DEFAULT_RATE
+    ) -> PreviewLease:
+        """Ask for previews: JPEGs of the scene at most ``width`` wide, ``rate`` a second (at most 15),
+        until the lease is closed. ``camera``: the AR mirror's camera picture may be in them, if the
+        exhibit opted in (``scene.mirror.preview_camera``); only ask so for a viewer on this computer.
+        Leases of one kind share a stream (the widest and fastest asked)."""
+        width, rate = check_want(width, rate)
+        lease = PreviewLease(bool(camera), width, rate, self._release_preview)
+        self._leases.append(lease)
+        self._update_wants()
+        return lease
+
+    async def next_preview(self, lease: PreviewLease, after: int) -> PreviewFrame:
+        """The first preview of ``lease``'s kind whose ``sequence`` is above ``after`` (waits for it).
+        Raises :class:`~content.preview.PreviewClosed` once the lease is closed."""
+        while True:
+            if lease.closed:
+                raise PreviewClosed("the preview lease is closed")
+            frame = self._latest[lease.camera]
+            if frame is not None and frame.sequence > after:
+                return frame
+            news = self._news.get(lease.camera)
+            if news is None:
+                news = self._news[lease.camera] = asyncio.Event()
+            await news.wait()
+
+    def latest_preview(self, camera: bool) -> PreviewFrame | None:
+        """The newest preview of that kind, without waiting (None: none yet, or nobody wants that kind)."""
+        return self._latest[bool(camera)]
+
+    def _release_preview(self, lease: PreviewLease) -> None:
+        with contextlib.suppress(ValueError):
+            self._leases.remove(lease)
+        if not any(other.camera == lease.camera for other in self._leases):
+            self._latest[lease.camera] = None  # nobody watches: keep no picture (least of all a camera one)
+        self._update_wants()
+        self._announce(lease.camera)  # waiters on a closed lease wake and leave
+
+    def _update_wants(self) -> None:
+        wants = merge_wants(self._leases)
+        if wants != self._wants:
+            self._wants = wants
+            worker = self._worker
+            if worker is not None and worker.ready_at is not None:
+                self._send_wants(worker)
+
+    def _send_wants(self, worker: _Worker) -> None:
+        # Always written, even behind a snapshot: a small control message that must not be lost.
+        if not worker.writer.transport.is_closing():
+            worker.writer.write(encode(PreviewRequest(self._wants)))
+
+    def _announce(self, camera: bool) -> None:
+        news = self._news.pop(camera, None)
+        if news is not None:
+            news.set()
+
+    def _on_preview(self, message: PreviewImage, now: float) -> None:
+        camera = bool(message.camera)
+        if not any(lease.camera == camera for lease in self._leases):
+            return  # a stop still in flight: nobody wants this kind any more
+        self._sequence[camera] += 1
+        frame = PreviewFrame(message.jpeg, message.width, message.height, self._sequence[camera], message.taken_at)
+        self._latest[camera] = frame
+        self._arrivals.append(now)
+        self._stats.preview_frames += 1
+        self._stats.preview_age_ms = (now - message.taken_at) * 1000.0
+        self._announce(camera)
 
     async def run(self) -> None:
         """Run the renderer until cancelled; then stop it (killing it after ``stop_timeout``)."""
@@ -326,7 +433,9 @@ class RenderHost:
 
     def _on_message(self, worker: _Worker, message: object) -> None:
         now = time.monotonic()
-        if isinstance(message, Heartbeat):
+        if isinstance(message, PreviewImage):
+            self._on_preview(message, now)
+        elif isinstance(message, Heartbeat):
             worker.last_beat = now
             stats = self._stats
             stats.heartbeats += 1
@@ -336,6 +445,7 @@ class RenderHost:
             stats.frame_mean_ms = message.frame_mean_ms
             stats.worker_dropped = message.dropped
             stats.mirror_frames = message.mirror_frames
+            stats.preview_encode_ms = message.preview_ms
             self._publish("fps", float(message.fps))
             self._publish("frame_p99_ms", float(message.frame_p99_ms))
         elif isinstance(message, Ready):
@@ -350,6 +460,8 @@ class RenderHost:
             else:
                 log.info("renderer ready in %.2f s (pid %d)", message.startup_s, message.pid)
             self._set_status("running")
+            if self._wants:
+                self._send_wants(worker)  # a restarted worker resumes the previews still wanted
         elif isinstance(message, Failed):
             worker.failed = message.error
         else:

@@ -3,9 +3,13 @@
 Runs in its own process (started by :class:`content.render_host.RenderHost` with the ``spawn``
 start method), so a slow frame, a GL driver hang or a crash never touches the engine's loop.
 It talks to the host over one socket with length-prefixed pickles (see :func:`encode` and
-:class:`MessageReader`): snapshots and a stop request come in; ``Ready``, ``Heartbeat`` and
-``Failed`` go out. Heartbeats (about 2 Hz) carry frame statistics; their absence is how the host
-notices a hang.
+:class:`MessageReader`): snapshots, preview requests and a stop request come in; ``Ready``,
+``Heartbeat``, ``PreviewImage`` and ``Failed`` go out. Heartbeats (about 2 Hz) carry frame statistics;
+their absence is how the host notices a hang.
+
+Previews (:mod:`content.preview`): while the host wants them, the frame drawn when one is due also
+draws a small preview buffer; its picture is read back at once and JPEG-encoded and sent by an encoder
+thread, so drawing never waits on it. None is drawn while none is wanted.
 
 Nothing here reads the signal store. Camera images reach the renderer only in AR mirror mode, and
 never through this socket: the worker attaches to the pose sensor's shared-memory frame channel by
@@ -23,6 +27,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -33,6 +38,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from content.preview import PreviewImage, PreviewPlan, PreviewRequest, encode_jpeg
 from content.snapshot import SceneSnapshot
 from engine.catalogue import Catalogue
 from engine.logs import setup_child_logging
@@ -101,6 +107,10 @@ class Heartbeat:
     """Snapshots superseded in the pipe before they were drawn (latest wins), since start."""
     mirror_frames: int = 0
     """AR mirror: camera frames shown as the picture since start (0 without a mirror)."""
+    previews: int = 0
+    """Preview frames sent since start."""
+    preview_ms: float = 0.0
+    """Mean cost of a preview (read back, JPEG-encode, send) over the last heartbeat interval; drawing excluded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +120,7 @@ class Failed:
     error: str
 
 
-WorkerMessage = Ready | Heartbeat | Failed
+WorkerMessage = Ready | Heartbeat | PreviewImage | Failed
 
 
 def encode(message: object) -> bytes:
@@ -226,9 +236,12 @@ class _Channel:
         self.sock = sock
         self.reader = MessageReader()
         self.closed = False
+        self._sending = threading.Lock()  # previews are sent from the encoder thread
 
     def send(self, message: object) -> None:
-        self.sock.sendall(encode(message))
+        data = encode(message)
+        with self._sending:
+            self.sock.sendall(data)
 
     def receive(self, timeout: float) -> list[object]:
         """Wait up to ``timeout`` for input, then take everything that is there now."""
@@ -260,7 +273,7 @@ class _FrameStats:
         self._window_frames += 1
         self._times.append(seconds * 1000.0)
 
-    def heartbeat(self, mirror_frames: int = 0) -> Heartbeat:
+    def heartbeat(self, mirror_frames: int = 0, previews: _Previews | None = None) -> Heartbeat:
         now = time.perf_counter()
         elapsed = max(now - self._window_start, 1e-6)
         fps = self._window_frames / elapsed
@@ -271,7 +284,120 @@ class _FrameStats:
             p99, mean = float(np.percentile(times, 99)), float(times.mean())
         else:
             p99 = mean = 0.0
-        return Heartbeat(self.frames, fps, p99, mean, self.dropped, mirror_frames)
+        sent, preview_ms = previews.figures() if previews is not None else (0, 0.0)
+        return Heartbeat(self.frames, fps, p99, mean, self.dropped, mirror_frames, sent, preview_ms)
+
+
+PREVIEW_STALE = 0.3
+"""A preview picture older than this (seconds since drawn) when the encoder gets to it is dropped, not sent."""
+
+
+class _Previews:
+    """The worker's side of previews: what is due, arming the renderer before a frame, reading the pictures
+    back after it, and an encoder thread that JPEG-encodes and sends them (latest wins per kind)."""
+
+    def __init__(self, renderer: Renderer, channel: _Channel) -> None:
+        self.plan = PreviewPlan()
+        self.channel = channel
+        self.sent = 0
+        self.stale = 0
+        """Pictures dropped because the encoder fell behind."""
+        self._arm = getattr(renderer, "arm_previews", None)
+        self._take = getattr(renderer, "take_previews", None)
+        self._drop = getattr(renderer, "drop_previews", None)
+        self._armed = False
+        self._waiting: dict[bool, tuple[Any, float]] = {}  # kind -> (picture, taken_at), for the encoder
+        self._ready = threading.Condition()
+        self._encoder: threading.Thread | None = None
+        self._spent = 0.0
+        self._count = 0
+
+    def request(self, message: PreviewRequest) -> None:
+        self.plan.set(message.wants, time.monotonic())
+        kinds = {want.camera for want in message.wants}
+        with self._ready:
+            for kind in [k for k in self._waiting if k not in kinds]:
+                del self._waiting[kind]  # a kind no longer wanted is not sent
+        if self._drop is not None:
+            self._drop(kinds)  # and frees its buffer
+
+    def before_frame(self) -> None:
+        if not self.plan or self._arm is None:
+            return
+        due = self.plan.due(time.monotonic())
+        if due:
+            try:
+                self._arm([(want.camera, want.width) for want in due])
+                self._armed = True
+            except Exception as exc:
+                self._give_up(exc)
+
+    def after_frame(self) -> None:
+        """Right after drawing: read the armed previews back and hand them to the encoder."""
+        if not self._armed or self._take is None:
+            return
+        self._armed = False
+        taken_at = time.monotonic()
+        begin = time.perf_counter()
+        try:
+            pictures: dict[bool, Any] = self._take()
+        except Exception as exc:
+            self._give_up(exc)
+            return
+        if not pictures:
+            return
+        with self._ready:
+            for camera, picture in pictures.items():
+                if camera in self.plan.wants:
+                    self._waiting[camera] = (picture, taken_at)
+                    self.plan.sent(camera, taken_at)
+            self._spent += time.perf_counter() - begin
+            self._ready.notify()
+        if self._encoder is None:
+            self._encoder = threading.Thread(target=self._encode_forever, name="preview-encoder", daemon=True)
+            self._encoder.start()
+
+    def _encode_forever(self) -> None:
+        while not self.channel.closed:
+            with self._ready:
+                while not self._waiting:
+                    self._ready.wait()
+                camera = next(iter(self._waiting))
+                picture, taken_at = self._waiting.pop(camera)
+            if time.monotonic() - taken_at > PREVIEW_STALE:
+                self.stale += 1
+                continue
+            begin = time.perf_counter()
+            try:
+                height, width = picture.shape[:2]
+                jpeg = encode_jpeg(picture)
+                self.channel.send(PreviewImage(camera, jpeg, width, height, taken_at))
+            except OSError:
+                return  # the host went away; the main loop notices too
+            except Exception as exc:
+                log.error("预览编码失败 / preview could not be encoded: %s: %s", type(exc).__name__, exc)
+                continue
+            with self._ready:
+                self.sent += 1
+                self._spent += time.perf_counter() - begin
+                self._count += 1
+
+    def figures(self) -> tuple[int, float]:
+        """Previews sent, and their mean cost (read back, encode, send) since the last call, in ms."""
+        with self._ready:
+            mean_ms = self._spent / self._count * 1000.0 if self._count else 0.0
+            self._spent, self._count = 0.0, 0
+            return self.sent, mean_ms
+
+    def _give_up(self, exc: BaseException) -> None:
+        # A preview is a convenience: the exhibit's own picture goes on. The host's wish is kept, so a
+        # restarted worker tries again.
+        log.error("预览已停止 / preview stopped: %s: %s", type(exc).__name__, exc)
+        self.plan.set((), time.monotonic())
+        self._armed = False
+        if self._drop is not None:
+            with contextlib.suppress(Exception):
+                self._drop(())
 
 
 def _merge(pending: SceneSnapshot | None, newer: SceneSnapshot) -> SceneSnapshot:
@@ -347,6 +473,7 @@ def _fail(channel: _Channel, stage: str, exc: BaseException) -> None:
 
 def _loop(channel: _Channel, renderer: Renderer, config: WorkerConfig) -> None:
     stats = _FrameStats(config.stats_window)
+    previews = _Previews(renderer, channel)
     period = 1.0 / config.fps_cap if config.fps_cap > 0 else 0.0
     pending: SceneSnapshot | None = None
     next_frame = time.perf_counter()
@@ -360,20 +487,24 @@ def _loop(channel: _Channel, renderer: Renderer, config: WorkerConfig) -> None:
                 if pending is not None:
                     stats.dropped += 1
                 pending = _merge(pending, message)
+            elif isinstance(message, PreviewRequest):
+                previews.request(message)
             elif isinstance(message, Stop):
                 return
         now = time.perf_counter()
         if pending is not None and now >= next_frame:
+            previews.before_frame()
             begin = time.perf_counter()
             renderer.frame(pending)
             stats.add(time.perf_counter() - begin)
+            previews.after_frame()
             pending = None
             # Pace from the schedule, but never try to catch up on frames missed while slow.
             next_frame = max(next_frame + period, now)
             if config.fault is not None:
                 _inject(config.fault, stats.frames)
         if now >= next_beat:
-            channel.send(stats.heartbeat(int(getattr(renderer, "mirror_frames", 0))))
+            channel.send(stats.heartbeat(int(getattr(renderer, "mirror_frames", 0)), previews))
             next_beat = max(next_beat + config.heartbeat_interval, now)
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from content.bindings import Bindings, SnapshotResolver
 from content.elements import InstanceField
 from content.mirror import FrameReader
 from content.offscreen import Display, Picture, open_offscreen, open_window, output_frame, save_png, texture_frame
+from content.preview import preview_size
 from content.scene_build import BuiltScene, SceneItem, build_scene
 from content.scene_model import MirrorSpec, OutputSpec, SceneCameraSpec, SceneSpec, rgba
 from content.snapshot import SceneEvent, SceneSnapshot
@@ -48,6 +49,10 @@ DEFAULT_PICTURE = (640, 480)
 """Camera picture size assumed for placing anchors before the first frame arrives (a simulated sensor's)."""
 
 
+Rect = tuple[float, float, float, float]
+"""A display region: left, right, bottom, top (0..1 of its output)."""
+
+
 @dataclass
 class _Output:
     """One window or buffer, with its cameras and (for offscreen ones) the RAM copy of its picture."""
@@ -56,6 +61,26 @@ class _Output:
     spec: OutputSpec
     cameras: list[NodePath]
     texture: Texture | None = None
+    eyes: list[Rect] = field(default_factory=list)
+    """Each camera's display region, in the same order."""
+
+
+@dataclass
+class _Preview:
+    """A small offscreen buffer that redraws the first output's picture for the studio's preview.
+
+    Without ``camera`` it has regions for the sky and the scene only: the AR mirror's card lives in its
+    own scene graph, drawn by its own cameras, and this buffer has no region for it, so no camera pixel
+    can reach it, whatever the mirror shows on the main output at that moment."""
+
+    buffer: GraphicsOutput
+    texture: Texture
+    camera: bool
+    """Whether the mirror's camera picture is drawn too (only when the scene opted in)."""
+    size: tuple[int, int]
+    own_cameras: list[NodePath]
+    drawn: int = 0
+    armed: bool = False
 
 
 def _lens(camera: SceneCameraSpec, spec: OutputSpec, pixels: tuple[float, float]) -> PerspectiveLens:
@@ -135,8 +160,8 @@ class MirrorBackground:
         self.captured: float | None = None
         self.screen_aspect = 16 / 9
 
-    def region(self, output: GraphicsOutput, rect: tuple[float, float, float, float]) -> None:
-        """Draw the picture into ``rect`` of ``output``, above the sky and under the scene."""
+    def region(self, output: GraphicsOutput, rect: Rect) -> NodePath:
+        """Draw the picture into ``rect`` of ``output``, above the sky and under the scene; returns its camera."""
         lens = OrthographicLens()
         lens.setFilmSize(2, 2)
         lens.setNearFar(0.5, 2.0)  # the card lies at y = 1
@@ -144,6 +169,7 @@ class MirrorBackground:
         region = output.makeDisplayRegion(*rect)
         region.setSort(5)
         region.setCamera(camera_np)
+        return camera_np
 
     def update(self, now: float) -> None:
         """Take the newest frame, if there is a new one; show the card only while frames are fresh."""
@@ -230,6 +256,8 @@ class SceneRenderer:
             self.scene.sky.reparentTo(self.sky_root)
         self.mirror = MirrorBackground(spec.mirror, frames) if spec.mirror is not None else None
         self.outputs: list[_Output] = []
+        self.previews: dict[bool, _Preview] = {}
+        """Preview buffers by kind (camera or not), made on the first request for that kind."""
         self.display = self._open(size, offscreen)
         if not self.display.supports_shaders:
             for item in self.scene.items.values():  # moving lanterns: on the CPU where the GPU path is missing
@@ -346,6 +374,7 @@ class SceneRenderer:
             half = spec.eye_separation / 2
             eyes = [(left, middle, -half), (middle, right, half)]
         cameras: list[NodePath] = []
+        rects: list[Rect] = []
         for eye_left, eye_right, shift in eyes:
             if self.scene.sky is not None:
                 self._sky_region(output, (eye_left, eye_right, bottom, top))
@@ -360,9 +389,10 @@ class SceneRenderer:
             camera_np.setX(shift)
             region.setCamera(camera_np)
             cameras.append(camera_np)
-        self.outputs.append(_Output(output, spec, cameras, texture))
+            rects.append((eye_left, eye_right, bottom, top))
+        self.outputs.append(_Output(output, spec, cameras, texture, rects))
 
-    def _sky_region(self, output: GraphicsOutput, rect: tuple[float, float, float, float]) -> None:
+    def _sky_region(self, output: GraphicsOutput, rect: Rect) -> NodePath:
         lens = OrthographicLens()
         lens.setFilmSize(2, 2)
         lens.setNearFar(0.5, 2.0)  # the sky card lies at y = 1
@@ -370,6 +400,7 @@ class SceneRenderer:
         region = output.makeDisplayRegion(*rect)
         region.setSort(0)
         region.setCamera(camera_np)
+        return camera_np
 
     def _init_pbr(self) -> None:
         # Optional and off by default: simplepbr wants a real GPU (GLSL 1.20+, float buffers) and is
@@ -459,9 +490,96 @@ class SceneRenderer:
         self.sky_root.setColorScale(level, level, level, 1.0)
         if self.mirror is not None:
             self.mirror.root.setColorScale(level, level, level, 1.0)
-        r, g, b, a = rgba(self.spec.background)
         for output in self.outputs:
-            output.output.setClearColor(Vec4(r * level, g * level, b * level, a))
+            output.output.setClearColor(self._clear_color())
+        for preview in self.previews.values():
+            preview.buffer.setClearColor(self._clear_color())
+
+    def _clear_color(self) -> Vec4:
+        r, g, b, a = rgba(self.spec.background)
+        level = self._fade_level
+        return Vec4(r * level, g * level, b * level, a)
+
+    # --- previews ---
+
+    @property
+    def preview_camera(self) -> bool:
+        """Whether the exhibit lets a camera preview show the mirror's picture (``mirror.preview_camera``)."""
+        return self.mirror is not None and self.mirror.spec.preview_camera
+
+    def arm_previews(self, wanted: Iterable[tuple[bool, int]]) -> None:
+        """Draw these previews, ``(camera, max_width)`` each, with the next :meth:`frame` (and only then).
+
+        A camera preview shows the mirror's picture only if the scene opted in; otherwise it is drawn
+        exactly like a non-camera one."""
+        for camera, width in wanted:
+            preview = self._preview(camera, width)
+            preview.armed = True
+            preview.buffer.setActive(True)
+
+    def take_previews(self) -> dict[bool, Picture]:
+        """After :meth:`frame`: the armed previews' pictures by kind, (h, w, 3) RGB. A new buffer's first
+        picture is left out (a first frame may miss display regions); that kind stays wanted."""
+        pictures: dict[bool, Picture] = {}
+        for kind, preview in self.previews.items():
+            if not preview.armed:
+                continue
+            preview.armed = False
+            preview.buffer.setActive(False)  # costs nothing until armed again
+            preview.drawn += 1
+            if preview.drawn < 2:
+                continue
+            picture = texture_frame(preview.texture)
+            if picture is not None:
+                pictures[kind] = picture
+        return pictures
+
+    def drop_previews(self, keep: Collection[bool] = ()) -> None:
+        """Free the preview buffers of every kind not in ``keep``."""
+        for kind in [k for k in self.previews if k not in keep]:
+            self._free_preview(self.previews.pop(kind))
+
+    def _preview(self, camera: bool, max_width: int) -> _Preview:
+        first = self.outputs[0]
+        left, right, bottom, top = first.spec.region
+        pixels = (
+            round(first.output.getXSize() * (right - left)),
+            round(first.output.getYSize() * (top - bottom)),
+        )
+        size = preview_size(pixels, max_width)
+        with_camera = camera and self.preview_camera
+        preview = self.previews.get(camera)
+        if preview is not None and preview.size == size and preview.camera == with_camera:
+            return preview
+        if preview is not None:
+            self._free_preview(preview)
+        buffer = first.output.makeTextureBuffer(f"preview {int(camera)}", *size, Texture("preview"), True)
+        if buffer is None:
+            raise RuntimeError(f"could not open a {size[0]}x{size[1]} preview buffer")
+        buffer.setClearColor(self._clear_color())
+        buffer.setClearColorActive(True)
+        own: list[NodePath] = []
+        for rect, eye_camera in zip(first.eyes, first.cameras, strict=True):
+            # The first output's regions, relative to its own region; the scene cameras are shared, so the
+            # preview shows what the screen shows.
+            x0, x1 = (rect[0] - left) / (right - left), (rect[1] - left) / (right - left)
+            y0, y1 = (rect[2] - bottom) / (top - bottom), (rect[3] - bottom) / (top - bottom)
+            if self.scene.sky is not None:
+                own.append(self._sky_region(buffer, (x0, x1, y0, y1)))
+            if with_camera and self.mirror is not None:
+                own.append(self.mirror.region(buffer, (x0, x1, y0, y1)))
+            region = buffer.makeDisplayRegion(x0, x1, y0, y1)
+            region.setSort(10)
+            region.setClearDepthActive(True)
+            region.setCamera(eye_camera)
+        preview = _Preview(buffer, buffer.getTexture(), with_camera, size, own)
+        self.previews[camera] = preview
+        return preview
+
+    def _free_preview(self, preview: _Preview) -> None:
+        self.display.engine.removeWindow(preview.buffer)
+        for camera_np in preview.own_cameras:
+            camera_np.removeNode()
 
     # --- pictures ---
 
@@ -488,6 +606,7 @@ class SceneRenderer:
             destroy = getattr(item.element, "destroy", None)
             if destroy is not None:
                 destroy()
+        self.previews.clear()
         self.display.close()
         self.scene.root.removeNode()
         self.sky_root.removeNode()

@@ -380,7 +380,8 @@ class MirrorSpec(Strict):
     The frames go from the pose sensor to the render process through shared memory (RAM); they are
     never written, logged, published or served. Until the first frame, and whenever frames stop for
     ``timeout`` seconds (a simulated sensor, a replay, an unplugged camera), the scene's own
-    ``background``/``sky`` shows instead."""
+    ``background``/``sky`` shows instead. The studio's live preview leaves the picture out unless
+    ``preview_camera`` is set, and then shows it to a browser on this computer only."""
 
     sensor: str = Field("body", description="The pose sensor (kind: pose) whose camera picture is shown.")
     flip: bool = Field(True, description="Mirror the picture left-right, so visitors see themselves as in a mirror.")
@@ -393,6 +394,11 @@ class MirrorSpec(Strict):
     tint: Color = Field("#ffffff", description="Colour the picture is multiplied by ('#a0a0c0': dimmer, bluish).")
     timeout: float = Field(
         1.0, gt=0, description="Seconds without a new frame after which the picture gives way to the background."
+    )
+    preview_camera: bool = Field(
+        False,
+        description="Let the studio's live preview show the camera picture too (only to a browser on this "
+        "computer). Off: previews show the scene without the camera picture.",
     )
 
 

@@ -1,4 +1,10 @@
-"""One monotonic clock, injectable, so tests can run on virtual time."""
+"""One monotonic clock, injectable, so tests can run on virtual time.
+
+Both clocks can *pretend* a wall time (:meth:`PretendWall.pretend`, the curator's studio in a simulated
+run: "it is 18:55 on a public holiday"): from then :meth:`wall` runs on from the pretended time at normal
+speed, until cleared. The monotonic time never jumps. Who waits for a wall time (the opening hours) sleeps
+with :meth:`PretendWall.sleep_wall`, which ends early when the wall time jumps, so it can look again.
+"""
 
 from __future__ import annotations
 
@@ -20,21 +26,79 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` of this clock's time."""
 
+    def pretend(self, at: datetime.datetime | None) -> None:
+        """Make :meth:`wall` read ``at`` now and run on from it (None: the true time again)."""
 
-class MonotonicClock:
+    @property
+    def pretending(self) -> bool:
+        """Whether :meth:`wall` reads a pretended time."""
+
+    def true_wall(self) -> datetime.datetime:
+        """The wall time without any pretending."""
+
+    async def sleep_wall(self, seconds: float) -> bool:
+        """Sleep like :meth:`sleep`; False (early) if the wall time jumps meanwhile."""
+
+
+class PretendWall:
+    """A wall time that can be moved: ``wall()`` is ``true_wall()`` plus a shift.
+
+    Class-level defaults, so subclasses that do not call ``__init__`` still work."""
+
+    _shift: datetime.timedelta | None = None
+    _jumped: asyncio.Future[None] | None = None
+
+    def true_wall(self) -> datetime.datetime:
+        raise NotImplementedError
+
+    def wall(self) -> datetime.datetime:
+        """The date and time now (timezone-aware, UTC): the true one, or the pretended one running on."""
+        true = self.true_wall()
+        return true if self._shift is None else true + self._shift
+
+    @property
+    def pretending(self) -> bool:
+        return self._shift is not None
+
+    def pretend(self, at: datetime.datetime | None) -> None:
+        if at is not None and (at.tzinfo is None or at.utcoffset() is None):
+            raise ValueError("a pretended wall time needs its time zone")
+        self._shift = None if at is None else at.astimezone(datetime.UTC) - self.true_wall()
+        jumped, self._jumped = self._jumped, None
+        if jumped is not None and not jumped.done():
+            jumped.set_result(None)  # every wall sleeper looks again
+
+    async def sleep(self, seconds: float) -> None:
+        raise NotImplementedError
+
+    async def sleep_wall(self, seconds: float) -> bool:
+        loop = asyncio.get_running_loop()
+        jumped = self._jumped
+        if jumped is None or jumped.done() or jumped.get_loop() is not loop:
+            jumped = self._jumped = loop.create_future()
+        sleeper = loop.create_task(self.sleep(seconds))
+        try:
+            await asyncio.wait((sleeper, jumped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not sleeper.done():
+                sleeper.cancel()
+        return not jumped.done()
+
+
+class MonotonicClock(PretendWall):
     """The real clock: ``time.monotonic`` and ``asyncio.sleep``."""
 
     def now(self) -> float:
         return time.monotonic()
 
-    def wall(self) -> datetime.datetime:
+    def true_wall(self) -> datetime.datetime:
         return datetime.datetime.now(datetime.UTC)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
 
-class VirtualClock:
+class VirtualClock(PretendWall):
     """A clock that moves only when a test calls :meth:`advance`."""
 
     def __init__(self, start: float = 0.0, wall: datetime.datetime | None = None) -> None:
@@ -47,7 +111,7 @@ class VirtualClock:
     def now(self) -> float:
         return self._now
 
-    def wall(self) -> datetime.datetime:
+    def true_wall(self) -> datetime.datetime:
         """The wall clock moves with virtual time, from the ``wall`` it was given."""
         return self._wall + datetime.timedelta(seconds=self._now - self._start)
 

@@ -3,13 +3,18 @@
 Setting a signal calls its subscribers synchronously, so a value goes from a
 sensor to a device without a queue hop; a subscriber that raises is logged and
 counted and never breaks the sensor that set the value.
+
+In a simulated run the curator's studio may *override* an input (:meth:`SignalStore.override`): the
+signal holds the pinned value, and what its sensor sets meanwhile is kept aside, not applied, until
+:meth:`SignalStore.release` puts the sensor's latest value back.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from engine.clock import Clock, MonotonicClock
@@ -42,6 +47,11 @@ class SignalStore:
         self._signals: dict[str, Signal] = {}
         self._subscribers: dict[str, list[Subscriber]] = {}
         self.subscriber_errors = 0
+        self._overrides: dict[str, Value] = {}
+        """Pinned values by signal (empty but in a simulated run whose curator pins an input)."""
+        self._held: dict[str, tuple[Any, bool]] = {}
+        """Per overridden signal, what its source would have it read: the latest value set meanwhile (or the
+        value before the override) and whether it is stale."""
 
     def declare(self, name: str, type_: StoreType) -> Signal:
         if name in self._signals:
@@ -68,6 +78,9 @@ class SignalStore:
         expected = _PYTHON_TYPES.get(signal.type)
         if expected is not None and type(value) is not expected:
             raise TypeError(f"signal `{name}` is {signal.type}, got {type(value).__name__}")
+        if self._overrides and name in self._overrides:
+            self._held[name] = (value, False)  # applied when the override is released
+            return
         signal.value = value
         signal.timestamp = self._clock.now()
         signal.stale = False
@@ -75,12 +88,60 @@ class SignalStore:
 
     def mark_stale(self, prefix: str) -> None:
         """Mark every signal of a source (``controls.``) stale, e.g. when it goes offline. Its health
-        (``controls.health.*``) is not: that is what says it is offline."""
+        (``controls.health.*``) is not: that is what says it is offline. An overridden signal keeps its
+        pinned value fresh; it goes stale on release if its source is still offline."""
         health = prefix + "health."
         for name, signal in self._signals.items():
-            if name.startswith(prefix) and not name.startswith(health) and not signal.stale:
-                signal.stale = True
-                self._notify(signal)
+            if name.startswith(prefix) and not name.startswith(health):
+                if name in self._overrides:
+                    self._held[name] = (self._held[name][0], True)
+                elif not signal.stale:
+                    signal.stale = True
+                    self._notify(signal)
+
+    # --- overrides (simulated runs: the curator's studio) ------------------------------
+
+    @property
+    def overrides(self) -> Mapping[str, Value]:
+        """The pinned values by signal name (read-only)."""
+        return MappingProxyType(self._overrides)
+
+    def override(self, name: str, value: Value) -> None:
+        """Pin ``name`` to ``value`` (checked as :meth:`set` checks it) and notify; until :meth:`release`,
+        values set by its source are kept aside, not applied. Only float, int, bool and str signals."""
+        signal = self._signals[name]
+        expected = _PYTHON_TYPES.get(signal.type)
+        if expected is None:
+            raise TypeError(f"signal `{name}` is {signal.type}: only float, int, bool and str signals can be pinned")
+        if type(value) is not expected:
+            raise TypeError(f"signal `{name}` is {signal.type}, got {type(value).__name__}")
+        if name not in self._overrides:
+            self._held[name] = (signal.value, signal.stale)
+        self._overrides[name] = value
+        signal.value = value
+        signal.timestamp = self._clock.now()
+        signal.stale = False
+        self._notify(signal)
+
+    def release(self, name: str) -> bool:
+        """Unpin ``name``: it reads what its source set last (while pinned, or before) and subscribers are
+        notified. False when it was not pinned."""
+        if self._overrides.pop(name, None) is None:
+            return False
+        value, stale = self._held.pop(name)
+        signal = self._signals[name]
+        signal.value = value
+        signal.timestamp = self._clock.now()
+        signal.stale = stale or value is None
+        self._notify(signal)
+        return True
+
+    def release_all(self) -> list[str]:
+        """Unpin every overridden signal; returns their names."""
+        names = sorted(self._overrides)
+        for name in names:
+            self.release(name)
+        return names
 
     def subscribe(self, name: str, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(signal)`` on every change; returns a function that unsubscribes."""

@@ -27,8 +27,9 @@ CHANGES: list[dict[str, list[str]]] = [{"session": [], "csrf": []}, {"token": []
 ERRORS = {
     400: "The request is not valid (bad JSON, not an object, a wrong or missing parameter).",
     401: "No session or API token, or a wrong one.",
-    403: "Refused: the role does not allow it, the CSRF token is wrong, or the request came from another site.",
-    404: "No such command, cue list, cue, state machine, variable or device.",
+    403: "Refused: the role does not allow it, the CSRF token is wrong, the request came from another site, "
+    "or a simulation control (`sim/...`) was asked of a run that is not simulated.",
+    404: "No such command, cue list, cue, state machine, variable, device, signal, pose sensor or simulated visitor.",
     409: "Not now: PANIC, the e-stop, the show lock, or nothing left to GO.",
     429: "Too many failed logins from this address; see Retry-After.",
     503: "The show is not running (starting or stopping).",

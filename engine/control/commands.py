@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine.control.audit import AuditLog
+from engine.studio import simulation
 
 if TYPE_CHECKING:
     from engine.cues import CueList
@@ -261,6 +262,28 @@ def _reload(c: Controller, p: Mapping[str, Any]) -> Any:
         raise CommandError("conflict", "the exhibit file did not reload: see the log / 重新加载失败，请查看日志")
 
 
+def _sim(action: Callable[[Runtime, Mapping[str, Any]], Any]) -> Callable[[Controller, Mapping[str, Any]], Any]:
+    """A studio simulation control (:mod:`engine.studio.simulation`): refused unless the run is simulated."""
+
+    def run(c: Controller, p: Mapping[str, Any]) -> Any:
+        try:
+            return action(c.runtime, p)
+        except simulation.SimulationRefused as refused:
+            raise CommandError(refused.code, str(refused)) from None
+
+    return run
+
+
+POSE_SENSOR = Param("str", summary="the pose sensor (optional when the exhibit has one)")
+VISITOR_POSE = {
+    "x": Param("number", summary="where the visitor stands across the image, 0..1"),
+    "y": Param("number", summary="where their feet are, image y 0..1 (down)"),
+    "height": Param("number", summary="feet to the top of the head, in frame heights (0.05..1)"),
+    "left_hand": Param("number", summary="0 the arm down by the hip .. 1 the hand well above the head"),
+    "right_hand": Param("number", summary="as left_hand"),
+}
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -310,6 +333,63 @@ COMMANDS: dict[str, Command] = {
         Command("unlock", "admin", "Turn the show lock off.", _lock(False), needs_show=False),
         Command(
             "reload", "admin", "Reload the exhibit file (refused while the show lock is on).", _reload, needs_show=False
+        ),
+        Command(
+            "sim/input",
+            "admin",
+            "Simulated runs: pin a sensor input to a value over its simulator (no value: release it).",
+            _sim(simulation.pin_input),
+            {"signal": Param("str", True, "the input"), "value": Param("value", summary="the value; null releases")},
+            needs_show=False,
+        ),
+        Command(
+            "sim/visitor/add",
+            "admin",
+            "Simulated runs: a simulated visitor steps in front of a pose sensor; returns its id.",
+            _sim(simulation.add_visitor),
+            {"sensor": POSE_SENSOR, **VISITOR_POSE},
+            needs_show=False,
+        ),
+        Command(
+            "sim/visitor/pose",
+            "admin",
+            "Simulated runs: move or pose a simulated visitor.",
+            _sim(simulation.pose_visitor),
+            {"sensor": POSE_SENSOR, "id": Param("number", True, "the visitor's id"), **VISITOR_POSE},
+            needs_show=False,
+        ),
+        Command(
+            "sim/visitor/remove",
+            "admin",
+            "Simulated runs: a simulated visitor leaves.",
+            _sim(simulation.remove_visitor),
+            {"sensor": POSE_SENSOR, "id": Param("number", True, "the visitor's id")},
+            needs_show=False,
+        ),
+        Command(
+            "sim/recording",
+            "admin",
+            "Simulated runs: mute a pose sensor's recording (only simulated visitors are seen), or unmute it.",
+            _sim(simulation.mute_recording),
+            {"sensor": POSE_SENSOR, "muted": Param("bool", True)},
+            needs_show=False,
+        ),
+        Command(
+            "sim/event",
+            "admin",
+            "Simulated runs: fire an event by hand.",
+            _sim(simulation.fire_event),
+            {"signal": Param("str", True, "the event"), "payload": Param("value", summary="its payload")},
+            needs_show=False,
+        ),
+        Command(
+            "sim/clock",
+            "admin",
+            "Simulated runs: pretend the wall time (ISO 8601, the exhibit's time zone without an offset); "
+            "null: the true time. The opening hours follow at once.",
+            _sim(simulation.pretend_clock),
+            {"at": Param("str", summary="e.g. 2026-10-01T18:55; null goes back to the true time")},
+            needs_show=False,
         ),
     )
 }

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,6 +34,7 @@ from sensors.pose.filters import OneEuroSettings
 from sensors.pose.gestures import GestureSettings
 from sensors.pose.inference import PoseEstimator
 from sensors.pose.pipeline import (
+    FEATURE_RANGES,
     FEATURES,
     HEALTH_FIGURES,
     HEALTH_MEANINGS,
@@ -40,6 +43,7 @@ from sensors.pose.pipeline import (
     pipeline_meanings,
     pipeline_signals,
 )
+from sensors.pose.puppets import Puppet, puppet_landmarks
 from sensors.pose.recording import Recording, RecordingError, read_recording
 from sensors.pose.sources import (
     CameraSource,
@@ -116,6 +120,10 @@ class PoseSensorConfig(SensorConfig):
 
     def signal_meanings(self) -> dict[str, str]:
         return pipeline_meanings(list(self.zones))
+
+    def signal_ranges(self) -> dict[str, tuple[float, float]]:
+        """The bounded signals' ranges, by short name (the studio's faders)."""
+        return {f"nearest.{name}": bounds for name, bounds in FEATURE_RANGES.items()}
 
     def health_figures(self) -> dict[str, StoreType]:
         return HEALTH_FIGURES
@@ -360,7 +368,7 @@ class PoseSensor(Sensor):
                 await clock.sleep(start + frame.timestamp - clock.now())
                 if not await self._replay_gate():
                     continue
-                people = self._garbled(frame.people)
+                people = self._garbled(self._people(frame.people, frame.width, frame.height))
                 at = start + frame.timestamp
                 self.pipeline.process(PoseFrame(frame.index, at, frame.width, frame.height, people))
                 self._processed((clock.now() - at) * 1000)
@@ -372,6 +380,10 @@ class PoseSensor(Sensor):
         """Whether to deliver the next frame (the simulator's faults hook in here)."""
         return True
 
+    def _people(self, recorded: tuple[Landmarks, ...], width: int, height: int) -> tuple[Landmarks, ...]:
+        """The people of a replayed frame (the simulator's studio visitors join them here)."""
+        return recorded
+
     def _garbled(self, people: tuple[Landmarks, ...]) -> tuple[Landmarks, ...]:
         """The people of a replayed frame as the model saw them (the simulator's ``garbage`` hooks in here)."""
         return people
@@ -380,16 +392,39 @@ class PoseSensor(Sensor):
         self._stop.set()
 
 
+PUPPET_FPS = 30.0
+"""Frame rate of the studio's simulated visitors when no recording sets the pace."""
+PUPPET_POSE = ("x", "y", "height", "left_hand", "right_hand")
+"""What the studio may set of a simulated visitor."""
+
+
+def _puppet_field(key: str) -> str:
+    if key not in PUPPET_POSE:
+        raise ValueError(f"a simulated visitor has no `{key}`")
+    return key
+
+
 class SimulatedPoseSensor(PoseSensor):
     """Replays the exhibit's recording instead of the camera, with scriptable faults:
     ``disconnect`` (status offline, signals stale), ``stall`` (frames stop, status degraded),
     ``garbage`` (the model sees nobody it can trust: every landmark unseen), ``slow`` (every other frame
-    is dropped), ``clear``."""
+    is dropped), ``clear``.
+
+    The curator's studio adds simulated visitors (:class:`~sensors.pose.puppets.Puppet`) to every frame,
+    and can mute the recording so that only they are seen. With no recording (or an empty one) frames
+    flow at :data:`PUPPET_FPS` on the engine's clock while there are simulated visitors (and a little
+    after the last leaves, so that the tracker says they left)."""
 
     def __init__(self, name: str, config: PoseSensorConfig, context: DriverContext) -> None:
         super().__init__(name, config, context)
         self.fault: Fault = "clear"
         self._tick = 0
+        self.puppets: dict[int, Puppet] = {}
+        """The studio's simulated visitors by their id (1, 2, ... never reused by this sensor)."""
+        self.recording_muted = False
+        """True: the recording's visitors are left out of the frames (the studio sees only its own)."""
+        self._next_puppet = 1
+        self._puppets_changed = asyncio.Event()
 
     def inject(self, fault: Fault) -> None:
         self.fault = fault
@@ -407,13 +442,86 @@ class SimulatedPoseSensor(PoseSensor):
     async def _run_source(self) -> None:
         source = self.config.source
         recording_path = self.config.simulate or (source.replay if isinstance(source, ReplaySpec) else None)
-        if recording_path is None:
+        if recording_path is not None:
+            log.info("pose sensor %s is simulated from %s", self.name, recording_path)
+            recording = self._load(recording_path)
+            if recording.frames:
+                await self.replay(recording, loop=True)
+                return
+        else:
             log.info("pose sensor %s is simulated with nobody in view (set `simulate:` to a recording)", self.name)
-            self._status("ok")
-            self.pipeline.process(PoseFrame(0, self.context.clock.now(), 640, 480, ()))
-            return
-        log.info("pose sensor %s is simulated from %s", self.name, recording_path)
-        await self.replay(self._load(recording_path), loop=True)
+        self._status("ok")
+        self.pipeline.process(PoseFrame(0, self.context.clock.now(), 640, 480, ()))
+        await self._puppet_frames()
+
+    async def _puppet_frames(self, width: int = 640, height: int = 480) -> None:
+        """Frames of the studio's visitors alone, at :data:`PUPPET_FPS`, while there are any."""
+        clock = self.context.clock
+        linger_frames = math.ceil((self.config.tracking.grace + 0.5) * PUPPET_FPS)
+        linger, index = 0, 0
+        while True:
+            if self.puppets:
+                linger = linger_frames
+            elif linger <= 0:
+                self._puppets_changed.clear()
+                await self._puppets_changed.wait()
+                continue
+            else:
+                linger -= 1
+            index += 1
+            if await self._replay_gate():
+                at = clock.now()
+                people = self._garbled(self._people((), width, height))
+                self.pipeline.process(PoseFrame(index, at, width, height, people))
+                self._processed(0.0)
+            await clock.sleep(1.0 / PUPPET_FPS)
+
+    # --- the studio's simulated visitors ----------------------------------------------
+
+    def _people(self, recorded: tuple[Landmarks, ...], width: int, height: int) -> tuple[Landmarks, ...]:
+        if not self.puppets:
+            return () if self.recording_muted else recorded
+        aspect = width / height if height else 640 / 480
+        puppets = tuple(puppet_landmarks(puppet, aspect) for puppet in self.puppets.values())
+        people = puppets if self.recording_muted else puppets + recorded
+        return people[: self.config.num_poses]  # the model finds at most `num_poses` people
+
+    def puppet_list(self) -> list[dict[str, float | int]]:
+        """The simulated visitors, in the order they were added."""
+        return [puppet.as_dict() for puppet in self.puppets.values()]
+
+    def add_puppet(self, pose: Mapping[str, float]) -> int:
+        """A new simulated visitor (fields of :class:`Puppet` other than ``id``); returns its id."""
+        puppet = Puppet(self._next_puppet)
+        self._next_puppet += 1
+        for key, value in pose.items():
+            setattr(puppet, _puppet_field(key), float(value))
+        self.puppets[puppet.id] = puppet
+        self._puppets_changed.set()
+        log.info("simulated pose sensor %s: visitor %d added", self.name, puppet.id)
+        return puppet.id
+
+    def pose_puppet(self, puppet_id: int, pose: Mapping[str, float]) -> bool:
+        """Move or pose a simulated visitor; False when there is none with this id."""
+        puppet = self.puppets.get(puppet_id)
+        if puppet is None:
+            return False
+        for key, value in pose.items():
+            setattr(puppet, _puppet_field(key), float(value))
+        return True
+
+    def remove_puppet(self, puppet_id: int) -> bool:
+        """The simulated visitor leaves; False when there is none with this id."""
+        if self.puppets.pop(puppet_id, None) is None:
+            return False
+        self._puppets_changed.set()
+        log.info("simulated pose sensor %s: visitor %d removed", self.name, puppet_id)
+        return True
+
+    def mute_recording(self, muted: bool) -> None:
+        """Leave the recording's visitors out of the frames (True), or show them again."""
+        self.recording_muted = muted
+        log.info("simulated pose sensor %s: recording %s", self.name, "muted" if muted else "on")
 
     def _garbled(self, people: tuple[Landmarks, ...]) -> tuple[Landmarks, ...]:
         if self.fault != "garbage":

@@ -26,6 +26,18 @@ NOBODY: dict[str, float | bool] = {
     name: (False if kind == "bool" else math.nan if name == "distance" else 0.0) for name, kind in FEATURES.items()
 }
 """What ``nearest.*`` reads when nobody is there: a neutral pose, unknown distance."""
+FEATURE_RANGES: dict[str, tuple[float, float]] = {
+    "left_hand_height": (-0.5, 1.5),
+    "right_hand_height": (-0.5, 1.5),
+    "hand_height": (-0.5, 1.5),
+    "hands_raised": (0.0, 1.0),
+    "lean": (-1.0, 1.0),
+    "x": (0.0, 1.0),
+    "y": (0.0, 1.0),
+    "floor_x": (0.0, 1.0),
+    "floor_y": (0.0, 1.0),
+}
+"""The bounded features' ranges (the others: ``arm_span``, ``distance`` have none)."""
 HEALTH_FIGURES: dict[str, StoreType] = {
     "fps": "float",
     "inference_ms": "float",

@@ -18,6 +18,7 @@ from typing import Any
 from engine.clock import Clock
 from engine.expressions import Expression
 from engine.fades import FadeEngine
+from engine.provenance import Cause
 from engine.show_model import (
     Action,
     ArmAction,
@@ -51,6 +52,8 @@ class ActionContext:
     timeline: Callable[[TimelineAction], None] = lambda action: None
     message: Callable[[str, str, list[Any]], None] = lambda device, address, args: None
     """Send a whole message with a device (`{osc: ...}`): the show passes it to the device's code."""
+    played: Callable[[str, str], None] = lambda timeline, by: None
+    """A timeline action played (or resumed) ``timeline``; ``by`` says which list did (the inspector shows it)."""
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     errors: int = 0
 
@@ -115,23 +118,35 @@ def _safely(step: Step, ctx: ActionContext, fade: float | None) -> None:
 
 
 def compile_actions(
-    actions: Sequence[Action], compile_expression: CompileExpression, default_fade: float | None = None
+    actions: Sequence[Action],
+    compile_expression: CompileExpression,
+    default_fade: float | None = None,
+    origin: Cause | None = None,
 ) -> ActionList:
+    """``origin`` says whose actions they are (a cue, a rule, a state, the opening hours): its kind and
+    name, and in ``text`` how to say it (`cue evening/2 (Night)`). What they set records it as its cause."""
     fades = [a.fade for a in actions if isinstance(a, SetAction | PresetAction) and a.fade is not None]
     return ActionList(
-        [_compile(action, compile_expression) for action in actions], default_fade, max(fades, default=0.0)
+        [_compile(action, compile_expression, origin, default_fade) for action in actions],
+        default_fade,
+        max(fades, default=0.0),
     )
 
 
-def _compile(action: Action, compile_expression: CompileExpression) -> Step | Wait:
+def _compile(
+    action: Action,
+    compile_expression: CompileExpression,
+    origin: Cause | None = None,
+    default_fade: float | None = None,
+) -> Step | Wait:
     if isinstance(action, DelayAction):
         return Wait(action.delay)
     if isinstance(action, SetAction):
-        return _set_step(action, compile_expression)
+        return _set_step(action, compile_expression, origin, default_fade)
     if isinstance(action, VariableAction):
         return _variable_step(action, compile_expression)
     if isinstance(action, PresetAction):
-        return _preset_step(action)
+        return _preset_step(action, origin, default_fade)
     if isinstance(action, EventAction):
         name, payload = action.event, action.payload
         return lambda ctx, fade: ctx.store.set(name, payload)
@@ -144,13 +159,58 @@ def _compile(action: Action, compile_expression: CompileExpression) -> Step | Wa
     if isinstance(action, DisarmAction):
         return lambda ctx, fade: ctx.arm(action.disarm, False)
     assert isinstance(action, TimelineAction)
-    return lambda ctx, fade: ctx.timeline(action)
+    return _timeline_step(action, origin)
 
 
-def _set_step(action: SetAction, compile_expression: CompileExpression) -> Step:
+def _timeline_step(action: TimelineAction, origin: Cause | None) -> Step:
+    by = origin.text if origin is not None else ""
+
+    def step(ctx: ActionContext, fade: float | None) -> None:
+        ctx.timeline(action)
+        if by and action.do in ("play", "resume"):
+            ctx.played(action.timeline, by)
+
+    return step
+
+
+def _memo(make: Callable[[float | None], Cause], *expected: float | None) -> Callable[[float | None], Cause]:
+    """One cause per fade time: those ``expected`` built now (compiling), others on first use, so that
+    running a step (a GO) only looks its cause up."""
+    made: dict[float | None, Cause] = {fade: make(fade) for fade in (None, *expected)}
+
+    def get(fade: float | None) -> Cause:
+        cause = made.get(fade)
+        if cause is None:
+            cause = made[fade] = make(fade)
+        return cause
+
+    return get
+
+
+def _fading(fade: float | None) -> str:
+    return f", fade {fade:g} s" if fade else ""
+
+
+def _set_step(
+    action: SetAction,
+    compile_expression: CompileExpression,
+    origin: Cause | None = None,
+    default_fade: float | None = None,
+) -> Step:
     target, prop = action.set.split(".", 1)
     expression = compile_expression(action.expr) if action.expr is not None else None
     literal = action.value
+    what = f"`{action.expr}`" if action.expr is not None else _literal(literal)
+
+    def make(fade: float | None) -> Cause:
+        if origin is None:  # a set action run on its own (a test, a tool): say what it did
+            kind: Any = "fade" if fade else "action"
+            return Cause(kind, action.set, f"set {action.set} to {what}{_fading(fade)}")
+        return Cause(origin.kind, origin.name, f"{origin.text}: set {action.set} to {what}{_fading(fade)}")
+
+    planned = action.fade if action.fade is not None else default_fade
+    cause_for = _memo(make, planned)
+    now_cause, planned_cause = cause_for(None), cause_for(planned)  # a GO only passes a reference on
 
     def step(ctx: ActionContext, default_fade: float | None) -> None:
         value = expression.evaluate() if expression is not None else literal
@@ -158,11 +218,19 @@ def _set_step(action: SetAction, compile_expression: CompileExpression) -> Step:
             return  # an expression with nothing to read yet changes nothing
         fade = action.fade if action.fade is not None else default_fade
         if fade and isinstance(value, int | float) and not isinstance(value, bool):
-            ctx.fades.fade(target, prop, float(value), fade, action.curve)
+            cause = planned_cause if fade == planned else cause_for(fade)
+            ctx.fades.fade(target, prop, float(value), fade, action.curve, cause=cause)
         else:
-            ctx.fades.set_now(target, prop, value)
+            ctx.fades.set_now(target, prop, value, now_cause)
 
     return step
+
+
+def _literal(value: Any) -> str:
+    """A value as the exhibit file writes it: `true`, `'gold'`, `80`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _variable_step(action: VariableAction, compile_expression: CompileExpression) -> Step:
@@ -188,15 +256,21 @@ def _as_type(value: Any, kind: str) -> Any:
     return str(value)
 
 
-def _preset_step(action: PresetAction) -> Step:
+def _preset_step(action: PresetAction, origin: Cause | None = None, default_fade: float | None = None) -> Step:
+    by = f", recalled by {origin.text}" if origin is not None else ""
+    cause_for = _memo(
+        lambda fade: Cause("preset", action.preset, f"preset {action.preset}{by}{_fading(fade)}"),
+        action.fade if action.fade is not None else default_fade,
+    )
+
     def step(ctx: ActionContext, default_fade: float | None) -> None:
         fade = action.fade if action.fade is not None else default_fade
         for reference, value in ctx.presets[action.preset].items():
             target, prop = reference.split(".", 1)
             if fade and isinstance(value, int | float) and not isinstance(value, bool):
-                ctx.fades.fade(target, prop, float(value), fade)
+                ctx.fades.fade(target, prop, float(value), fade, cause=cause_for(fade))
             else:
-                ctx.fades.set_now(target, prop, value)
+                ctx.fades.set_now(target, prop, value, cause_for(None))
 
     return step
 

@@ -27,6 +27,9 @@ Decisions, for the people who build on it:
   value is unknown) keeps its value during the fade and is set to the target at the
   end, in the same ``set()`` as the last numeric step ("switch off at the end").
   A 0-second fade, like :meth:`FadeEngine.set_now`, sets at once.
+- **Why.** Each write method takes an optional ``cause`` (:class:`engine.provenance.Cause`), and an
+  animation may carry one as its ``cause`` attribute; the engine keeps, per property, the cause of
+  its last write and when (:meth:`FadeEngine.provenance`), for the curator studio's inspector.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from typing import Any, Protocol
 
 from engine.clock import Clock
 from engine.curves import interpolate, validate_curve
+from engine.provenance import INITIAL, Cause, Provenance
 from engine.safety import Setter
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,11 @@ class Animation(Protocol):
         """Called once when the engine stops sampling it: ended, removed, or left with no property."""
 
 
+def cause_of(animation: Animation) -> Cause | None:
+    """An animation's ``cause`` attribute (fades and timelines have one), recorded for what it writes."""
+    return getattr(animation, "cause", None)
+
+
 def is_number(value: Any) -> bool:
     """A finite int or float, not a bool: only those are interpolated."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
@@ -85,8 +94,19 @@ class Fade:
     replaced (``completed`` False); ``await fade.wait()`` returns ``completed``.
     """
 
-    def __init__(self, key: Key, start: Any, to: Any, started_at: float, duration: float, curve: str) -> None:
+    def __init__(
+        self,
+        key: Key,
+        start: Any,
+        to: Any,
+        started_at: float,
+        duration: float,
+        curve: str,
+        cause: Cause | None = None,
+    ) -> None:
         self.target, self.prop = key
+        self.cause = cause
+        """What started it (a cue, a preset, PANIC...), recorded as the cause of what it writes."""
         self.start = start
         self.to = to
         self.started_at = started_at
@@ -165,6 +185,8 @@ class FadeEngine:
         self._grid_index = 0
         self._paused_at: float | None = None
         self._min_interval: dict[str, float] = {}
+        self._why: dict[Key, Provenance] = {}
+        """What last wrote each property, and when (the inspector reads it; see engine.provenance)."""
 
     @property
     def clock(self) -> Clock:
@@ -183,8 +205,10 @@ class FadeEngine:
             raise ValueError(f"fade target `{name}` is already added")
         self._setters[name] = setter
         self._min_interval[name] = self.period if max_rate is None else 1.0 / max_rate
+        now = self._clock.now()
         for prop, value in current.items():
             self._values[(name, prop)] = value
+            self._why[(name, prop)] = Provenance(INITIAL, now)
 
     def targets(self) -> list[str]:
         return sorted(self._setters)
@@ -202,6 +226,26 @@ class FadeEngine:
         self.check_keys([(target, prop)])
         return self._values.get((target, prop))
 
+    def provenance(self, target: str, prop: str) -> Provenance | None:
+        """What last wrote the property (or claimed it: a timeline playing), and when; None if nothing did."""
+        return self._why.get((target, prop))
+
+    def driver(self, target: str, prop: str) -> Animation | None:
+        """The running (or paused) fade or timeline that owns the property now, if any."""
+        owner = self._owner.get((target, prop))
+        return owner if owner is not None and any(owner is a for a in self._active) else None
+
+    def known_properties(self) -> list[Key]:
+        """Every property with a known value or a recorded cause."""
+        return sorted(set(self._values) | set(self._why))
+
+    def _record(self, key: Key, cause: Cause | None, now: float) -> None:
+        why = self._why.get(key)
+        if why is None:
+            self._why[key] = Provenance(cause, now)
+        else:
+            why.record(cause, now)
+
     def fading(self) -> list[tuple[str, str]]:
         """The properties a running fade or timeline drives now."""
         return sorted(key for key, owner in self._owner.items() if any(owner is a for a in self._active))
@@ -209,12 +253,20 @@ class FadeEngine:
     # Fades --------------------------------------------------------------------------------------
 
     def fade(
-        self, target: str, prop: str, to: Any, duration: float, curve: str = "linear", start: float | None = None
+        self,
+        target: str,
+        prop: str,
+        to: Any,
+        duration: float,
+        curve: str = "linear",
+        start: float | None = None,
+        cause: Cause | None = None,
     ) -> Fade:
         """Fade one property to ``to`` over ``duration`` seconds, from its current value or ``start``.
 
         Replaces a fade of the same property (and takes it from a timeline). A
         duration of 0 writes at once (lowest latency) and returns a completed fade.
+        ``cause`` says what started it (recorded for the inspector).
         """
         key = (target, prop)
         self.check_keys([key])
@@ -223,25 +275,36 @@ class FadeEngine:
         if isinstance(to, float) and not math.isfinite(to):
             raise ValueError(f"cannot fade `{target}.{prop}` to {to}")
         origin = self._values.get(key) if start is None else start
-        fade = Fade(key, origin, to, self._clock.now(), float(duration), validate_curve(curve))
+        now = self._clock.now()
+        fade = Fade(key, origin, to, now, float(duration), validate_curve(curve), cause)
         if duration == 0:
             self._take(key)
+            self._record(key, cause, now)
             self._write_now(target, {prop: to})
             fade.finish_now()
             return fade
         self.add_animation(fade)
         return fade
 
-    def set_now(self, target: str, prop: str, value: Any) -> None:
-        """Set a property at once, taking it from any fade or timeline that drove it."""
+    def set_now(self, target: str, prop: str, value: Any, cause: Cause | None = None) -> None:
+        """Set a property at once, taking it from any fade or timeline that drove it.
+        ``cause`` says what set it (recorded for the inspector; writers build it once, not per call)."""
         key = (target, prop)
         self.check_keys([key])
         if key not in self._owner and key in self._values and _same(self._values[key], value):
             return  # nothing changes: a mapping repeating a value 30 times a second sends it once
         self._take(key)
-        self._write_now(target, {prop: value})
+        now = self._clock.now()
+        why = self._why.get(key)  # inlined _record: this is every mapped sensor value's path
+        if why is None:
+            self._why[key] = Provenance(cause, now)
+        else:
+            if why.cause is not cause:
+                why.cause, why.since = cause, now
+            why.changed = now
+        self._write_now(target, {prop: value}, now)
 
-    def halt(self, target: str, values: Mapping[str, Any]) -> None:
+    def halt(self, target: str, values: Mapping[str, Any], cause: Cause | None = None) -> None:
         """Stop ``target`` now (an e-stop, a PANIC's motors): take every one of its properties from
         whatever drove it, drop what was waiting to be sent to it, and send ``values`` at once,
         whatever its rate limit."""
@@ -249,8 +312,10 @@ class FadeEngine:
         for key in [key for key in self._owner if key[0] == target]:
             self._take(key)
         self._pending[target] = dict(values)
+        now = self._clock.now()
         for prop, value in values.items():
             self._values[(target, prop)] = value
+            self._record((target, prop), cause, now)
         self._send(target, self._clock.now())
 
     def cancel(self, target: str | None = None, prop: str | None = None) -> None:
@@ -261,7 +326,9 @@ class FadeEngine:
             if (target is None or key[0] == target) and (prop is None or key[1] == prop):
                 self._take(key)
 
-    async def fade_all(self, targets: Mapping[str, Mapping[str, Any]], duration: float) -> None:
+    async def fade_all(
+        self, targets: Mapping[str, Mapping[str, Any]], duration: float, cause: Cause | None = None
+    ) -> None:
         """Fade every given property to its value, all done within ``duration`` (PANIC); returns when done.
 
         The fades end on the last tick within the deadline, not the first after it.
@@ -274,9 +341,10 @@ class FadeEngine:
             for target, values in targets.items():
                 for prop in values:
                     self._take((target, prop))
+                    self._record((target, prop), cause, now)
                 self._write_now(target, dict(values))
             return
-        fades = [self.fade(t, p, v, length) for t, values in targets.items() for p, v in values.items()]
+        fades = [self.fade(t, p, v, length, cause=cause) for t, values in targets.items() for p, v in values.items()]
         await asyncio.gather(*(fade.wait() for fade in fades))
 
     # Animations ---------------------------------------------------------------------------------
@@ -286,8 +354,14 @@ class FadeEngine:
         self.check_keys(animation.properties())
         if claim:
             displaced = [self._owner[key] for key in animation.properties() if key in self._owner]
+            cause, now = cause_of(animation), self._clock.now()
             for key in animation.properties():
                 self._owner[key] = animation
+                why = self._why.get(key)
+                if why is None:
+                    self._why[key] = Provenance(cause, now)
+                else:
+                    why.claim(cause, now)
             self._drop_if_unowned(displaced)
         if not any(animation is a for a in self._active):
             self._active.append(animation)
@@ -312,12 +386,13 @@ class FadeEngine:
 
     # Writing ------------------------------------------------------------------------------------
 
-    def _write_now(self, target: str, values: Mapping[str, Any]) -> None:
+    def _write_now(self, target: str, values: Mapping[str, Any], now: float | None = None) -> None:
         for prop, value in values.items():
             self._values[(target, prop)] = value
         self._pending.setdefault(target, {}).update(values)
-        if self._may_send(target, self._clock.now()):
-            self._send(target, self._clock.now())
+        now = self._clock.now() if now is None else now
+        if self._may_send(target, now):
+            self._send(target, now)
         else:
             self._wake.set()
 
@@ -364,10 +439,12 @@ class FadeEngine:
         skip every device whose rate is the tick rate."""
         self.ticks += 1
         for animation in [] if self._paused_at is not None else list(self._active):
+            cause = cause_of(animation)
             for key, value in animation.sample(now).items():
                 if self._owner.get(key) is animation and not _same(self._values.get(key), value):
                     self._values[key] = value
                     self._pending.setdefault(key[0], {})[key[1]] = value
+                    self._record(key, cause, now)
             if not animation.running:
                 self.remove_animation(animation)
         sent_at = now if slot is None else min(slot, now)

@@ -11,6 +11,7 @@ from typing import Any
 
 from engine.curves import curve_function
 from engine.model import Mapping, OneEuroSmoothing
+from engine.provenance import Cause
 from engine.signals import Signal, SignalStore
 from engine.smoothing import OneEuro, Slew
 
@@ -53,6 +54,21 @@ class Transfer:
             span_out = abs(output[1] - output[0]) or 1.0
             self.smoother = Slew(mapping.smoothing.slew * span_in / span_out)
         self._last_input: float | None = None
+        self.last_output: float | None = None
+        """The last value it gave (kept for the inspector's explanation)."""
+
+    def describe(self, source: str) -> str:
+        """Why its output is what it is: `controls.wash = 0.42 → 107 (input [0, 1], output [0, 255])`."""
+        x, y = self._last_input, self.last_output
+        if x is None or y is None:
+            return f"{source} has given no value yet"
+        shape = [f"input [{_num(self.mapping.input[0])}, {_num(self.mapping.input[1])}]"]
+        shape.append(f"output [{_num(self.output[0])}, {_num(self.output[1])}]")
+        if not self.linear:
+            shape.append(f"curve {self.mapping.curve}")
+        if self.smoother is not None:
+            shape.append("smoothed")
+        return f"{source} = {_num(x)} → {_num(y)} ({', '.join(shape)})"
 
     def __call__(self, x: float, t: float) -> float | None:
         """The output for input ``x`` at time ``t``; None when inside the dead-band (no change)."""
@@ -66,7 +82,18 @@ class Transfer:
             # Curves shape 0..1; outside it (unclamped mappings) the curve ends are held.
             u = self.curve(min(1.0, max(0.0, u))) if self.mapping.clamp else self.curve(u)
         low, high = self.output
-        return low + u * (high - low)
+        y = low + u * (high - low)
+        self.last_output = y
+        return y
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def mapping_cause(transfer: Transfer, source: str, target: str) -> Cause:
+    """The cause a mapping's writes record, built once when it is bound; its detail is formatted on read."""
+    return Cause("mapping", f"{source} → {target}", explain=lambda: transfer.describe(source))
 
 
 def _number(value: Any) -> float | None:
@@ -84,10 +111,12 @@ def bind_mapping(
     store: SignalStore,
     set_property: PropertySetter,
     enabled: Callable[[], bool] | None = None,
+    transfer: Transfer | None = None,
 ) -> Callable[[], None]:
     """Drive ``set_property(prop, value)`` from the mapping's signal; returns an unbind function.
-    While ``enabled()`` is false (the mapping's `when`), the output is left to other logic."""
-    transfer = Transfer(mapping, output)
+    While ``enabled()`` is false (the mapping's `when`), the output is left to other logic.
+    ``transfer``: the one to use (the show keeps it, to explain the output), else a new one."""
+    transfer = transfer if transfer is not None else Transfer(mapping, output)
     prop = mapping.target.split(".", 1)[1]
 
     def on_signal(signal: Signal) -> None:
@@ -117,15 +146,17 @@ def bind_fan_out(
     store: SignalStore,
     set_target: Callable[[str, str, float], None],
     enabled: Callable[[], bool] | None = None,
+    transfers: list[Transfer] | None = None,
 ) -> Callable[[], None]:
     """Each visitor in ``mapping.source`` (a collection) drives the device of its slot.
 
     ``slots`` lists, for slot 1, 2..., the device name and its output range. A visitor
     keeps its slot while present; a freed slot goes to the start of its output range.
+    ``transfers``: one per slot to use (the show keeps them, to explain the outputs), else new ones.
     """
     prop = mapping.target.rsplit(".", 1)[1]
     field = mapping.field or ""
-    transfers = [Transfer(mapping, output) for _, output in slots]
+    transfers = transfers if transfers is not None else [Transfer(mapping, output) for _, output in slots]
     holders: list[int | None] = [None] * len(slots)
 
     def on_visitors(signal: Signal) -> None:
@@ -148,3 +179,16 @@ def bind_fan_out(
                 set_target(slots[slot][0], prop, y)
 
     return store.subscribe(mapping.source, on_visitors)
+
+
+@dataclass
+class BoundMapping:
+    """A mapping as the show bound it, for the inspector: what it drives, its `when`, and its causes."""
+
+    spec: Mapping
+    targets: list[tuple[str, str]]
+    """The (device, property) pairs it drives: one, or one per fan-out slot."""
+    causes: list[Cause]
+    """The cause each target's writes record, in the same order."""
+    when: Callable[[], bool] | None = None
+    """Its `when:` condition, compiled; None if it always drives."""

@@ -19,9 +19,10 @@ from engine.cues import CompiledCue, CueList
 from engine.exhibit import ExhibitBase
 from engine.expressions import Expression, StoreResolver, compile_expression, parse_condition
 from engine.fades import FadeEngine
-from engine.mapping import bind_fan_out, bind_mapping, fan_out_slots
+from engine.mapping import BoundMapping, Transfer, bind_fan_out, bind_mapping, fan_out_slots, mapping_cause
 from engine.model import Mapping as MappingSpec
 from engine.model import Outputs
+from engine.provenance import CLOSING, OPENING, Cause, cue_origin, rule_origin, state_origin
 from engine.rules import Rule
 from engine.safety import Safety
 from engine.show_model import CueAction, SetAction, TimelineAction
@@ -92,7 +93,10 @@ class Show:
             timeline=self._timeline_action,
             arm=self._arm_action,
             message=self._message,
+            played=self._played,
         )
+        self.bound: list[BoundMapping] = []
+        """The mappings as bound by the last start (the inspector lists them as candidates)."""
         self._unbind: list[Callable[[], None]] = []
         self._schedule_task: asyncio.Task[None] | None = None
         self._build()
@@ -106,19 +110,20 @@ class Show:
         expression_source, hold = parse_condition(source)
         return self.compile(expression_source), hold
 
-    def actions(self, actions: list[Any], default_fade: float | None = None) -> ActionList:
-        return compile_actions(actions, self.compile, default_fade)
+    def actions(self, actions: list[Any], default_fade: float | None = None, origin: Cause | None = None) -> ActionList:
+        """``origin``: whose actions (a cue, a rule, a state...), recorded as the cause of what they set."""
+        return compile_actions(actions, self.compile, default_fade, origin)
 
     def _build(self) -> None:
         for name, spec in self.exhibit.states.items():
             states = {
                 state_name: CompiledState(
-                    enter=self.actions(state.enter),
-                    exit=self.actions(state.exit),
+                    enter=self.actions(state.enter, origin=state_origin(name, f"{state_name} (enter)")),
+                    exit=self.actions(state.exit, origin=state_origin(name, f"{state_name} (exit)")),
                     transitions=[
                         CompiledTransition(
                             to=t.to,
-                            do=self.actions(t.do),
+                            do=self.actions(t.do, origin=state_origin(name, f"{state_name} → {t.to}")),
                             when=self.condition(t.when) if t.when else None,
                             on=self.resolver.canonical(t.on) if t.on else None,
                             after=t.after,
@@ -136,8 +141,8 @@ class Show:
                     f"rule {index + 1}",
                     self.condition(rule.when),
                     release,
-                    self.actions(rule.do),
-                    self.actions(rule.otherwise),
+                    self.actions(rule.do, origin=rule_origin(index, rule.when)),
+                    self.actions(rule.otherwise, origin=rule_origin(index, rule.when, otherwise=True)),
                     self.store,
                     self.clock,
                     self.ctx,
@@ -146,7 +151,7 @@ class Show:
         for name, cue_spec in self.exhibit.cues.items():
             cues = []
             for cue in cue_spec.cues:
-                actions = self.actions(cue.actions, cue.fade)
+                actions = self.actions(cue.actions, cue.fade, cue_origin(name, cue.id, cue.name))
                 length = actions.duration + max(actions.longest_fade, cue.fade or 0.0)
                 cues.append(
                     CompiledCue(cue.id, cue.name, actions, cue.fade, cue.pre_wait, cue.post_wait, cue.follow, length)
@@ -220,19 +225,37 @@ class Show:
         self.ctx.cancel_all()
 
     def _bind_mappings(self) -> None:
+        self.bound = []
         for mapping in self.exhibit.mappings:
             if mapping.field is not None:
                 self._bind_fan_out(mapping)
                 continue
             target, prop = mapping.target.split(".", 1)
             output = self._range(mapping, target, prop)
-            setter = _setter(self.fades, target)
-            self._unbind.append(bind_mapping(mapping, output, self.store, setter, self._enabled(mapping)))
+            # Built once per binding: each write records a reference to this cause, nothing more.
+            transfer = Transfer(mapping, output)
+            cause = mapping_cause(transfer, mapping.source, mapping.target)
+            setter = _setter(self.fades, target, cause)
+            enabled = self._enabled(mapping)
+            self.bound.append(BoundMapping(mapping, [(target, prop)], [cause], enabled))
+            self._unbind.append(bind_mapping(mapping, output, self.store, setter, enabled, transfer))
 
     def _bind_fan_out(self, mapping: MappingSpec) -> None:
         prop = mapping.target.rsplit(".", 1)[1]
         slots = [(name, self._range(mapping, name, prop)) for name in fan_out_slots(mapping, self.outputs)]
-        self._unbind.append(bind_fan_out(mapping, slots, self.store, self.fades.set_now, self._enabled(mapping)))
+        transfers = [Transfer(mapping, output) for _, output in slots]
+        causes = {
+            name: mapping_cause(transfer, f"{mapping.source}[slot {slot}].{mapping.field}", f"{name}.{prop}")
+            for slot, ((name, _), transfer) in enumerate(zip(slots, transfers, strict=True), 1)
+        }
+        fades = self.fades
+
+        def set_target(target: str, prop: str, value: Any) -> None:
+            fades.set_now(target, prop, value, causes[target])
+
+        enabled = self._enabled(mapping)
+        self.bound.append(BoundMapping(mapping, [(name, prop) for name, _ in slots], list(causes.values()), enabled))
+        self._unbind.append(bind_fan_out(mapping, slots, self.store, set_target, enabled, transfers))
 
     def _enabled(self, mapping: MappingSpec) -> Callable[[], bool] | None:
         return self.compile(mapping.when).evaluate_bool if mapping.when is not None else None
@@ -288,10 +311,13 @@ class Show:
         self.stop()
         for name in list(self.safety.armed):
             self.safety.disarm(name)  # motion waits for a deliberate re-arm after a PANIC
-        self._stop_motion()  # at once: a motor does not coast through the fade (its steps are not safe values)
+        # At once: a motor does not coast through the fade (its steps are not safe values).
+        self._stop_motion(Cause("safe", "PANIC", "PANIC: motion stopped at once, safe state"))
         self.fades.resume()
         safe = {name: outputs.safe_state() for name, outputs in self.outputs.items()}
-        return asyncio.get_running_loop().create_task(self.fades.fade_all(safe, self.exhibit.safety.panic_time))
+        seconds = self.exhibit.safety.panic_time
+        cause = Cause("safe", "PANIC", f"PANIC: safe state (within {seconds:g} s), until reset")
+        return asyncio.get_running_loop().create_task(self.fades.fade_all(safe, seconds, cause))
 
     def estop(self, by: str = "") -> None:
         """Latch the e-stop: motion devices stop (their safe state) and take no motion command until
@@ -299,14 +325,15 @@ class Show:
         operator, for the console."""
         self.safety.estop(by)
         self.store.set(ESTOP_SIGNAL, True)
-        self._stop_motion()
+        by = self.safety.latched_by
+        self._stop_motion(Cause("safe", "e-stop", "e-stop latched" + (f" by {by}" if by else "") + ": motion stopped"))
 
-    def _stop_motion(self) -> None:
+    def _stop_motion(self, cause: Cause | None = None) -> None:
         """Every motion device to its safe state now: nothing drives any of its properties any more
         (a position fade too, though the safe state leaves position out), and no step a fade had
         waiting for the device's rate limit goes out with the stop, for the gate would block it whole."""
         for name, safe in self.safety.motion.items():
-            self.fades.halt(name, safe)
+            self.fades.halt(name, safe, cause)
 
     def reset_estop(self) -> None:
         """Release the e-stop latch: nothing is re-armed and no cue resumes by itself."""
@@ -379,6 +406,9 @@ class Show:
             return
         send(address, args)
 
+    def _played(self, timeline: str, by: str) -> None:
+        self.timelines[timeline].started_by = by
+
     def _timeline_action(self, action: TimelineAction) -> None:
         timeline = self.timelines[action.timeline]
         if action.do == "play":
@@ -402,14 +432,19 @@ class Show:
         (self._on_open if is_open else self._on_close)(initial=True)
         while True:
             change, opens = schedule.next_change(self.clock.wall())
-            await self.clock.sleep(max(0.0, (change - self.clock.wall()).total_seconds()))
+            if not await self.clock.sleep_wall(max(0.0, (change - self.clock.wall()).total_seconds())):
+                # The wall time jumped (the studio's pretended time set or cleared): as it is at the new time.
+                opens = schedule.is_open(self.clock.wall())
+                if opens == is_open:
+                    continue
+            is_open = opens
             self.store.set("schedule.open", opens)
             (self._on_open if opens else self._on_close)(initial=False)
 
     def _on_open(self, initial: bool) -> None:
         assert self.exhibit.schedule is not None
         log.info("opening hours: open")
-        self.actions(self.exhibit.schedule.on_open).run(self.ctx)
+        self.actions(self.exhibit.schedule.on_open, origin=OPENING).run(self.ctx)
 
     def _on_close(self, initial: bool) -> None:
         assert self.exhibit.schedule is not None
@@ -418,14 +453,16 @@ class Show:
             cue_list.stop()
         for timeline in self.timelines.values():
             timeline.stop()
-        self.actions(self.exhibit.schedule.on_close).run(self.ctx)
+        self.actions(self.exhibit.schedule.on_close, origin=CLOSING).run(self.ctx)
         safe = {name: outputs.safe_state() for name, outputs in self.outputs.items()}
-        asyncio.get_running_loop().create_task(self.fades.fade_all(safe, self.exhibit.schedule.close_fade))
+        seconds = self.exhibit.schedule.close_fade
+        cause = Cause("safe", "closing time", f"closing time: safe state (faded over {seconds:g} s)")
+        asyncio.get_running_loop().create_task(self.fades.fade_all(safe, seconds, cause))
 
 
-def _setter(fades: FadeEngine, target: str) -> Callable[[str, Any], None]:
+def _setter(fades: FadeEngine, target: str, cause: Cause | None = None) -> Callable[[str, Any], None]:
     def set_property(prop: str, value: Any) -> None:
-        fades.set_now(target, prop, value)
+        fades.set_now(target, prop, value, cause)
 
     return set_property
 

@@ -35,6 +35,7 @@ from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 from engine.curves import CURVE_SCHEMA, DURATION_SCHEMA, Curve, Duration, interpolate
 from engine.fades import TIME_TOLERANCE, FadeEngine, Key, is_number
 from engine.model import PROPERTY_REFERENCE, Strict
+from engine.provenance import Cause
 
 KeyValue = bool | float | str
 
@@ -190,6 +191,18 @@ class Timeline:
         self._origin = 0.0
         self._position = 0.0
         self._reached_end = False
+        self.started_by = ""
+        """Who last played it (`state mode: attract (enter)`, `cue evening/2`), for the inspector."""
+        self.cause = Cause("timeline", name, f"timeline {name}", self.explain)
+        """Recorded by the fade engine for every value it writes: the detail is formatted on read."""
+
+    def explain(self) -> str:
+        """Why its properties have their values: where it is, for the curator's inspector."""
+        by = f", started by {self.started_by}" if self.started_by else ""
+        if self._state == "stopped":
+            return f"timeline {self.name} has stopped{by}: the value it left holds"
+        how = "looping" if self._state == "playing" and self._loop else self._state
+        return f"timeline {self.name} at {self.position:.1f} s of {self._length:g} s ({how}{by})"
 
     def __repr__(self) -> str:
         return f"Timeline({self.name}: {self._state} at {self.position:g} of {self._length:g} s)"

@@ -444,7 +444,20 @@ class Show:
     def _on_open(self, initial: bool) -> None:
         assert self.exhibit.schedule is not None
         log.info("opening hours: open")
+        if not initial:
+            self._replay_state_timelines()
         self.actions(self.exhibit.schedule.on_open, origin=OPENING).run(self.ctx)
+
+    def _replay_state_timelines(self) -> None:
+        """At opening time, the timelines that the machines' current states play (their ``enter``) play again:
+        closing time stopped them, and an exhibit that opens in `attract` must breathe at 9:00 as it did when
+        it entered `attract`, not wait dark for a visitor to come and go. Their other actions are not run again
+        (a visit is not counted twice)."""
+        for name, machine in self.machines.items():
+            state = self.exhibit.states[name].states.get(machine.state or "")
+            plays = [a for a in (state.enter if state else []) if isinstance(a, TimelineAction) and a.do == "play"]
+            if plays:
+                self.actions(plays, origin=OPENING).run(self.ctx)
 
     def _on_close(self, initial: bool) -> None:
         assert self.exhibit.schedule is not None

@@ -279,6 +279,54 @@ async def test_opening_hours_across_midnight_and_a_holiday():
     await runtime.stop()
 
 
+ATTRACT_LOOP = (
+    HEAD
+    + """\
+timelines:
+  breathe:
+    loop: true
+    tracks:
+      spot.level: [[0, 10], [2, 50], [4, 10]]
+states:
+  mode:
+    initial: attract
+    states:
+      attract:
+        enter: [{timeline: breathe}, {set: wash.on, value: true}]
+        exit: [{timeline: breathe, do: stop}]
+        transitions: [{to: engaged, when: "panel.visitors > 0"}]
+      engaged:
+        transitions: [{to: attract, when: "panel.visitors == 0"}]
+schedule:
+  timezone: Asia/Shanghai
+  weekly:
+    sat: "10:00-17:00"
+  close_fade: 1s
+"""
+)
+
+
+async def test_an_exhibit_that_opens_in_attract_breathes_again_without_waiting_for_a_visitor():
+    # Closing time stops every timeline; at opening the current state's own timelines play again.
+    shanghai = ZoneInfo("Asia/Shanghai")
+    start = datetime.datetime(2026, 10, 10, 9, 0, tzinfo=shanghai)  # Saturday, an hour before opening
+    runtime, clock = await start_show(ATTRACT_LOOP, wall=start.astimezone(datetime.UTC))
+    await clock.advance(5.0)
+    closed = len(commands(runtime, "spot"))
+    await clock.advance(600)
+    assert len(commands(runtime, "spot")) == closed  # closed: dark and still
+    await clock.advance(3000)  # 10:00: open
+    assert runtime.store.get("schedule.open").value is True
+    await clock.advance(2.0)
+    assert runtime.show is not None and runtime.show.timelines["breathe"].playing
+    since = len(commands(runtime, "spot"))
+    await clock.advance(4.0)
+    levels = [values["level"] for _, values in commands(runtime, "spot")[since:]]
+    assert max(levels) >= 45 and min(levels) <= 15  # a whole breath
+    assert runtime.store.get("states.mode").value == "attract"
+    await runtime.stop()
+
+
 def test_expression_mistakes_are_found_at_check_time_with_their_column():
     text = (
         HEAD

@@ -570,7 +570,8 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         metavar="GROUPS",
-        help="comma-separated groups to run: osc, console, inputs, logic, devices, render, pose, soak (default: all)",
+        help="comma-separated groups to run: osc, console, inputs, logic, devices, render, studio, pose, soak "
+        "(default: all)",
     )
     bench.add_argument(
         "--soak-minutes", type=float, metavar="MINUTES", help="how long the memory soak runs (default 10; 1.5 quick)"

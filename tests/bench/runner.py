@@ -4,7 +4,8 @@ latency (``console.py``, :func:`run_console`), the inputs' OSC ingest rate and s
 and pyserial-asyncio-fast (``inputs.py``), a rule's evaluation rate and a GO's latency to the broker against a plain
 lambda and a bare aiomqtt publish (``logic.py``), 512 MQTT fixtures' update rate and PANIC time against
 bare aiomqtt loops (``devices.py``), the scene renderer's frame rate against a bare Panda3D loop and
-what rendering costs the OSC-to-MQTT latency (``render.py``, :func:`run_render`), the pose
+what rendering costs the OSC-to-MQTT latency (``render.py``, :func:`run_render`), the curator studio's keystroke
+to problems on screen in a real browser against bare checks and its preview's frame rate (``studio.py``), the pose
 pipeline's frame rates and latency against a bare MediaPipe loop (``pose.py``), and, last, how fast the
 flagship's render process and controller grow in memory over a long run against floors running alongside
 (``soak.py``).
@@ -81,6 +82,7 @@ from tests.bench.results import (
     RenderLatency,
     RenderResults,
     SoakResults,
+    StudioResults,
     as_json,
     as_table,
     console_figures,
@@ -92,8 +94,10 @@ from tests.bench.results import (
     pose_figures,
     render_figures,
     soak_figures,
+    studio_figures,
 )
 from tests.bench.soak import FULL_SOAK, QUICK_SOAK, run_soak
+from tests.bench.studio import FULL_STUDIO, QUICK_STUDIO, run_studio
 from tests.support.net import free_port
 
 log = logging.getLogger("bench")
@@ -102,11 +106,13 @@ ROOT = Path(__file__).resolve().parents[2]
 BASELINE_TOPIC = "bench/baseline/set"
 ENGINE_TOPIC = "exhibit/bench/devices/probe/set"
 ENGINE_STATUS = "exhibit/bench/status"
-GROUPS = ("osc", "console", "inputs", "logic", "devices", "render", "pose", "soak")
+GROUPS = ("osc", "console", "inputs", "logic", "devices", "render", "studio", "pose", "soak")
 """The benchmark's groups, in the order a run takes them: the OSC-to-MQTT latency (engine against a minimal
-bridge), the operator console, inputs, show logic, many devices, rendering, pose, and the soak (memory over
-minutes), which goes last."""
+bridge), the operator console, inputs, show logic, many devices, rendering, the curator studio, pose, and the soak
+(memory over minutes), which goes last."""
 NEEDS_BROKER = frozenset({"osc", "console", "logic", "devices", "render", "soak"})
+"""The groups that start a private Mosquitto; the studio runs on its exhibit's embedded broker, as a curator's
+does."""
 
 EXHIBIT = """\
 format_version: 1
@@ -180,6 +186,7 @@ def main(
     devices: DeviceResults | None = None
     render: RenderResults | None = None
     pose: PoseResults | None = None
+    studio: StudioResults | None = None
     soak: SoakResults | None = None
     try:
         with sigterm_raises():
@@ -195,6 +202,8 @@ def main(
                 devices = run_devices(QUICK_DEVICES if quick else FULL_DEVICES, exe)
             if "render" in chosen:  # likewise
                 render = run_render(QUICK_RENDER if quick else FULL_RENDER, exe)
+            if "studio" in chosen:  # likewise
+                studio = run_studio(QUICK_STUDIO if quick else FULL_STUDIO)
             if "pose" in chosen:
                 pose = run_pose(QUICK if quick else FULL)
             if "soak" in chosen:  # last: minutes of four processes side by side
@@ -217,9 +226,11 @@ def main(
         results |= device_figures(devices)
     if render is not None:
         results |= render_figures(render)
+    if studio is not None:
+        results |= studio_figures(studio)
     if soak is not None:
         results |= soak_figures(soak)
-    table = as_table(results, engine, baseline, pose, inputs, logic, devices, render, soak, console)
+    table = as_table(results, engine, baseline, pose, inputs, logic, devices, render, soak, console, studio)
     print(as_json(results) if json_output else table)
     return 0
 

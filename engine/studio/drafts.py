@@ -9,8 +9,10 @@ file) is abandoned after :data:`CHECK_TIMEOUT` and the worker replaced.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
+import os
 import time
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -29,10 +31,19 @@ CHECK_TIMEOUT = 10.0
 _registry: Any = None
 
 
+CHECKER_NICENESS = 10
+"""The checking worker yields the CPU to the engine (which runs cues and sensors at normal priority): on a busy
+machine a check is a little later, a cue never is."""
+
+
 def _warm_up() -> None:
-    """In the worker: load the drivers once, and check a tiny file so the first real check is quick."""
+    """In the worker: step back in priority, load the drivers once, and check a tiny file so the first real
+    check is quick."""
     global _registry
     from engine.registry import load_registry
+
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(CHECKER_NICENESS)
 
     _registry = load_registry()
     check_text("format_version: 1\nid: warm\n", "warm/exhibit.yaml")

@@ -41,6 +41,7 @@ def test_every_string_the_page_asks_for_is_in_the_dictionary() -> None:
         "audit": ["time", "who", "via", "from", "action", "result"],
         "studio.tab": ["preview", "simulate", "inspector", "history"],
         "studio.saved": ["applied", "restart", "off"],
+        "studio.kind": ["mapping", "fade", "timeline", "cue", "preset", "action", "safe", "schedule", "operator"],
     }
     asked |= {f"{group}.{word}" for group, words in composed.items() for word in words}
     asked |= {f"show.timeline_{word}" for word in ("playing", "paused", "stopped")}

@@ -88,7 +88,7 @@ function updateDevice(row, entry) {
   fill(
     row.parts.driver,
     `${t("studio.driven_by")}: `,
-    driver ? el("b", {}, `${driver.kind} ${driver.name || ""}`) : t("studio.nothing"),
+    driver ? el("b", {}, `${kindWord(driver.kind)} ${driver.name || ""}`) : t("studio.nothing"),
     driver?.detail ? ` — ${driver.detail}` : "",
   );
   const others = (entry.candidates || []).filter((c) => !(driver && c.kind === driver.kind && c.name === driver.name));
@@ -98,7 +98,14 @@ function updateDevice(row, entry) {
 
 function describe(candidate) {
   const why = candidate.why ?? candidate.detail ?? "";
-  return `${candidate.kind} ${candidate.name}${why ? ` (${why})` : ""}`;
+  return `${kindWord(candidate.kind)} ${candidate.name}${why ? ` (${why})` : ""}`;
+}
+
+/** What drives a property (mapping, timeline, cue...) in the page's language; the details stay as written. */
+function kindWord(kind) {
+  const key = `studio.kind.${kind}`;
+  const word = t(key);
+  return word === key ? kind : word;
 }
 
 function createSignal(signal) {

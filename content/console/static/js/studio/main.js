@@ -179,7 +179,7 @@ function showProblems() {
     check.problems.map((problem) =>
       el("li.problem", {
         dataset: { line: problem.line, column: problem.column },
-        onclick: () => studio.editor.focus(),
+        onclick: () => showPlace(problem),
       },
       el("span.where.mono", {}, `${problem.line}:${problem.column}`),
       " ",
@@ -187,6 +187,16 @@ function showProblems() {
       problem.hint ? el("span.hint", {}, ` (${problem.hint})`) : null),
     ),
   );
+}
+
+/** Put the cursor where a problem is, and bring it into view. */
+function showPlace(problem) {
+  const view = studio.editor.view;
+  const doc = view.state.doc;
+  const line = doc.line(Math.min(Math.max(1, problem.line), doc.lines));
+  const at = Math.min(line.from + Math.max(0, problem.column - 1), line.to);
+  view.dispatch({ selection: { anchor: at }, scrollIntoView: true });
+  studio.editor.focus();
 }
 
 function showCheck() {

@@ -107,15 +107,21 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def _draft(request: web.Request) -> dict[str, Any]:
-    """The JSON body of a check or save, with its ``text``."""
-    raw = await _read_limited(request, MAX_DRAFT + 64 * 1024)
+async def _json_body(request: web.Request, limit: int) -> dict[str, Any]:
+    """A JSON object body of at most ``limit`` bytes; an empty body is ``{}``."""
+    raw = await _read_limited(request, limit)
     try:
         body = loads(raw) if raw.strip() else {}
     except (ValueError, RecursionError):
         raise Refusal("bad_request", "the body is not valid JSON / 请求内容不是有效的 JSON") from None
     if not isinstance(body, dict):
         raise Refusal("bad_request", "the body must be a JSON object / 请求内容必须是 JSON 对象")
+    return body
+
+
+async def _draft(request: web.Request) -> dict[str, Any]:
+    """The JSON body of a check or save, with its ``text``."""
+    body = await _json_body(request, MAX_DRAFT + 64 * 1024)
     if not isinstance(body.get("text"), str):
         raise Refusal("bad_request", "send the exhibit file as `text` / 请以 text 字段提供展项文件内容")
     return body
@@ -256,22 +262,11 @@ async def version_diff(request: web.Request) -> web.StreamResponse:
 
 async def restore(request: web.Request) -> web.StreamResponse:
     _, studio, _ = _admin(request, change=True)
-    body = await _draft_or_empty(request)
+    body = await _json_body(request, 64 * 1024)
     number = _number(request)
     text = _version(studio, number)
     note = f"restored version {number} / 恢复第 {number} 版"
     return await _save(request, text, body.get("base"), note, "studio restore", restored_from=number)
-
-
-async def _draft_or_empty(request: web.Request) -> dict[str, Any]:
-    raw = await _read_limited(request, 64 * 1024)
-    try:
-        body = loads(raw) if raw.strip() else {}
-    except (ValueError, RecursionError):
-        raise Refusal("bad_request", "the body is not valid JSON / 请求内容不是有效的 JSON") from None
-    if not isinstance(body, dict):
-        raise Refusal("bad_request", "the body must be a JSON object / 请求内容必须是 JSON 对象")
-    return body
 
 
 # --- assets -------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ _ARM_OUT = 0.5
 """How far the wrist swings out from the body half-way up, torso units."""
 
 # Right side of the head (image left) as (x, y) torso units; as in MediaPipe's landmark order.
-_HEAD = {
+HEAD_POINTS = {
     Landmark.NOSE: (0.0, 1.45),
     Landmark.LEFT_EYE_INNER: (0.03, 1.5),
     Landmark.LEFT_EYE: (0.06, 1.5),
@@ -46,7 +46,7 @@ _HEAD = {
     Landmark.MOUTH_RIGHT: (-0.05, 1.35),
 }
 # The left side of the trunk and legs (image right); the right side mirrors it.
-_TRUNK_AND_LEGS = {
+TRUNK_AND_LEG_POINTS = {
     "SHOULDER": (SHOULDER_X, 1.0),
     "HIP": (0.25, 0.0),
     "KNEE": (0.22, -1.1),
@@ -54,7 +54,7 @@ _TRUNK_AND_LEGS = {
     "HEEL": (0.22, -2.3),
     "FOOT_INDEX": (0.3, -2.35),
 }
-_FINGERS = {"PINKY": 0.12, "INDEX": 0.15, "THUMB": 0.08}
+FINGER_LENGTHS = {"PINKY": 0.12, "INDEX": 0.15, "THUMB": 0.08}
 """Finger landmarks beyond the wrist, along the forearm, torso units."""
 
 
@@ -99,18 +99,18 @@ def _side(name: str, left: bool) -> int:
 def body_points(left_hand: float, right_hand: float) -> np.ndarray:
     """(33, 2) points in torso units (hips at 0, y up) for the given hand raises."""
     pts = np.zeros((N_LANDMARKS, 2))
-    for index, xy in _HEAD.items():
+    for index, xy in HEAD_POINTS.items():
         pts[index] = xy
     for left in (True, False):
         sign = 1.0 if left else -1.0
-        for name, (x, y) in _TRUNK_AND_LEGS.items():
+        for name, (x, y) in TRUNK_AND_LEG_POINTS.items():
             pts[_side(name, left)] = (sign * x, y)
         elbow, wrist = _arm(left_hand if left else right_hand)
         pts[_side("ELBOW", left)] = (sign * elbow[0], elbow[1])
         pts[_side("WRIST", left)] = (sign * wrist[0], wrist[1])
         forearm = pts[_side("WRIST", left)] - pts[_side("ELBOW", left)]
         forearm = forearm / (np.linalg.norm(forearm) or 1.0)
-        for finger, length in _FINGERS.items():
+        for finger, length in FINGER_LENGTHS.items():
             pts[_side(finger, left)] = pts[_side("WRIST", left)] + length * forearm
     return pts
 

@@ -14,41 +14,19 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from sensors.pose.puppets import FINGER_LENGTHS, HEAD_POINTS, TRUNK_AND_LEG_POINTS
 from sensors.pose.types import N_LANDMARKS, Landmark, Landmarks
 
 ASPECT = 16 / 9
 FPS = 30.0
 
-# Right side of the body (image left) as (x, y) torso units; the left side mirrors it.
-_HEAD = {
-    Landmark.NOSE: (0.0, 1.45),
-    Landmark.LEFT_EYE_INNER: (0.03, 1.5),
-    Landmark.LEFT_EYE: (0.06, 1.5),
-    Landmark.LEFT_EYE_OUTER: (0.09, 1.5),
-    Landmark.RIGHT_EYE_INNER: (-0.03, 1.5),
-    Landmark.RIGHT_EYE: (-0.06, 1.5),
-    Landmark.RIGHT_EYE_OUTER: (-0.09, 1.5),
-    Landmark.LEFT_EAR: (0.15, 1.45),
-    Landmark.RIGHT_EAR: (-0.15, 1.45),
-    Landmark.MOUTH_LEFT: (0.05, 1.35),
-    Landmark.MOUTH_RIGHT: (-0.05, 1.35),
-}
-_TRUNK_AND_LEGS = {
-    "SHOULDER": (0.4, 1.0),
-    "HIP": (0.25, 0.0),
-    "KNEE": (0.22, -1.1),
-    "ANKLE": (0.22, -2.2),
-    "HEEL": (0.22, -2.3),
-    "FOOT_INDEX": (0.3, -2.35),
-}
+# The body's layout in torso units is the studio's simulated visitors' own (sensors/pose/puppets.py).
 # Elbow and wrist of the left arm (image right) per pose; the right arm mirrors it.
 ARMS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
     "down": ((0.45, 0.55), (0.45, 0.1)),
     "up": ((0.5, 1.55), (0.45, 2.1)),
     "t": ((0.85, 1.0), (1.3, 1.0)),
 }
-# Fingers relative to the wrist, pointing along the forearm.
-_HAND = {"PINKY": 0.12, "INDEX": 0.15, "THUMB": 0.08}
 
 
 def _side(name: str, left: bool) -> int:
@@ -58,11 +36,11 @@ def _side(name: str, left: bool) -> int:
 def _body_points(left_arm: str, right_arm: str) -> np.ndarray:
     """(33, 2) body-frame points for the given arm poses."""
     pts = np.zeros((N_LANDMARKS, 2))
-    for index, xy in _HEAD.items():
+    for index, xy in HEAD_POINTS.items():
         pts[index] = xy
     for left in (True, False):
         sign = 1.0 if left else -1.0
-        for name, (x, y) in _TRUNK_AND_LEGS.items():
+        for name, (x, y) in TRUNK_AND_LEG_POINTS.items():
             pts[_side(name, left)] = (sign * x, y)
         elbow, wrist = ARMS[left_arm if left else right_arm]
         pts[_side("ELBOW", left)] = (sign * elbow[0], elbow[1])
@@ -75,7 +53,7 @@ def _place_fingers(pts: np.ndarray, left: bool) -> None:
     wrist, elbow = pts[_side("WRIST", left)], pts[_side("ELBOW", left)]
     direction = wrist - elbow
     direction = direction / (np.linalg.norm(direction) or 1.0)
-    for name, length in _HAND.items():
+    for name, length in FINGER_LENGTHS.items():
         pts[_side(name, left)] = wrist + length * direction
 
 

@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 description of the console's HTTP API, served at ``/api/openapi.json``.
 
 Made from the command table itself (one ``POST /api/v1/<command>`` per command, its body from the
-command's parameters), so the description cannot drift from what the server does. It holds no
-secrets: anyone may read it without logging in.
+command's parameters), so the description cannot drift from what the server does, with the curator
+studio's routes (:mod:`content.console.studio`) beside them. It holds no secrets: anyone may read it
+without logging in.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ allowed host, and a request with an `Origin` must come from the console itself.
 
 Live state: the WebSocket `GET /api/v1/ws` sends protocol events `{"v": 1, "topic": ..., "data": ...}`
 (`hello`, then every state topic, then changes) and takes `watch`, `unwatch` and `command` messages.
+
+The curator studio (`/api/v1/studio/...`, admin role; only when the exhibit runs from its file, else absent)
+checks, saves and restores the exhibit file with its history, uploads assets beside it, previews the scene,
+and shows the inspector and the simulation (steered with the `sim/...` commands); see docs/studio.md.
+策展工作室（`/api/v1/studio/...`，需管理员角色；仅当展项从其文件运行时提供）
+可检查、保存和恢复展项文件及其历史版本，上传素材，预览场景，并显示检查器与模拟（用 `sim/...` 命令操控）；
+详见 docs/studio.md。
 """
 
 
@@ -252,6 +260,8 @@ def _read(name: str, summary: str, schema: str, limit: bool = False) -> dict[str
 
 
 def _paths() -> dict[str, Any]:
+    from content.console.openapi_studio import studio_paths  # it builds on this module's helpers
+
     paths: dict[str, Any] = {
         "/api/openapi.json": {
             "get": {
@@ -299,6 +309,7 @@ def _paths() -> dict[str, Any]:
         "/api/v1/commands": _read("commands", "Every command, its role and parameters.", "Commands"),
         "/api/v1/audit": _read("audit", "The latest entries of the audit log.", "Audit", limit=True),
         "/api/v1/log": _read("log", "The latest log lines.", "Log", limit=True),
+        **studio_paths(),
     }
     for command in COMMANDS.values():
         # `state` is both a reading (GET: every state topic) and a command (POST: put a machine in a state).
@@ -309,6 +320,8 @@ def _paths() -> dict[str, Any]:
 
 @cache
 def openapi() -> dict[str, Any]:
+    from content.console.openapi_studio import studio_schemas
+
     return {
         "openapi": "3.1.0",
         "info": {"title": "Exhibit console API / 展览控制台接口", "version": str(VERSION), "description": DESCRIPTION},
@@ -316,10 +329,15 @@ def openapi() -> dict[str, Any]:
             {"name": "session", "description": "Logging in and out."},
             {"name": "reading", "description": "The show's state, signals, audit log and log (any role)."},
             {"name": "commands", "description": "Operating the show (the role each command needs)."},
+            {
+                "name": "studio",
+                "description": "The curator studio: the exhibit file, its history, assets, preview, inspector and "
+                "simulation (admin; only when the exhibit runs from its file).",
+            },
         ],
         "paths": _paths(),
         "components": {
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **studio_schemas()},
             "securitySchemes": {
                 "session": {
                     "type": "apiKey",

@@ -124,14 +124,31 @@ async def _draft(request: web.Request) -> dict[str, Any]:
     body = await _json_body(request, MAX_DRAFT + 64 * 1024)
     if not isinstance(body.get("text"), str):
         raise Refusal("bad_request", "send the exhibit file as `text` / 请以 text 字段提供展项文件内容")
+    for key in ("text", "base", "note"):
+        value = body.get(key)
+        if isinstance(value, str) and not _encodable(value):  # JSON may carry a lone "\ud800"; a file may not
+            raise Refusal("bad_request", f"`{key}` is not valid Unicode / {key} 含无效的 Unicode 字符")
     return body
 
 
-def _file_state(ctx: ConsoleContext, studio: Studio) -> dict[str, Any]:
+def _encodable(text: str) -> bool:
     try:
-        text = studio.history.current()
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _current(studio: Studio) -> str:
+    """The exhibit file's text as it is now; refused (404) when the file is gone from its folder."""
+    try:
+        return studio.history.current()
     except FileNotFoundError:
         raise Refusal("not_found", "the exhibit file is gone from its folder / 展项文件已不在其文件夹中") from None
+
+
+def _file_state(ctx: ConsoleContext, studio: Studio) -> dict[str, Any]:
+    text = _current(studio)
     runtime = ctx.runtime
     return {
         "path": str(studio.file),
@@ -231,9 +248,10 @@ async def save(request: web.Request) -> web.StreamResponse:
 
 async def history(request: web.Request) -> web.StreamResponse:
     _, studio, _ = _admin(request)
+    current = _current(studio)
     studio.history.record_outside_change()
     versions = [describe(v) for v in reversed(studio.history.versions())]
-    return json_response({"versions": versions, "current": digest(studio.history.current())})
+    return json_response({"versions": versions, "current": digest(current)})
 
 
 def _number(request: web.Request) -> int:
@@ -257,6 +275,7 @@ async def version_diff(request: web.Request) -> web.StreamResponse:
     _, studio, _ = _admin(request)
     number = _number(request)
     _version(studio, number)
+    _current(studio)  # a 404 with a sentence, not a failure, when the file is gone
     return json_response({"number": number, "diff": studio.history.diff(number)})
 
 
@@ -295,6 +314,15 @@ async def upload(request: web.Request) -> web.StreamResponse:
     except AssetRefused as refused:
         _audit(ctx, who, request, "studio upload", False, f"{relative[:100]}: {refused.code}")
         raise Refusal(refused.code, str(refused)) from None
+    except (FileExistsError, NotADirectoryError):  # a folder on the way is a file (`boat.glb/x.png`)
+        _audit(ctx, who, request, "studio upload", False, f"{relative[:100]}: a folder on its way is a file")
+        raise Refusal(
+            "bad_request",
+            f"`{relative[:100]}` cannot be uploaded: a folder on its way is a file / 路径中的文件夹与已有文件同名",
+        ) from None
+    except OSError as exc:
+        _audit(ctx, who, request, "studio upload", False, f"{relative[:100]}: {exc.strerror or exc}")
+        raise Refusal("internal", f"the file could not be written: {exc.strerror or exc} / 文件无法写入") from None
     _audit(ctx, who, request, "studio upload", True, f"{relative[:100]} ({size} bytes)")
     return json_response({"path": relative, "size": size})
 

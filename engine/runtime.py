@@ -235,7 +235,15 @@ class Runtime:
         self.catalogue = build_catalogue(exhibit, self.registry)
         self.catalogue.declare(self.store)
         self.show = self._new_show(exhibit, dict(old.outputs))
-        self.show.start(keep=keep, carried=carried)
+        self.show.start(keep=keep, carried=carried)  # it releases pins on what latches the e-stop now
+        if self.store.overrides:  # pins on inputs this version no longer has, or no longer lets be pinned
+            from engine.studio.simulation import overridable
+
+            allowed = {info.name for info in overridable(self)}
+            if gone := [name for name in sorted(self.store.overrides) if name not in allowed]:
+                for name in gone:
+                    self.store.release(name)
+                log.warning("reload: released the pin on %s: no longer an input that can be pinned", ", ".join(gone))
         for service in self.services:
             follow = getattr(service, "reload", None)
             if follow is not None:

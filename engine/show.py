@@ -177,8 +177,11 @@ class Show:
         and ``carried`` where the replaced show's timelines and cue lists were. ``arm``: arm the
         ``safety.armed_at_start`` devices (not after a PANIC, nor on a hot reload)."""
         self._bind_mappings()
-        for trigger in self.exhibit.safety.estop:
-            self._unbind.append(self.store.subscribe(self.resolver.canonical(trigger), self._on_estop_signal))
+        triggers = [self.resolver.canonical(trigger) for trigger in self.exhibit.safety.estop]
+        for trigger in triggers:
+            self._unbind.append(self.store.subscribe(trigger, self._on_estop_signal))
+        # Never pinned; a pin already on one (a reload made it a trigger) is released: the e-stop sees its input.
+        self.store.protect({PANIC_SIGNAL, ESTOP_SIGNAL, *triggers})
         if keep is None and arm:
             for name in self.exhibit.safety.armed_at_start:
                 self.safety.arm(name)

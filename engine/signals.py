@@ -6,13 +6,14 @@ counted and never breaks the sensor that set the value.
 
 In a simulated run the curator's studio may *override* an input (:meth:`SignalStore.override`): the
 signal holds the pinned value, and what its sensor sets meanwhile is kept aside, not applied, until
-:meth:`SignalStore.release` puts the sensor's latest value back.
+:meth:`SignalStore.release` puts the sensor's latest value back. The show *protects* what latches PANIC and
+the e-stop (:meth:`SignalStore.protect`): those are never pinned.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -41,6 +42,17 @@ class Signal:
     """True until the first value, and again while its source is offline."""
 
 
+class ProtectedSignal(ValueError):
+    """An override refused: the signal is part of the PANIC and e-stop chain (:meth:`SignalStore.protect`).
+    Its message is one sentence in English and Chinese."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"`{name}` is part of the PANIC and e-stop chain: it is never pinned / 紧急停止与急停信号不能覆盖"
+        )
+        self.name = name
+
+
 class SignalStore:
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock = clock or MonotonicClock()
@@ -52,6 +64,8 @@ class SignalStore:
         self._held: dict[str, tuple[Any, bool]] = {}
         """Per overridden signal, what its source would have it read: the latest value set meanwhile (or the
         value before the override) and whether it is stale."""
+        self._protected: frozenset[str] = frozenset()
+        """Signals never pinned (the show's PANIC and e-stop chain); only :meth:`override` reads it."""
 
     def declare(self, name: str, type_: StoreType) -> Signal:
         if name in self._signals:
@@ -106,10 +120,32 @@ class SignalStore:
         """The pinned values by signal name (read-only)."""
         return MappingProxyType(self._overrides)
 
+    @property
+    def protected(self) -> frozenset[str]:
+        """The signals that are never pinned (:meth:`protect`)."""
+        return self._protected
+
+    def protect(self, names: Iterable[str]) -> list[str]:
+        """Make ``names`` the signals that are never pinned (the show, as it starts: PANIC, the e-stop and
+        the e-stop's triggers), in place of those before. A pin on one of them is released at once, so that
+        its source's latest value reaches the e-stop; returns the names released (logged)."""
+        self._protected = frozenset(names)
+        released = sorted(name for name in self._overrides if name in self._protected)
+        for name in released:
+            self.release(name)
+        if released:
+            log.warning(
+                "released the pin on %s: part of the PANIC and e-stop chain now, never pinned", ", ".join(released)
+            )
+        return released
+
     def override(self, name: str, value: Value) -> None:
         """Pin ``name`` to ``value`` (checked as :meth:`set` checks it) and notify; until :meth:`release`,
-        values set by its source are kept aside, not applied. Only float, int, bool and str signals."""
+        values set by its source are kept aside, not applied. Only float, int, bool and str signals, never
+        a protected one (:class:`ProtectedSignal`)."""
         signal = self._signals[name]
+        if name in self._protected:
+            raise ProtectedSignal(name)
         expected = _PYTHON_TYPES.get(signal.type)
         if expected is None:
             raise TypeError(f"signal `{name}` is {signal.type}: only float, int, bool and str signals can be pinned")

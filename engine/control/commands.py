@@ -343,6 +343,13 @@ COMMANDS: dict[str, Command] = {
             needs_show=False,
         ),
         Command(
+            "sim/input/release",
+            "admin",
+            "Simulated runs: release every pinned input; returns the names released.",
+            _sim(simulation.release_inputs),
+            needs_show=False,
+        ),
+        Command(
             "sim/visitor/add",
             "admin",
             "Simulated runs: a simulated visitor steps in front of a pose sensor; returns its id.",

@@ -2,8 +2,10 @@
 pretend world, and the state the studio page shows of it.
 
 - *Inputs*: pin any sensor input (``controls.wash``, ``body.nearest.hands_raised``...) to a value that
-  overrides the simulator, and release it (:meth:`engine.signals.SignalStore.override`).
-- *Simulated visitors*: add, pose and remove visitors in front of a pose sensor, and mute its recording so
+  overrides the simulator, and release it, or every pin at once (:meth:`engine.signals.SignalStore.override`).
+  What latches PANIC or the e-stop is never pinned (:meth:`engine.signals.SignalStore.protect`).
+- *Simulated visitors*: add (at most the sensor's ``num_poses``), pose and remove visitors in front of a
+  pose sensor, and mute its recording so
   that only they are seen (any sensor with the :class:`PuppetStage` methods: the simulated pose sensor).
 - *Events*: fire any event of the catalogue by hand, with an optional payload.
 - *The clock*: pretend a wall time ("18:55 on a public holiday") that runs on from there; the opening
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from engine.catalogue import ESTOP_SIGNAL, PANIC_SIGNAL, SignalInfo
 from engine.problems import did_you_mean
+from engine.signals import ProtectedSignal
 
 if TYPE_CHECKING:
     from engine.runtime import Runtime
@@ -90,8 +93,11 @@ def _is_health(info: SignalInfo) -> bool:
 
 
 def _never_pinned(runtime: Runtime) -> set[str]:
-    """Signals that latch the e-stop or PANIC: the safety chain is tested through its simulators, never pinned."""
-    return {*runtime.exhibit.safety.estop, PANIC_SIGNAL, ESTOP_SIGNAL}
+    """Signals that latch the e-stop or PANIC: the safety chain is tested through its simulators, never pinned.
+    E-stop triggers may be aliases (``visitors.*``): the signals they stand for; and what the store protects."""
+    catalogue = runtime.catalogue
+    triggers = {catalogue.canonical(trigger) for trigger in runtime.exhibit.safety.estop}
+    return {*triggers, PANIC_SIGNAL, ESTOP_SIGNAL, *runtime.store.protected}
 
 
 def overridable(runtime: Runtime) -> list[SignalInfo]:
@@ -250,8 +256,17 @@ def pin_input(runtime: Runtime, params: Mapping[str, Any]) -> dict[str, Any]:
         store.release(info.name)
         return {"signal": info.name, "overridden": False, "value": _json(store.get(info.name).value)}
     value = input_value(runtime, info, params["value"])
-    store.override(info.name, value)
+    try:
+        store.override(info.name, value)
+    except ProtectedSignal as refused:
+        raise SimulationRefused("forbidden", str(refused)) from None
     return {"signal": info.name, "overridden": True, "value": value}
+
+
+def release_inputs(runtime: Runtime, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``sim/input/release``: release every pinned input; returns the names released (sorted)."""
+    _simulated(runtime)
+    return {"released": runtime.store.release_all()}
 
 
 def fire_event(runtime: Runtime, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -299,7 +314,10 @@ def add_visitor(runtime: Runtime, params: Mapping[str, Any]) -> dict[str, Any]:
     """``sim/visitor/add {sensor?, x?, y?, height?, left_hand?, right_hand?}``: returns the new visitor."""
     name, stage = _stage(runtime, params)
     pose = _pose(params)
-    puppet_id = stage.add_puppet(pose)
+    try:
+        puppet_id = stage.add_puppet(pose)
+    except ValueError as refused:  # as many visitors as the sensor tracks (`num_poses`) are in view already
+        raise SimulationRefused("conflict", str(refused)) from None
     return {"sensor": name, "id": puppet_id, "visitor": _puppet(stage, puppet_id)}
 
 
@@ -456,6 +474,7 @@ __all__ = [
     "pin_input",
     "pose_visitor",
     "pretend_clock",
+    "release_inputs",
     "remove_visitor",
     "signal_range",
     "simulation_state",

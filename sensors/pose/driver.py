@@ -13,6 +13,7 @@ stalled source reads fps 0 and a growing age. ``inference_ms``, ``latency_ms`` a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import random
@@ -43,7 +44,7 @@ from sensors.pose.pipeline import (
     pipeline_meanings,
     pipeline_signals,
 )
-from sensors.pose.puppets import Puppet, puppet_landmarks
+from sensors.pose.puppets import Puppet, TooManyPuppets, puppet_landmarks
 from sensors.pose.recording import Recording, RecordingError, read_recording
 from sensors.pose.sources import (
     CameraSource,
@@ -482,16 +483,20 @@ class SimulatedPoseSensor(PoseSensor):
         if not self.puppets:
             return () if self.recording_muted else recorded
         aspect = width / height if height else 640 / 480
-        puppets = tuple(puppet_landmarks(puppet, aspect) for puppet in self.puppets.values())
+        limit = self.config.num_poses  # the model finds at most `num_poses` people: no landmarks beyond them
+        puppets = tuple(puppet_landmarks(puppet, aspect) for puppet in itertools.islice(self.puppets.values(), limit))
         people = puppets if self.recording_muted else puppets + recorded
-        return people[: self.config.num_poses]  # the model finds at most `num_poses` people
+        return people[:limit]
 
     def puppet_list(self) -> list[dict[str, float | int]]:
         """The simulated visitors, in the order they were added."""
         return [puppet.as_dict() for puppet in self.puppets.values()]
 
     def add_puppet(self, pose: Mapping[str, float]) -> int:
-        """A new simulated visitor (fields of :class:`Puppet` other than ``id``); returns its id."""
+        """A new simulated visitor (fields of :class:`Puppet` other than ``id``); returns its id. Refused
+        (:class:`~sensors.pose.puppets.TooManyPuppets`) when ``num_poses`` of them are in view already."""
+        if len(self.puppets) >= self.config.num_poses:
+            raise TooManyPuppets(self.name, self.config.num_poses)
         puppet = Puppet(self._next_puppet)
         self._next_puppet += 1
         for key, value in pose.items():

@@ -78,6 +78,19 @@ class Puppet:
         return asdict(self)
 
 
+class TooManyPuppets(ValueError):
+    """A simulated visitor refused: as many as the sensor tracks (``num_poses``) are in view already.
+    Its message is one sentence in English and Chinese."""
+
+    def __init__(self, sensor: str, limit: int) -> None:
+        super().__init__(
+            f"`{sensor}` tracks at most {limit} visitor{'s' if limit != 1 else ''} (`num_poses`) and has "
+            f"{limit} simulated already: remove one first / 模拟观众已达上限（{limit}），请先移除一位"
+        )
+        self.sensor = sensor
+        self.limit = limit
+
+
 def _lerp(a: float, b: float, w: float) -> float:
     return a + (b - a) * w
 
@@ -129,4 +142,4 @@ def puppet_landmarks(puppet: Puppet, aspect: float = 640 / 480) -> Landmarks:
     return landmarks
 
 
-__all__ = ["BODY_HEIGHT", "Puppet", "body_points", "puppet_landmarks"]
+__all__ = ["BODY_HEIGHT", "Puppet", "TooManyPuppets", "body_points", "puppet_landmarks"]

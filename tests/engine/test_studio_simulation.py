@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from engine.catalogue import ESTOP_SIGNAL, PANIC_SIGNAL
 from engine.clock import VirtualClock
 from engine.control.commands import COMMANDS, Actor, Reply
 from engine.runtime import Runtime, RuntimeOptions
-from engine.signals import Signal, SignalStore
+from engine.signals import ProtectedSignal, Signal, SignalStore
 from engine.studio.simulation import simulation_state
 from engine.validate import validate_text
+from launcher import build_registry
 from tests.support.show_harness import commands, registry, start_show
 
 EXHIBIT = """\
@@ -62,6 +65,7 @@ ADMIN = Actor("ada", "admin", "console", "127.0.0.1")
 OPERATOR = Actor("ana", "operator", "console", "127.0.0.1")
 SIM_COMMANDS: dict[str, dict[str, Any]] = {
     "sim/input": {"signal": "panel.level", "value": 0.5},
+    "sim/input/release": {},
     "sim/visitor/add": {"x": 0.5},
     "sim/visitor/pose": {"id": 1, "x": 0.5},
     "sim/visitor/remove": {"id": 1},
@@ -158,6 +162,34 @@ def test_overrides_are_type_checked_and_read_only():
         store.overrides["panel.level"] = 0.0  # type: ignore[index]
 
 
+def test_a_protected_signal_is_never_pinned_and_protecting_a_pinned_one_releases_it(
+    caplog: pytest.LogCaptureFixture,
+):
+    store = SignalStore(VirtualClock())
+    store.declare("panel.level", "float")
+    store.declare("panel.button", "bool")
+    seen: list[Any] = []
+    store.subscribe("panel.button", lambda signal: seen.append(signal.value))
+    store.override("panel.button", False)
+    store.override("panel.level", 0.5)
+    store.set("panel.button", True)  # held while pinned
+    with caplog.at_level(logging.WARNING, logger="engine.signals"):
+        assert store.protect({"panel.button", "show.panic"}) == ["panel.button"]
+        assert store.protect({"panel.button", "show.panic"}) == []  # released once, said once
+    assert [r.getMessage() for r in caplog.records if "panel.button" in r.getMessage()] == [
+        "released the pin on panel.button: part of the PANIC and e-stop chain now, never pinned"
+    ]
+    assert seen == [False, True] and store.get("panel.button").value is True  # its source's value reaches logic
+    assert dict(store.overrides) == {"panel.level": 0.5} and store.protected == {"panel.button", "show.panic"}
+    with pytest.raises(ProtectedSignal, match="never pinned / "):
+        store.override("panel.button", False)
+    store.set("panel.button", False)  # its source sets it as ever
+    assert store.get("panel.button").value is False and dict(store.overrides) == {"panel.level": 0.5}
+    store.protect(set())  # in place of the set before
+    store.override("panel.button", True)
+    assert store.get("panel.button").value is True
+
+
 # --- a live show refuses every one ------------------------------------------------------------------------------
 
 
@@ -247,6 +279,102 @@ async def test_sim_input_refuses_unknown_names_wrong_types_ranges_and_what_is_no
         refused(run(runtime, "sim/input", {"signal": "scene.burst", "value": 1}), "bad_request", "sim/event")
         refused(run(runtime, "sim/input", {"value": 1}), "bad_request", "`signal`")
         assert dict(runtime.store.overrides) == {}
+    finally:
+        await runtime.stop()
+
+
+POSE_EXHIBIT = """\
+format_version: 1
+id: posey
+title: {en: Posey, zh: 姿态}
+sensors:
+  body:
+    kind: pose
+    source: {camera: 0}
+    num_poses: 2
+safety:
+  estop: [visitors.nearest.both_hands_up]
+"""
+
+
+async def test_an_estop_trigger_named_by_an_alias_is_never_pinned():
+    reg = build_registry()
+    exhibit = validate_text(POSE_EXHIBIT, "posey.yaml", reg)
+    runtime = Runtime(exhibit, reg, options=RuntimeOptions(simulate=True, console=False, render="off"))
+    await runtime.start()
+    try:
+        reply = run(runtime, "sim/input", {"signal": "body.nearest.both_hands_up", "value": False})
+        refused(reply, "forbidden", "e-stop", "紧急停止")
+        refused(run(runtime, "sim/input", {"signal": "visitors.nearest.both_hands_up", "value": False}), "forbidden")
+        assert dict(runtime.store.overrides) == {}
+        assert {PANIC_SIGNAL, ESTOP_SIGNAL, "body.nearest.both_hands_up"} <= runtime.store.protected
+        names = {c["name"] for c in simulation_state(runtime)["controls"]}
+        assert "body.nearest.both_hands_up" not in names and "body.nearest.hands_raised" in names
+    finally:
+        await runtime.stop()
+
+
+async def test_sim_visitor_add_refuses_more_visitors_than_the_pose_sensor_tracks():
+    reg = build_registry()
+    exhibit = validate_text(POSE_EXHIBIT, "posey.yaml", reg)
+    runtime = Runtime(exhibit, reg, options=RuntimeOptions(simulate=True, console=False, render="off"))
+    await runtime.start()
+    try:
+        assert run(runtime, "sim/visitor/add", {}).ok and run(runtime, "sim/visitor/add", {"x": 0.3}).ok
+        refused(run(runtime, "sim/visitor/add", {"x": 0.7}), "conflict", "at most 2", "num_poses", "上限")
+        assert [v["id"] for v in simulation_state(runtime)["pose"]["body"]["visitors"]] == [1, 2]
+        assert run(runtime, "sim/visitor/remove", {"id": 1}).ok
+        assert run(runtime, "sim/visitor/add", {}).data["id"] == 3
+    finally:
+        await runtime.stop()
+
+
+async def test_a_reload_that_makes_a_pinned_input_an_estop_trigger_releases_the_pin_and_the_estop_latches():
+    runtime, clock = await simulated()
+    store = runtime.store
+    try:
+        assert run(runtime, "sim/input", {"signal": "panel.button", "value": False}).ok
+        store.set("panel.button", True)  # the visitor presses it: masked by the pin
+        assert store.get("panel.button").value is False
+        newer = validate_text(
+            EXHIBIT.replace("estop: [panel.stop]", "estop: [panel.stop, panel.button]"), "s.yaml", registry()
+        )
+        assert runtime.reload(newer)
+        await clock.advance(0)
+        assert dict(store.overrides) == {} and store.get("panel.button").value is True
+        assert runtime.show is not None and runtime.show.status().estop is True
+        assert runtime.show.status().estop_by == "panel.button"
+        refused(run(runtime, "sim/input", {"signal": "panel.button", "value": False}), "forbidden", "e-stop")
+    finally:
+        await runtime.stop()
+
+
+async def test_a_reload_releases_pins_on_what_can_no_longer_be_pinned():
+    runtime, clock = await simulated()
+    store = runtime.store
+    try:
+        assert run(runtime, "sim/input", {"signal": "panel.level", "value": 0.5}).ok
+        store.override("var.visits", 5)  # not an input (pinned behind the studio's back): never kept by a reload
+        assert runtime.reload(validate_text(EXHIBIT, "s.yaml", registry()))
+        await clock.advance(0)
+        assert dict(store.overrides) == {"panel.level": 0.5}
+        assert store.get("var.visits").value == 0
+    finally:
+        await runtime.stop()
+
+
+async def test_sim_input_release_releases_every_pin():
+    runtime, _ = await simulated()
+    store = runtime.store
+    try:
+        store.set("panel.level", 0.2)
+        assert run(runtime, "sim/input", {"signal": "panel.level", "value": 0.9}).ok
+        assert run(runtime, "sim/input", {"signal": "panel.mood", "value": "calm"}).ok
+        reply = run(runtime, "sim/input/release")
+        assert reply.ok and reply.data == {"released": ["panel.level", "panel.mood"]}
+        assert dict(store.overrides) == {} and store.get("panel.level").value == 0.2
+        assert run(runtime, "sim/input/release").data == {"released": []}
+        assert [entry["action"] for entry in runtime.control.audit.recent][-2:] == ["sim/input/release"] * 2
     finally:
         await runtime.stop()
 

@@ -22,10 +22,11 @@ from engine.signals import SignalStore
 from engine.studio.simulation import simulation_state
 from engine.validate import load_exhibit
 from launcher import build_registry
+from sensors.pose import driver as pose_driver
 from sensors.pose.driver import PoseSensorConfig, SimulatedPoseSensor
 from sensors.pose.features import body_features
 from sensors.pose.pipeline import PosePipeline
-from sensors.pose.puppets import Puppet, puppet_landmarks
+from sensors.pose.puppets import Puppet, TooManyPuppets, puppet_landmarks
 from sensors.pose.types import N_LANDMARKS, PoseFrame
 from tests.conftest import FLAGSHIP, free_port
 
@@ -182,6 +183,34 @@ async def test_the_faults_reach_the_simulated_visitors_too():
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_a_pose_sensor_takes_no_more_simulated_visitors_than_it_tracks():
+    sensor, _ = make_sensor(VirtualClock(), num_poses=2)
+    assert [sensor.add_puppet({}), sensor.add_puppet({"x": 0.3})] == [1, 2]
+    with pytest.raises(TooManyPuppets, match=r"at most 2 visitors \(`num_poses`\).* / .*上限"):
+        sensor.add_puppet({})
+    assert [p["id"] for p in sensor.puppet_list()] == [1, 2]
+    assert sensor.remove_puppet(1)
+    assert sensor.add_puppet({}) == 3  # room again once one leaves
+
+
+@pytest.mark.parametrize("muted", [True, False])
+def test_landmarks_are_built_for_at_most_num_poses_visitors(monkeypatch: pytest.MonkeyPatch, muted: bool):
+    sensor, _ = make_sensor(VirtualClock(), num_poses=2)
+    sensor.recording_muted = muted
+    for puppet_id in range(1, 9):  # however many there are (a stage filled before the limit)
+        sensor.puppets[puppet_id] = Puppet(puppet_id, x=puppet_id / 10)
+    built: list[int] = []
+
+    def counting(puppet: Puppet, aspect: float = ASPECT) -> np.ndarray:
+        built.append(puppet.id)
+        return puppet_landmarks(puppet, aspect)
+
+    monkeypatch.setattr(pose_driver, "puppet_landmarks", counting)
+    recorded = (puppet_landmarks(Puppet(99)),)
+    people = sensor._people(recorded, 640, 480)
+    assert len(people) == 2 and built == [1, 2]
 
 
 # --- the flagship, simulated ---------------------------------------------------------------------------------

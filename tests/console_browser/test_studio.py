@@ -237,3 +237,32 @@ def test_a_curator_edits_checks_saves_simulates_previews_and_restores(
     assert (flagship_copy / "exhibit.yaml").read_text(encoding="utf-8") == original
     # The editor holds the restored file again: its status says saved (the page compares it with the file).
     tab.wait_for_function("() => document.querySelector('#check-status').textContent.includes('Saved')")
+
+
+def test_an_unsaved_draft_survives_a_reload(tab: Any, flagship_copy: Path) -> None:
+    original = (flagship_copy / "exhibit.yaml").read_text(encoding="utf-8")
+    warned: list[str] = []
+
+    def leave_anyway(dialog: Any) -> None:
+        warned.append(dialog.type)
+        dialog.accept()
+
+    tab.on("dialog", leave_anyway)
+    tab.click(".cm-content")
+    tab.keyboard.press("Control+Home")
+    tab.keyboard.type("# a curator's note\n")
+    tab.wait_for_function("() => !document.querySelector('#check-status').textContent.includes('Saved')")
+    tab.reload()
+    tab.wait_for_selector(".toast:text-matches('Your unsaved changes were restored')")
+    assert tab.locator(".cm-content").inner_text().startswith("# a curator's note\n")
+    assert (flagship_copy / "exhibit.yaml").read_text(encoding="utf-8") == original  # kept in the tab only
+    assert warned == ["beforeunload"]  # leaving with unsaved changes asked first
+
+
+def test_problem_columns_in_code_points_become_editor_columns(tab: Any) -> None:
+    # The server counts code points, the editor UTF-16 units: an emoji or a CJK ext-B ideograph is two units.
+    columns = tab.evaluate("""async () => {
+        const { utf16Column } = await import("/static/js/studio/columns.js");
+        return [utf16Column("a😀b: 1", 3), utf16Column("𠀀𠀀k: 1", 3), utf16Column("abc", 2), utf16Column("😀", 4)];
+    }""")
+    assert columns == [4, 5, 2, 5]

@@ -1,6 +1,7 @@
 // The curator's studio: the exhibit file in an editor, checked by the server's own checker as it is typed
 // (one check at a time, always of the latest text), saved only when it has no problems; beside it the
-// preview, the simulation controls, the inspector, the history and the assets.
+// preview, the simulation controls, the inspector, the history and the assets. The unsaved draft is kept
+// in this tab (sessionStorage) and comes back after a reload; when the session ends the page stays.
 
 import { HttpError, Live, getJSON, postJSON, restoreSession, session } from "../api.js";
 import { lang, loadDictionaries, setLang, t, translateStatic } from "../i18n.js";
@@ -10,6 +11,7 @@ import preview from "./preview.js";
 import simulate from "./simulate.js";
 import inspector from "./inspector.js";
 import history from "./history.js";
+import { inUtf16, utf16Column } from "./columns.js";
 
 const PANES = [preview, simulate, inspector, history];
 const $ = (id) => document.getElementById(id);
@@ -30,6 +32,10 @@ export const studio = {
 const check = { running: false, queued: null, shown: null, problems: [], ok: false, typedAt: null };
 let saving = false;
 let activePane = null;
+let sessionEnded = false;
+let leaving = false; // going to sign in again in this tab: the draft stays here, no need to warn
+const DRAFT_EVERY_MS = 500;
+const draft = { timer: null, offered: null }; // offered: a stored draft older than the file, not yet taken
 
 async function boot() {
   await loadDictionaries();
@@ -39,6 +45,7 @@ async function boot() {
       setLang(lang() === "en" ? "zh" : "en");
       translateStatic();
       buildTabs();
+      if (studio.file) showMode();
       for (const pane of PANES) pane.translate?.();
       showCheck();
     });
@@ -68,6 +75,39 @@ async function boot() {
     label: "exhibit.yaml",
   });
   $("save").addEventListener("click", () => save());
+  const stored = readDraft();
+  let restored = false;
+  if (stored && stored.text !== studio.file.text) {
+    if (stored.base === studio.file.sha256) {
+      studio.editor.setText(stored.text); // the file it was written on is still the file: take it back
+      restored = true;
+    } else {
+      draft.offered = stored; // the file changed since: show the file, offer the draft
+      $("draft-offer").hidden = false;
+    }
+  } else if (stored) {
+    forgetDraft();
+  }
+  $("draft-restore").addEventListener("click", restoreOfferedDraft);
+  $("draft-dismiss").addEventListener("click", () => {
+    draft.offered = null;
+    $("draft-offer").hidden = true;
+    keepDraft();
+  });
+  $("sign-in-again").addEventListener("click", () => {
+    keepDraft();
+    leaving = true;
+  });
+  addEventListener("pagehide", keepDraft);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") keepDraft();
+  });
+  addEventListener("beforeunload", (event) => {
+    if (leaving || !studio.editor || studio.editor.getText() === studio.file.text) return;
+    keepDraft();
+    event.preventDefault();
+    event.returnValue = "";
+  });
   studio.live = new Live({
     onEvent: (event) => {
       if (event.topic === "show" || event.topic === "hello") studio.state.set(event.topic, event.data);
@@ -75,7 +115,7 @@ async function boot() {
       for (const pane of PANES) pane.onEvent?.(event);
     },
     onStatus: (online) => toggle($("conn-dot"), "online", online),
-    onClosedForGood: () => location.reload(),
+    onClosedForGood: sessionOver,
   });
   studio.live.start();
   for (const pane of PANES) {
@@ -85,7 +125,73 @@ async function boot() {
   }
   buildTabs();
   activate(PANES[0]);
-  draftChanged(studio.file.text); // the file as it is on disk: show its problems (or none) at once
+  draftChanged(studio.editor.getText()); // the file as it is on disk (or the draft): its problems at once
+  if (restored) toast(t("studio.draft_restored"), "info", 6);
+}
+
+/** The session ended (the exhibit restarted, a sign-out elsewhere): keep the page and the draft, stop saving. */
+function sessionOver() {
+  sessionEnded = true;
+  keepDraft();
+  $("session-ended").hidden = false;
+  showCheck();
+}
+
+// --- the draft, kept in this tab ---------------------------------------------------------------------
+
+function draftKey() {
+  return `studio.draft:${studio.file.exhibit}:${studio.file.path}`;
+}
+
+/** The stored draft, {text, base}: `base` is the sha256 of the file it was written on. */
+function readDraft() {
+  try {
+    const stored = JSON.parse(sessionStorage.getItem(draftKey()));
+    return stored && typeof stored.text === "string" ? stored : null;
+  } catch {
+    return null;
+  }
+}
+
+function keepDraft() {
+  clearTimeout(draft.timer);
+  draft.timer = null;
+  if (!studio.editor || !studio.file) return;
+  const text = studio.editor.getText();
+  if (text === studio.file.text && draft.offered) return; // nothing new: the offered draft stays stored
+  try {
+    if (text === studio.file.text) sessionStorage.removeItem(draftKey());
+    else sessionStorage.setItem(draftKey(), JSON.stringify({ text, base: studio.file.sha256 }));
+  } catch {
+    // storage off or full: the warning before leaving still guards the draft
+  }
+}
+
+function keepDraftSoon() {
+  draft.timer ??= setTimeout(keepDraft, DRAFT_EVERY_MS);
+}
+
+function forgetDraft() {
+  clearTimeout(draft.timer);
+  draft.timer = null;
+  draft.offered = null;
+  $("draft-offer").hidden = true;
+  try {
+    sessionStorage.removeItem(draftKey());
+  } catch {
+    // storage off
+  }
+}
+
+/** The curator chose the draft over the changed file: saving it goes against the file as it is now. */
+function restoreOfferedDraft() {
+  const offered = draft.offered;
+  if (!offered) return;
+  draft.offered = null;
+  $("draft-offer").hidden = true;
+  studio.setDraft(offered.text);
+  keepDraft(); // stored again, now based on the current file
+  toast(t("studio.draft_restored"), "info", 6);
 }
 
 function showMode() {
@@ -131,6 +237,11 @@ function activate(pane) {
 // --- checking as the curator types -------------------------------------------------------------------
 
 function draftChanged(text) {
+  keepDraftSoon();
+  if (sessionEnded) {
+    showCheck(); // signed out: nothing to check against until the curator signs in again
+    return;
+  }
   check.queued = text;
   check.typedAt ??= performance.now(); // the oldest keystroke not yet answered
   check.ok = false;
@@ -155,7 +266,7 @@ async function runCheck() {
       check.problems = result.problems;
       check.ok = result.ok;
       check.shown = text;
-      studio.editor.setProblems(result.problems);
+      studio.editor.setProblems(editorProblems(result.problems));
       showProblems();
       showCheck();
       const shownAt = performance.now();
@@ -189,12 +300,18 @@ function showProblems() {
   );
 }
 
+/** The server's problems with their columns counted as the editor counts (UTF-16 code units). */
+function editorProblems(problems) {
+  const doc = studio.editor.view.state.doc;
+  return inUtf16(problems, (n) => doc.line(Math.min(Math.max(1, Math.trunc(Number(n)) || 1), doc.lines)).text);
+}
+
 /** Put the cursor where a problem is, and bring it into view. */
 function showPlace(problem) {
   const view = studio.editor.view;
   const doc = view.state.doc;
   const line = doc.line(Math.min(Math.max(1, problem.line), doc.lines));
-  const at = Math.min(line.from + Math.max(0, problem.column - 1), line.to);
+  const at = Math.min(line.from + utf16Column(line.text, problem.column) - 1, line.to);
   view.dispatch({ selection: { anchor: at }, scrollIntoView: true });
   studio.editor.focus();
 }
@@ -204,13 +321,15 @@ function showCheck() {
   const current = studio.editor?.getText();
   const unchanged = current === studio.file?.text;
   let text;
-  if (check.shown !== current) text = t("studio.checking");
+  if (sessionEnded) text = t("studio.session_ended_status");
+  else if (check.shown !== current) text = t("studio.checking");
   else if (!check.ok) text = t("studio.problems", { n: check.problems.length });
   else if (unchanged) text = t("studio.saved_state");
   else text = t("studio.valid");
   setText(status, text);
-  toggle(status, "bad", check.shown === current && !check.ok);
-  $("save").disabled = saving || !check.ok || check.shown !== current || unchanged || Boolean(studio.file?.locked);
+  toggle(status, "bad", sessionEnded || (check.shown === current && !check.ok));
+  $("save").disabled =
+    sessionEnded || saving || !check.ok || check.shown !== current || unchanged || Boolean(studio.file?.locked);
   $("save").title = studio.file?.locked ? t("studio.locked_hint") : "";
 }
 
@@ -225,12 +344,14 @@ async function save() {
     const answer = await postJSON("/api/v1/studio/save", { text, base: studio.file.sha256 });
     studio.file.text = text;
     studio.file.sha256 = answer.sha256;
+    if (studio.editor.getText() === text) forgetDraft();
+    else keepDraft(); // typed on while it was saved: the rest is the draft now, based on the new file
     toast(t(`studio.saved.${answer.reload}`, { n: answer.version.number }), answer.reload === "applied" ? "info" : "warn");
     history.refresh?.();
   } catch (error) {
     if (error instanceof HttpError && error.body?.problems) {
       check.problems = error.body.problems;
-      studio.editor.setProblems(check.problems);
+      studio.editor.setProblems(editorProblems(check.problems));
       showProblems();
     }
     toast(error.message, "error");
@@ -243,6 +364,7 @@ async function save() {
 /** The file from disk again (after a restore, or when someone else saved). */
 async function reloadFile() {
   studio.file = await getJSON("/api/v1/studio/file");
+  forgetDraft();
   studio.editor.setText(studio.file.text);
   draftChanged(studio.file.text);
 }

@@ -4,12 +4,15 @@ problem by problem, and the running version goes on unchanged."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.clock import Clock
 from engine.errors import UserError
+from engine.exhibit import ExhibitBase
 from engine.problems import ExhibitInvalid
 from engine.registry import Registry
 from engine.runtime import Runtime
@@ -52,8 +55,28 @@ class ExhibitWatcher:
             return False
         self._held = False
         self._seen = current
+        exhibit = self._load(lambda: load_exhibit(self.path, self.registry))
+        return exhibit is not None and self._take(exhibit)
+
+    async def apply_saved(self) -> str:
+        """Take over the file the studio just saved: ``applied``, ``restart`` (sensors, devices or MQTT changed),
+        ``held`` (the show lock is on: it reloads when unlocked) or ``rejected``. The file is validated in a thread,
+        so the loop goes on running cues meanwhile (the studio's worker checked it already: this is the model)."""
+        if self.runtime.control.locked:
+            return "held"  # the poll sees the new file and holds it until the unlock
+        current = self._fingerprint()
+        self._seen = current  # the poll must not load it a second time meanwhile
+        exhibit = await asyncio.to_thread(self._load, lambda: load_exhibit(self.path, self.registry))
+        if exhibit is None:
+            return "rejected"
+        if self.runtime.control.locked:  # locked while it was validated: wait for the unlock like any change
+            self._seen = None
+            return "held"
+        return "applied" if self._take(exhibit) else "restart"
+
+    def _load(self, load: Callable[[], ExhibitBase]) -> ExhibitBase | None:
         try:
-            exhibit = load_exhibit(self.path, self.registry)
+            return load()
         except ExhibitInvalid as invalid:
             self.rejected += 1
             for problem in invalid.problems:
@@ -61,10 +84,11 @@ class ExhibitWatcher:
             log.error(
                 "reload: %d problems in %s; the running version goes on unchanged", len(invalid.problems), self.path
             )
-            return False
         except UserError as exc:
             log.error("reload: %s; the running version goes on unchanged", exc)
-            return False
+        return None
+
+    def _take(self, exhibit: ExhibitBase) -> bool:
         if self.runtime.reload(exhibit):
             self.reloads += 1
             return True

@@ -46,6 +46,7 @@ async def serve(
         watcher = ExhibitWatcher(watch, registry, runtime, runtime.clock)
         runtime.supervisor.start("reload", watcher.run)
         runtime.control.reloader = lambda: watcher.check(force=True)
+        runtime.resources.put(watcher)  # the studio applies its saves through it
     beside = asyncio.create_task(companion(runtime, stop)) if companion is not None else None
     try:
         await asyncio.wait_for(stop.wait(), timeout=duration)

@@ -24,6 +24,8 @@ from aiohttp import web
 
 from content.console.context import CONTEXT, ConsoleContext, Principal, Refusal, json_response, loads
 from content.console.security import require
+from content.preview import PreviewClosed
+from engine.reload import ExhibitWatcher
 from engine.studio.assets import AssetRefused, Upload, list_assets
 from engine.studio.drafts import MAX_DRAFT, CheckResult, DraftChecker
 from engine.studio.history import ExhibitHistory, HistoryError, describe, digest
@@ -172,7 +174,7 @@ async def schema(request: web.Request) -> web.StreamResponse:
     if studio.schema is None:
         from engine.schema import exhibit_json_schema
 
-        studio.schema = exhibit_json_schema(ctx.runtime.registry)
+        studio.schema = await asyncio.to_thread(exhibit_json_schema, ctx.runtime.registry)  # 50 ms, once
     return json_response(studio.schema, headers={"Cache-Control": "private, max-age=300"})
 
 
@@ -195,12 +197,7 @@ async def _save(
         raise Refusal("bad_request", "`base` is the SHA-256 the editor started from / base 须为 SHA-256 文本")
     runtime = ctx.runtime
     async with studio.saving:
-        if runtime.control.locked:
-            _audit(ctx, who, request, action, False, "show lock")
-            raise Refusal(
-                "conflict",
-                "the show lock is on: saving waits until an operator unlocks the show / 演出锁定中，解锁后才能保存",
-            )
+        _refuse_while_locked(ctx, who, request, action)
         result: CheckResult = await studio.checker.check(text)
         if result.problems:
             _audit(ctx, who, request, action, False, f"{len(result.problems)} problems")
@@ -216,6 +213,7 @@ async def _save(
             )
             ctx.refused += 1
             return refusal
+        _refuse_while_locked(ctx, who, request, action)  # locked while the draft was checked
         try:
             version = await asyncio.to_thread(  # written and flushed to disk off the loop
                 studio.history.save, text, who.name, note, base=base, restored_from=restored_from
@@ -226,19 +224,33 @@ async def _save(
         except OSError as exc:
             _audit(ctx, who, request, action, False, exc.strerror or str(exc))
             raise Refusal("internal", f"the file could not be written: {exc.strerror or exc} / 文件无法写入") from None
-        reload = _reload(runtime)
+        reload = await _reload(runtime)
         _audit(ctx, who, request, action, True, f"version {version.number}, reload {reload}")
     return json_response({"version": describe(version), "sha256": version.sha256, "reload": reload})
 
 
-def _reload(runtime: Runtime) -> str:
-    """Apply the saved file now: ``applied``, ``restart`` (sensors, devices or MQTT changed), or ``off``."""
-    if runtime.control.reloader is None:
+def _refuse_while_locked(ctx: ConsoleContext, who: Principal, request: web.Request, action: str) -> None:
+    if ctx.runtime.control.locked:
+        _audit(ctx, who, request, action, False, "show lock")
+        raise Refusal(
+            "conflict",
+            "the show lock is on: the exhibit's files stay as they are until an operator unlocks the show "
+            "/ 演出锁定中，解锁后才能修改展项文件",
+        )
+
+
+async def _reload(runtime: Runtime) -> str:
+    """Apply the saved file now: ``applied``, ``restart`` (sensors, devices or MQTT changed), ``held`` (the show
+    lock came on meanwhile: it reloads at the unlock), ``rejected``, or ``off`` (this run does not reload)."""
+    try:
+        watcher = runtime.resources.get(ExhibitWatcher)
+    except LookupError:
         return "off"
-    return "applied" if runtime.control.reloader() else "restart"
+    return await watcher.apply_saved()
 
 
 async def save(request: web.Request) -> web.StreamResponse:
+    _admin(request, change=True)  # who it is before reading a megabyte of body
     body = await _draft(request)
     note = body.get("note")
     if not isinstance(note, str):
@@ -249,7 +261,7 @@ async def save(request: web.Request) -> web.StreamResponse:
 async def history(request: web.Request) -> web.StreamResponse:
     _, studio, _ = _admin(request)
     current = _current(studio)
-    studio.history.record_outside_change()
+    await asyncio.to_thread(studio.history.record_outside_change)  # written and flushed off the loop
     versions = [describe(v) for v in reversed(studio.history.versions())]
     return json_response({"versions": versions, "current": digest(current)})
 
@@ -276,7 +288,8 @@ async def version_diff(request: web.Request) -> web.StreamResponse:
     number = _number(request)
     _version(studio, number)
     _current(studio)  # a 404 with a sentence, not a failure, when the file is gone
-    return json_response({"number": number, "diff": studio.history.diff(number)})
+    diff = await asyncio.to_thread(studio.history.diff, number)  # difflib on a long file: tens of ms
+    return json_response({"number": number, "diff": diff})
 
 
 async def restore(request: web.Request) -> web.StreamResponse:
@@ -293,12 +306,14 @@ async def restore(request: web.Request) -> web.StreamResponse:
 
 async def assets(request: web.Request) -> web.StreamResponse:
     _, studio, _ = _admin(request)
-    return json_response({"assets": list_assets(studio.file.parent, studio.file.name)})
+    found = await asyncio.to_thread(list_assets, studio.file.parent, studio.file.name)
+    return json_response({"assets": found})
 
 
 async def upload(request: web.Request) -> web.StreamResponse:
     """``PUT /api/v1/studio/assets/<path>`` with the file as the body; ``?replace=1`` to replace one."""
     ctx, studio, who = _admin(request, change=True)
+    _refuse_while_locked(ctx, who, request, "studio upload")  # a model must not change under a performance
     relative = request.match_info["path"]
     replace = request.query.get("replace") in ("1", "true")
     try:
@@ -370,17 +385,19 @@ async def preview_stream(request: web.Request) -> web.StreamResponse:
     """MJPEG (``multipart/x-mixed-replace``): one JPEG per frame, as the render process makes them."""
     ctx, studio, _ = _admin(request)
     camera, width = _preview_options(request)
+    if ctx.runtime.service("render") is None:
+        raise Refusal("unavailable", "this exhibit draws no scene in this run / 本次运行不渲染场景")
     if studio.previews >= MAX_PREVIEW_STREAMS:
         raise Refusal("conflict", "too many previews are open: close one / 打开的预览过多，请关闭一个")
-    response = web.StreamResponse(
-        headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame", "Cache-Control": "no-store"}
-    )
-    await response.prepare(request)
-    studio.previews += 1
+    studio.previews += 1  # counted before the first await: a burst of requests cannot pass the limit together
     try:
+        response = web.StreamResponse(
+            headers={"Content-Type": "multipart/x-mixed-replace; boundary=frame", "Cache-Control": "no-store"}
+        )
+        await response.prepare(request)
         await _stream(ctx.runtime, response, camera, width)
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+    except ConnectionResetError:
+        pass  # the browser went away (the pane was hidden, the page closed)
     finally:
         studio.previews -= 1
     return response
@@ -403,6 +420,9 @@ async def _stream(runtime: Runtime, response: web.StreamResponse, camera: bool, 
             try:
                 frame = await asyncio.wait_for(host.next_preview(lease, after), PREVIEW_WAIT)
             except TimeoutError:
+                continue
+            except PreviewClosed:  # the render process went away: take a lease on the next one
+                host, lease = None, None
                 continue
             after = frame.sequence
             head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n\r\n"

@@ -24,6 +24,11 @@ from typing import IO, Any
 MiB = 1024 * 1024
 MAX_DEPTH = 4
 MAX_PATH = 200
+PARSED_GLTF = 2 * MiB
+"""A ``.gltf`` up to this size is parsed whole; JSON parsing holds the GIL (32 MB held the loop for a second),
+so a larger one is only checked to begin and end as an object (its bulk belongs in a ``.bin`` or a ``.glb``)."""
+MAX_FIRST_LINE = 1 * MiB
+"""A recording's first line (its header) is read up to this long to check that it is JSON."""
 
 
 def _glb(head: bytes) -> bool:
@@ -160,12 +165,17 @@ class Upload:
             os.fsync(self._out.fileno())
             self._out.close()
             _check_content(Path(self._temporary), self.kind, self.relative)
-            if not self.replace and self.target.exists():
-                raise _taken(self.relative)
-            os.replace(self._temporary, self.target)
+            if self.replace:
+                os.replace(self._temporary, self.target)
+            else:
+                try:  # a new name: taken by nobody, not even an upload that finished meanwhile
+                    os.link(self._temporary, self.target)
+                except FileExistsError:
+                    raise _taken(self.relative) from None
         except BaseException:
             self.abort()
             raise
+        self.abort()  # the temporary name of a linked file
         return self.size
 
     def abort(self) -> None:
@@ -212,11 +222,14 @@ def _check_content(path: Path, kind: AssetKind, relative: str) -> None:
     """Deeper checks where a look at the first bytes is not enough (JSON that must parse)."""
     try:
         if kind.suffix == ".gltf":
-            json.loads(path.read_bytes())
+            if path.stat().st_size <= PARSED_GLTF:
+                json.loads(path.read_bytes())
+            elif not path.read_bytes()[-64:].rstrip().endswith(b"}"):  # too big to parse without holding the loop
+                raise ValueError("not a JSON object")
         elif kind.suffix in (".jsonl", ".jsonl.gz"):
             opener = gzip.open if kind.suffix == ".jsonl.gz" else open
             with opener(path, "rt", encoding="utf-8") as lines:
-                json.loads(lines.readline())
+                json.loads(lines.readline(MAX_FIRST_LINE))
     except (ValueError, OSError, EOFError):
         raise _wrong_type(relative, kind) from None
 

@@ -27,6 +27,8 @@ log = logging.getLogger("engine.studio")
 MAX_DRAFT = 1024 * 1024
 """The largest exhibit file the studio checks or saves (the flagship is 10 KB)."""
 CHECK_TIMEOUT = 10.0
+IDLE_SECONDS = 600.0
+"""The worker (about 100 MB) stops after this long without a check; the next keystroke starts it again."""
 
 _registry: Any = None
 
@@ -60,6 +62,11 @@ def check_text(text: str, file: str) -> list[Problem]:
         return invalid.problems
     except UserError as exc:
         return [Problem(file, 1, 1, str(exc))]
+    except RecursionError:
+        return [Problem(file, 1, 1, "the file nests too deeply to be read / 文件嵌套过深，无法读取")]
+    except Exception as exc:  # a checker bug must be a problem on the page, never a failed request
+        log.exception("studio: the checker failed")
+        return [Problem(file, 1, 1, f"the checker failed ({type(exc).__name__}): see the log / 检查器出错，请查看日志")]
     return []
 
 
@@ -89,10 +96,12 @@ class CheckResult:
 class DraftChecker:
     """Checks drafts of one exhibit file in a worker process, one at a time, latest first."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, idle: float = IDLE_SECONDS) -> None:
         self.path = path
+        self.idle = idle
         self._pool: ProcessPoolExecutor | None = None
         self._one_at_a_time = asyncio.Lock()
+        self._idle_timer: asyncio.TimerHandle | None = None
         self.checks = 0
 
     def _executor(self) -> ProcessPoolExecutor:
@@ -104,6 +113,17 @@ class DraftChecker:
     def start(self) -> None:
         """Start the worker now, so the first keystroke does not wait for it."""
         self._executor().submit(time.perf_counter)
+        self._rest_later()
+
+    def _rest_later(self) -> None:
+        """Stop the worker (and give back its memory) once nobody has typed for :attr:`idle` seconds."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = asyncio.get_running_loop().call_later(self.idle, self.close)
+
+    @property
+    def running(self) -> bool:
+        return self._pool is not None
 
     async def check(self, text: str) -> CheckResult:
         if len(text.encode("utf-8")) > MAX_DRAFT:
@@ -127,6 +147,7 @@ class DraftChecker:
                     CHECK_TIMEOUT * 1000,
                 )
             self.checks += 1
+            self._rest_later()
         file = str(self.path)
         return CheckResult([Problem(file, line, col, message, hint) for line, col, message, hint in found], ms)
 
@@ -139,6 +160,9 @@ class DraftChecker:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None

@@ -16,14 +16,25 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows: the thread lock alone (one studio per folder there)
+    fcntl = None  # type: ignore[assignment]
+
 HISTORY_DIR = ".history"
 INDEX = "versions.jsonl"
+LOCK = "lock"
 OUTSIDE = "(outside the studio / 工作室之外)"
 """Who changed the file when it changed without the studio."""
+
+
+_THREADS = threading.Lock()
 
 
 class HistoryError(Exception):
@@ -51,7 +62,9 @@ def digest(text: str) -> str:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a reader (or a crash) sees the old file or the new, never half."""
+    """Replace ``path`` with ``data`` so that a reader (or a crash) sees the old file or the new, never half.
+    A symbolic link is followed: its target is replaced, the link stays."""
+    path = path.resolve()
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as out:
@@ -120,6 +133,10 @@ class ExhibitHistory:
 
     def record_outside_change(self) -> Version | None:
         """If the file differs from the last recorded version (or nothing is recorded yet), record it as it is."""
+        with self._locked():
+            return self._record_outside_change()
+
+    def _record_outside_change(self) -> Version | None:
         try:
             text = self.current()
         except FileNotFoundError:
@@ -134,22 +151,40 @@ class ExhibitHistory:
         self, text: str, user: str, note: str = "", *, base: str | None = None, restored_from: int | None = None
     ) -> Version:
         """Keep ``text`` as a new version, then put it in place of the exhibit file. ``base``: the SHA-256 of the
-        text the editor started from; a save is refused if the file has changed since."""
-        on_disk = self.current()
-        if base is not None and base != digest(on_disk):
-            raise HistoryError(
-                "conflict",
-                "the exhibit file changed since you opened it (someone else saved, or it was edited outside the "
-                "studio): reload it, then make your change again / 打开后展项文件已被他人修改，请重新载入后再修改",
-            )
-        self.record_outside_change()
-        version = self._record(text, user, note, restored_from, self.versions())
-        write_atomically(self.file, text.encode("utf-8"))
-        return version
+        text the editor started from; a save is refused if the file has changed since. Saves are one at a time,
+        across threads and processes (a studio and a `run` of the same folder)."""
+        with self._locked():
+            on_disk = self.current()
+            if base is not None and base != digest(on_disk):
+                raise HistoryError(
+                    "conflict",
+                    "the exhibit file changed since you opened it (someone else saved, or it was edited outside the "
+                    "studio): reload it, then make your change again / 打开后展项文件已被他人修改，请重新载入后再修改",
+                )
+            self._record_outside_change()
+            version = self._record(text, user, note, restored_from, self.versions())
+            write_atomically(self.file, text.encode("utf-8"))
+            return version
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer at a time: a lock for this process's threads, and a lock file for other processes."""
+        with _THREADS:
+            self.folder.mkdir(exist_ok=True)
+            with open(self.folder / LOCK, "a+b") as lock:
+                if fcntl is not None:
+                    fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    if fcntl is not None:
+                        fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
     def _record(self, text: str, user: str, note: str, restored_from: int | None, versions: list[Version]) -> Version:
         self.folder.mkdir(exist_ok=True)
-        number = versions[-1].number + 1 if versions else 1
+        # Numbered past every version file too: one whose index line a crash cut off is never overwritten.
+        on_disk = [int(f.stem[1:]) for f in self.folder.glob("v*.yaml") if f.stem[1:].isdigit()]
+        number = max([0, *on_disk, *(v.number for v in versions)]) + 1
         data = text.encode("utf-8")
         version = Version(
             number,
@@ -161,8 +196,14 @@ class ExhibitHistory:
             restored_from,
         )
         write_atomically(self.folder / _version_file(number), data)
-        with open(self.folder / INDEX, "a", encoding="utf-8") as index:
-            index.write(json.dumps(asdict(version), ensure_ascii=False) + "\n")
+        index_path = self.folder / INDEX
+        with open(index_path, "a+b") as index:
+            index.seek(0, os.SEEK_END)
+            if index.tell() > 0:
+                index.seek(-1, os.SEEK_END)
+                if index.read(1) != b"\n":  # a line a crash cut short stays alone, and is skipped when read
+                    index.write(b"\n")
+            index.write((json.dumps(asdict(version), ensure_ascii=False) + "\n").encode("utf-8"))
             index.flush()
             os.fsync(index.fileno())
         return version

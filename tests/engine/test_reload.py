@@ -111,3 +111,22 @@ async def test_the_show_lock_holds_a_changed_file_until_unlocked_and_the_reload_
     assert watcher.reloads == 1 and "extra" in runtime.exhibit.variables
     assert runtime.control.execute("reload", {}, admin).ok and watcher.reloads == 2  # same file, on demand
     await runtime.stop()
+
+
+async def test_a_studio_save_is_applied_off_the_loop_and_held_while_the_show_is_locked(tmp_path: Path):
+    from engine.control.commands import Actor
+
+    path, runtime, clock, watcher = await start(tmp_path)
+    admin = Actor("root", "admin", "console")
+    path.write_text(TEXT.replace("variables: {count: 0}", "variables: {count: 0, saved: 1}"))
+    assert await watcher.apply_saved() == "applied"
+    assert "var.saved" in runtime.store and watcher.reloads == 1
+    assert runtime.control.execute("lock", {}, admin).ok
+    path.write_text(TEXT.replace("variables: {count: 0}", "variables: {count: 0, saved: 2}"))
+    assert await watcher.apply_saved() == "held"
+    await clock.advance(1.0)
+    assert watcher.reloads == 1  # still held by the lock
+    assert runtime.control.execute("unlock", {}, admin).ok
+    await clock.advance(0.3)
+    assert watcher.reloads == 2  # the unlock lets it in
+    await runtime.stop()

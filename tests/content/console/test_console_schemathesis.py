@@ -80,6 +80,7 @@ def live_console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveConso
         # lack of a watcher, and a save answers `applied` or `restart` rather than `off`.
         watcher = ExhibitWatcher(file, runtime.registry, runtime, runtime.clock)
         runtime.control.reloader = lambda: watcher.check(force=True)
+        runtime.resources.put(watcher)  # as engine.session does: the studio applies its saves through it
         ready.set()
         loop.run_forever()
         loop.run_until_complete(runtime.stop())

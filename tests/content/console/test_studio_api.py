@@ -4,6 +4,7 @@ and uploads refused with a sentence when they are too big, of the wrong type or 
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import shutil
 from collections.abc import AsyncIterator
@@ -59,6 +60,7 @@ async def studio(tmp_path: Path, mosquitto: Any) -> AsyncIterator[Console]:
     async with running_console(runtime, tokens) as running:
         watcher = ExhibitWatcher(file, runtime.registry, runtime, runtime.clock)
         runtime.control.reloader = lambda: watcher.check(force=True)
+        runtime.resources.put(watcher)  # as engine.session does: the studio applies its saves through it
         yield running
 
 
@@ -259,3 +261,27 @@ async def test_a_link_that_leads_out_of_the_folder_is_refused(studio: Console, t
     status, body = await put(studio, "images/x.png", PNG)
     assert status == 400 and "outside" in body["error"]
     assert not list(outside.iterdir())
+
+
+async def test_uploads_wait_for_the_show_lock_too(studio: Console, tmp_path: Path) -> None:
+    client, headers = await admin(studio)
+    async with client.post("/api/v1/lock", json={}, headers=headers) as response:
+        assert response.status == 200
+    status, body = await put(studio, "images/during-the-show.png", PNG)
+    assert status == 409 and "lock" in body["error"]
+    assert not (tmp_path / "images" / "during-the-show.png").exists()
+
+
+async def test_two_uploads_racing_for_one_new_name_cannot_both_win(studio: Console, tmp_path: Path) -> None:
+    results = await asyncio.gather(*(put(studio, "images/race.png", PNG + bytes([n]) * 64) for n in range(4)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200, 409, 409, 409], results
+    assert not leftovers(tmp_path)
+
+
+async def test_a_preview_of_a_run_that_draws_nothing_is_refused_at_once(studio: Console) -> None:
+    client, _ = await admin(studio)
+    for path in ("/api/v1/studio/preview.mjpg", "/api/v1/studio/preview.jpg"):
+        async with client.get(path) as response:
+            assert response.status == 503
+            assert "scene" in (await response.json())["error"]

@@ -90,6 +90,8 @@ def cmd_studio(args: argparse.Namespace) -> int:
     """`run` for a curator: simulated sensors, the console on loopback only, a login link to the studio."""
     args.simulate, args.headless, args.no_reload, args.no_console = True, True, False, False
     args.console_host, args.console_port = "127.0.0.1", args.port
+    # The exhibit's own broker may be the venue's: the studio drives the embedded one unless told otherwise.
+    args.broker = args.broker or "embedded"
     return _serve(args, studio=True)
 
 

@@ -87,7 +87,8 @@ class RuntimeOptions:
     exhibit_file: Path | None = None
     """The exhibit file this run was loaded from: the studio edits it (None: no studio, e.g. in benchmarks)."""
     studio: bool = False
-    """``exhibit studio``: the start prints a one-time login link to the studio page, even with accounts."""
+    """``exhibit studio``: the start prints a one-time login link to the studio page, even with accounts, and
+    outputs other than MQTT (DMX, OSC) are simulated."""
 
 
 @dataclass
@@ -187,7 +188,12 @@ class Runtime:
             build = spec.simulate if self.options.simulate else spec.create
             self.sensors[name] = build(name, config, self.context)
         for name, device_config in self.device_configs.items():
-            self.devices[name] = self.registry.devices[device_config.kind].create(name, device_config, self.context)
+            device_spec = self.registry.devices[device_config.kind]
+            # The studio puts no light or sound on the venue's network: DMX and OSC outputs are simulated there;
+            # MQTT devices talk to the run's broker (the embedded one unless `--broker` names another).
+            contained = self.options.studio and device_config.kind != "mqtt"
+            build_device = device_spec.simulate if contained else device_spec.create
+            self.devices[name] = build_device(name, device_config, self.context)
 
     async def _open_sensors(self) -> None:
         opened: list[Sensor] = []

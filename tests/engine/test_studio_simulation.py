@@ -479,3 +479,36 @@ async def test_the_simulation_state_lists_controls_overrides_and_the_clock_as_js
         assert not {"panel.stop", "panel.health.status", "show.panic", "var.visits"} & set(controls)
     finally:
         await runtime.stop()
+
+
+STUDIO_OUTPUTS = """\
+format_version: 1
+id: outputs
+title: {en: Outputs}
+devices:
+  par:
+    kind: dmx
+    destination: 10.0.0.9
+    universe: 7
+    address: 1
+    profile: dimmer
+  qlab:
+    kind: osc
+    host: 10.0.0.10
+    port: 53000
+    properties: {go: {address: /go, safe: 0}}
+"""
+
+
+@pytest.mark.parametrize("studio", [True, False])
+def test_the_studio_puts_no_light_or_cue_on_the_venues_network(studio: bool) -> None:
+    from devices.dmx import SimulatedDmx
+    from devices.osc_out import SimulatedOscOut
+
+    reg = build_registry()
+    exhibit = validate_text(STUDIO_OUTPUTS, "outputs/exhibit.yaml", reg)
+    runtime = Runtime(exhibit, reg, options=RuntimeOptions(simulate=True, studio=studio))
+    runtime._build_drivers()  # what start() builds, without opening anything
+    # (MQTT devices stay real: they talk to the run's broker, the embedded one unless `--broker` names another)
+    assert isinstance(runtime.devices["par"], SimulatedDmx) is studio
+    assert isinstance(runtime.devices["qlab"], SimulatedOscOut) is studio

@@ -233,21 +233,35 @@ def test_run_falls_back_to_a_free_port_when_the_embedded_one_is_taken():
     assert "Traceback" not in result.stderr
 
 
+def port_is_held(port: int) -> bool:
+    with socket.socket() as plain:
+        try:
+            plain.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def test_a_second_run_right_after_the_first_keeps_the_embedded_port(launcher, subscriber):
     """Found: a client still connected when a run ended (gear, a console) left the port in TIME-WAIT, and a
     run started within the next minute said `port P is taken` and moved its broker away from the gear."""
-    port = free_port()
-    run = ("run", "canal-lanterns", "--simulate", "--headless", "--no-render", "--duration", "1",
-           "--broker", "embedded", "--embedded-port", str(port))  # fmt: skip
-    first = launcher(*run)
-    wait_for_port(port, timeout=30)
-    console = subscriber(port, "exhibit/canal-lanterns/status")  # connected until the broker goes away
-    console.wait_for(lambda line: line == "exhibit/canal-lanterns/status online")
-    code, output = first.wait(timeout=30)
-    assert code == 0, output
-    console.close()
-    with socket.socket() as plain, pytest.raises(OSError):  # the situation: a plain bind is refused
-        plain.bind(("127.0.0.1", port))
+    for _attempt in range(5):
+        port = free_port()
+        run = ("run", "canal-lanterns", "--simulate", "--headless", "--no-render", "--duration", "1",
+               "--broker", "embedded", "--embedded-port", str(port))  # fmt: skip
+        first = launcher(*run)
+        wait_for_port(port, timeout=30)
+        console = subscriber(port, "exhibit/canal-lanterns/status")  # connected until the broker goes away
+        console.wait_for(lambda line: line == "exhibit/canal-lanterns/status online")
+        code, output = first.wait(timeout=30)
+        assert code == 0, output
+        console.close()
+        # The situation: a plain bind is refused. A connection the kernel ends with a reset (a last packet
+        # still unread when the broker closed) leaves no TIME-WAIT: then the situation did not arise, go again.
+        if port_is_held(port):
+            break
+    else:
+        pytest.fail("five runs in a row left the port free: the situation this test is about never arose")
     second = run_launcher(*run)
     assert second.returncode == 0, second.stderr
     assert "is taken" not in second.stderr

@@ -28,6 +28,7 @@ import asyncio
 import errno
 import getpass
 import os
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -89,10 +90,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_studio(args: argparse.Namespace) -> int:
     """`run` for a curator: simulated sensors, the console on loopback only, a login link to the studio."""
     args.simulate, args.headless, args.no_reload, args.no_console = True, True, False, False
-    args.console_host, args.console_port = "127.0.0.1", args.port
+    args.console_host = "127.0.0.1"
+    args.console_port = args.port if args.port is not None else _free_or_any(STUDIO_PORT)
     # The exhibit's own broker may be the venue's: the studio drives the embedded one unless told otherwise.
     args.broker = args.broker or "embedded"
     return _serve(args, studio=True)
+
+
+STUDIO_PORT = 8090
+
+
+def _free_or_any(port: int) -> int:
+    """``port`` if nothing listens on it on loopback, else 0 (any free port: the link printed says which)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
 
 
 def _serve(args: argparse.Namespace, *, studio: bool) -> int:
@@ -513,7 +528,9 @@ def parser() -> argparse.ArgumentParser:
         help="edit, check, simulate and preview an exhibit in the browser (simulated sensors, this computer only)",
     )
     studio.add_argument("exhibit", metavar="EXHIBIT")
-    studio.add_argument("--port", type=int, default=8090, metavar="PORT", help="port of the studio (0: any free)")
+    studio.add_argument(
+        "--port", type=int, metavar="PORT", help="port of the studio (default 8090, or any free one if it is taken)"
+    )
     studio.add_argument("--broker", metavar="URL", help="mqtt://host:port of a real broker (default: the embedded one)")
     studio.add_argument("--embedded-port", type=int, default=0, metavar="PORT", help="port of the embedded broker")
     studio.add_argument("--no-render", action="store_true", help="do not draw the scene (no preview)")

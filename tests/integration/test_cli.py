@@ -405,3 +405,21 @@ def test_bench_outside_a_source_checkout_is_one_sentence(
     assert status == 1
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: The benchmarks are part of the source checkout")
+
+
+def test_the_studio_takes_another_port_when_its_own_is_taken_and_prints_its_link(tmp_path: Path):
+    with socket.socket() as taken:
+        try:
+            taken.bind(("127.0.0.1", launcher.STUDIO_PORT))
+            taken.listen()
+        except OSError:
+            pass  # taken already: the situation itself
+        done = run_launcher(
+            "studio", "canal-lanterns", "--no-render", "--duration", "2",
+            "--accounts", str(tmp_path / "accounts.json"), "--audit-log", str(tmp_path / "audit.log"),
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("Studio / 工作室: ")]
+    assert line.startswith("Studio / 工作室: http://127.0.0.1:") and "/login?token=" in line
+    assert line.endswith("&next=/studio") and f":{launcher.STUDIO_PORT}/" not in line
+    assert "simulated sensors" in done.stderr

@@ -229,6 +229,18 @@ def test_a_curator_edits_checks_saves_simulates_previews_and_restores(
         change = sum(ImageStat.Stat(ImageChops.difference(calm, preview_picture(tab))).mean) / 3
     assert change >= 2.0, f"the preview hardly changed (mean difference {change:.2f})"
 
+    # The inspector says what drives the lanterns now, and plots a signal on a click.
+    pane(tab, "inspector")
+    lanterns_row = tab.locator("li.inspect-row[data-property='lanterns.brightness']")
+    lanterns_row.wait_for()
+    tab.wait_for_function(
+        "() => /mapping|timeline/.test("
+        "document.querySelector(\"li[data-property='lanterns.brightness']\").dataset.kind)"
+    )
+    assert "body.nearest.hands_raised" in lanterns_row.inner_text()  # the mapping, in charge or waiting its turn
+    tab.click("li.inspect-row[data-signal='body.nearest.hands_raised'] .name")
+    tab.wait_for_selector("#inspect-plot-title:text-is('body.nearest.hands_raised')")
+
     # The earlier version comes back.
     pane(tab, "history")
     tab.click("li.version[data-version='1'] button.restore")

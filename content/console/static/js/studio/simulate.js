@@ -171,7 +171,11 @@ function createStage([sensor]) {
   const add = el("button.primary", {
     type: "button",
     dataset: { role: "add" },
-    onclick: () => command("sim/visitor/add", { sensor, x: 0.5, y: 0.8, left_hand: 0, right_hand: 0 }),
+    // side by side, not on top of each other: left, middle, right, then again a little nearer
+    onclick: () => {
+      const n = state.pose[sensor]?.visitors.length ?? 0;
+      command("sim/visitor/add", { sensor, x: 0.3 + 0.2 * (n % 3), y: 0.75 + 0.05 * Math.floor(n / 3), left_hand: 0, right_hand: 0 });
+    },
   });
   const floor = el("div.stage", { dataset: { role: "floor" } });
   const list = el("div.visitor-list");

@@ -5,7 +5,8 @@ and pyserial-asyncio-fast (``inputs.py``), a rule's evaluation rate and a GO's l
 lambda and a bare aiomqtt publish (``logic.py``), 512 MQTT fixtures' update rate and PANIC time against
 bare aiomqtt loops (``devices.py``), the scene renderer's frame rate against a bare Panda3D loop and
 what rendering costs the OSC-to-MQTT latency (``render.py``, :func:`run_render`), the curator studio's keystroke
-to problems on screen in a real browser against bare checks and its preview's frame rate (``studio.py``), the pose
+to problems on screen in a real browser against bare checks, its preview's frame rate and what a curator at work in
+it costs the OSC-to-MQTT latency (``studio.py``, :func:`run_studio_group`), the pose
 pipeline's frame rates and latency against a bare MediaPipe loop (``pose.py``), and, last, how fast the
 flagship's render process and controller grow in memory over a long run against floors running alongside
 (``soak.py``).
@@ -22,6 +23,7 @@ Every figure is informative: no timing here fails a build.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -73,6 +75,8 @@ from tests.bench.render import (
 from tests.bench.results import (
     ConsoleLoad,
     ConsoleResults,
+    CpuShare,
+    CuratorRun,
     DeviceResults,
     Figure,
     InputResults,
@@ -82,6 +86,7 @@ from tests.bench.results import (
     RenderLatency,
     RenderResults,
     SoakResults,
+    StudioLoad,
     StudioResults,
     as_json,
     as_table,
@@ -97,7 +102,19 @@ from tests.bench.results import (
     studio_figures,
 )
 from tests.bench.soak import FULL_SOAK, QUICK_SOAK, run_soak
-from tests.bench.studio import FULL_STUDIO, QUICK_STUDIO, run_studio
+from tests.bench.studio import (
+    BROWSER_NICE,
+    FULL_STUDIO,
+    PANES,
+    QUICK_STUDIO,
+    StudioPlan,
+    cpu_share,
+    cpu_snapshot,
+    curator_browser,
+    run_studio,
+    start_load_exhibit,
+    stop_load_exhibit,
+)
 from tests.support.net import free_port
 
 log = logging.getLogger("bench")
@@ -110,9 +127,9 @@ GROUPS = ("osc", "console", "inputs", "logic", "devices", "render", "studio", "p
 """The benchmark's groups, in the order a run takes them: the OSC-to-MQTT latency (engine against a minimal
 bridge), the operator console, inputs, show logic, many devices, rendering, the curator studio, pose, and the soak
 (memory over minutes), which goes last."""
-NEEDS_BROKER = frozenset({"osc", "console", "logic", "devices", "render", "soak"})
-"""The groups that start a private Mosquitto; the studio runs on its exhibit's embedded broker, as a curator's
-does."""
+NEEDS_BROKER = frozenset({"osc", "console", "logic", "devices", "render", "studio", "soak"})
+"""The groups that start a private Mosquitto. The studio's keystrokes and preview run on its exhibit's embedded
+broker, as a curator's do; its control latency, like the console's and the render's, on Mosquitto."""
 
 EXHIBIT = """\
 format_version: 1
@@ -203,7 +220,7 @@ def main(
             if "render" in chosen:  # likewise
                 render = run_render(QUICK_RENDER if quick else FULL_RENDER, exe)
             if "studio" in chosen:  # likewise
-                studio = run_studio(QUICK_STUDIO if quick else FULL_STUDIO)
+                studio = run_studio_group(QUICK_STUDIO if quick else FULL_STUDIO, exe)
             if "pose" in chosen:
                 pose = run_pose(QUICK if quick else FULL)
             if "soak" in chosen:  # last: minutes of four processes side by side
@@ -452,3 +469,66 @@ def run_console(plan: ConsolePlan, mosquitto: str) -> ConsoleResults:
     )
     log.info("console load: p99 %.3f ms watched, %.3f ms not", load.watched.percentile(99), load.alone.percentile(99))
     return ConsoleResults(go=go, update=update, load=load)
+
+
+# --- the curator studio (studio.py): keystrokes and preview, then what a curator at work costs control ----------------
+
+
+def run_studio_group(plan: StudioPlan, mosquitto: str) -> StudioResults:
+    """The studio's keystroke and preview figures (``launcher.py studio``), then the control latency of a running
+    exhibit with a curator at work in its studio and without (:func:`run_studio_load`)."""
+    return dataclasses.replace(run_studio(plan), load=run_studio_load(plan, mosquitto))
+
+
+def run_studio_load(plan: StudioPlan, mosquitto: str) -> StudioLoad:
+    """The OSC bench's measurement through one running exhibit (``launcher.py run --headless`` with its console),
+    with a curator at work in its studio (Chromium: the studio page open on a pane, a keystroke every
+    ``plan.spacing_s``) and with no studio open (no tab; the idle browser stays), alternating (without first, then
+    with first, ...) so that drift cancels; every child is stopped and every temp file removed."""
+    osc = Plan(warmup=plan.latency_warmup, measured=plan.messages)
+    runs: dict[bool, list[Latencies]] = {False: [], True: []}
+    cpu: dict[bool, list[CpuShare]] = {False: [], True: []}
+    curator_runs: list[CuratorRun] = []
+    with tempfile.TemporaryDirectory(prefix="exhibit-bench-studio-load-") as tmp:
+        children = Children(Path(tmp))
+        try:
+            mqtt_port = start_mosquitto(children, mosquitto)
+            started = time.monotonic()
+            exhibit = start_load_exhibit(children, mqtt_port)
+            with curator_browser(exhibit, children, BROWSER_NICE) as curator:
+                curator.warm_up()
+                log.info("studio load: exhibit online and drawing after %.1f s", time.monotonic() - started)
+                for index in range(plan.rounds):
+                    for curated in (False, True) if index % 2 == 0 else (True, False):
+                        name = f"studio-{'curated' if curated else 'alone'}-{index}"
+
+                        def measured(name: str = name) -> tuple[Latencies, CpuShare]:
+                            before, began = cpu_snapshot(exhibit.pid), time.monotonic()
+                            result = measure(children, name, exhibit.topic, mqtt_port, exhibit.udp_port, osc)
+                            return result, cpu_share(before, cpu_snapshot(exhibit.pid), time.monotonic() - began)
+
+                        if curated:
+                            pane = PANES[index % len(PANES)]
+                            (result, share), did = curator.work(pane, measured, plan.spacing_s)
+                            curator_runs.append(did)
+                        else:
+                            result, share = measured()
+                        runs[curated].append(result)
+                        cpu[curated].append(share)
+            stop_load_exhibit(children)
+        finally:
+            children.stop_all()
+    load = StudioLoad(
+        curated=pooled(runs[True]),
+        alone=pooled(runs[False]),
+        curated_runs=tuple(runs[True]),
+        alone_runs=tuple(runs[False]),
+        curated_cpu=tuple(cpu[True]),
+        alone_cpu=tuple(cpu[False]),
+        curator=tuple(curator_runs),
+        rate=osc.rate,
+        spacing_s=plan.spacing_s,
+        browser_nice=BROWSER_NICE,
+    )
+    log.info("studio load: p99 %.3f ms curated, %.3f ms not", load.curated.percentile(99), load.alone.percentile(99))
+    return load

@@ -17,6 +17,7 @@ let timer = 0;
 let data = null;
 let plotted = null; // {name, points: [[ms, value]]}
 let animation = 0;
+let visible = false;
 
 function mount(root, shared) {
   studio = shared;
@@ -51,12 +52,15 @@ function translate() {
 function activate() {
   refresh();
   timer = setInterval(refresh, REFRESH_MS);
-  animation = requestAnimationFrame(drawLoop);
+  visible = true;
+  if (plotted) animation = requestAnimationFrame(drawLoop);
 }
 
 function deactivate() {
   clearInterval(timer);
+  visible = false;
   cancelAnimationFrame(animation);
+  animation = 0;
 }
 
 async function refresh() {
@@ -130,6 +134,8 @@ function plot(name) {
   plotted = { name, points: [] };
   setText(parts.plotTitle, name);
   studio.live.watch([name], "inspector");
+  // Drawn only while a signal is plotted and the pane shows: an idle inspector costs the browser nothing.
+  if (visible && !animation) animation = requestAnimationFrame(drawLoop);
 }
 
 function onEvent(event) {
@@ -142,6 +148,8 @@ function onEvent(event) {
 }
 
 function drawLoop() {
-  if (plotted) drawPlot(parts.plot, plotted.points, Date.now(), false, false);
+  animation = 0;
+  if (!plotted || !visible) return;
+  drawPlot(parts.plot, plotted.points, Date.now(), false, false);
   animation = requestAnimationFrame(drawLoop);
 }

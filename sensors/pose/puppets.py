@@ -109,8 +109,18 @@ def _side(name: str, left: bool) -> int:
     return int(Landmark[f"{'LEFT' if left else 'RIGHT'}_{name}"])
 
 
+Arm = tuple[tuple[float, float], tuple[float, float]]
+"""An arm's elbow and wrist, (x, y) torso units, on the body's left side (image right)."""
+
+
 def body_points(left_hand: float, right_hand: float) -> np.ndarray:
     """(33, 2) points in torso units (hips at 0, y up) for the given hand raises."""
+    return arms_body_points(_arm(left_hand), _arm(right_hand))
+
+
+def arms_body_points(left_arm: Arm, right_arm: Arm) -> np.ndarray:
+    """(33, 2) points in torso units (hips at 0, y up) with these arms (the right one is mirrored); the fingers
+    continue each forearm."""
     pts = np.zeros((N_LANDMARKS, 2))
     for index, xy in HEAD_POINTS.items():
         pts[index] = xy
@@ -118,7 +128,7 @@ def body_points(left_hand: float, right_hand: float) -> np.ndarray:
         sign = 1.0 if left else -1.0
         for name, (x, y) in TRUNK_AND_LEG_POINTS.items():
             pts[_side(name, left)] = (sign * x, y)
-        elbow, wrist = _arm(left_hand if left else right_hand)
+        elbow, wrist = left_arm if left else right_arm
         pts[_side("ELBOW", left)] = (sign * elbow[0], elbow[1])
         pts[_side("WRIST", left)] = (sign * wrist[0], wrist[1])
         forearm = pts[_side("WRIST", left)] - pts[_side("ELBOW", left)]
@@ -142,4 +152,4 @@ def puppet_landmarks(puppet: Puppet, aspect: float = 640 / 480) -> Landmarks:
     return landmarks
 
 
-__all__ = ["BODY_HEIGHT", "Puppet", "TooManyPuppets", "body_points", "puppet_landmarks"]
+__all__ = ["BODY_HEIGHT", "Arm", "Puppet", "TooManyPuppets", "arms_body_points", "body_points", "puppet_landmarks"]

@@ -200,22 +200,8 @@ def start_studio(children: Children) -> Studio:
         "--accounts", str(children.workdir / "accounts.json"), "--audit-log", str(children.workdir / "audit.log"),
     ]  # fmt: skip
     proc = children.start(STUDIO, argv, pipes=True, cwd=ROOT)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60.0
-    seen: list[str] = []
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while (left := deadline - time.monotonic()) > 0:
-            if not selector.select(left):
-                break
-            line = proc.stdout.readline()
-            if not line:
-                raise children.failed(STUDIO, f"the studio exited with status {proc.wait()}: {seen}")
-            seen.append(line.rstrip("\n"))
-            match = LOGIN_LINE.match(line.strip())
-            if match:
-                return Studio(base=match.group("base"), login=line.strip().split(": ", 1)[1])
-    raise children.failed(STUDIO, f"the studio printed no login link within 60 s: {seen}")
+    match = printed_line(children, STUDIO, proc, LOGIN_LINE, 60.0)
+    return Studio(base=match.group("base"), login=match.string.split(": ", 1)[1])
 
 
 def stop_studio(children: Children) -> None:

@@ -109,5 +109,7 @@ def test_quick_studio_figures_come_from_real_checks_real_frames_and_a_curator_at
     assert [run.pane for run in load.curator] == [PANES[i % len(PANES)] for i in range(QUICK_STUDIO.rounds)]
     assert all(run.keystrokes >= 2 and run.keystrokes % 2 == 0 and run.checks > 0 for run in load.curator)
     assert all(share.browser > 0 and share.engine > 0 for share in load.curated_cpu)
-    assert all(share.browser == 0 and share.engine > 0 for share in load.alone_cpu)
+    assert all(share.engine > 0 for share in load.alone_cpu)
+    # With no tab open the browser idles (its timers still tick now and then), far below a curator at work.
+    assert max(share.browser for share in load.alone_cpu) < min(share.browser for share in load.curated_cpu)
     assert "control_latency_studio_ratio at most 1.1" in table

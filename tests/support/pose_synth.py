@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from sensors.pose.puppets import FINGER_LENGTHS, HEAD_POINTS, TRUNK_AND_LEG_POINTS
+from sensors.pose.puppets import arms_body_points
 from sensors.pose.types import N_LANDMARKS, Landmark, Landmarks
 
 ASPECT = 16 / 9
@@ -29,32 +29,9 @@ ARMS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
 }
 
 
-def _side(name: str, left: bool) -> int:
-    return int(Landmark[f"{'LEFT' if left else 'RIGHT'}_{name}"])
-
-
 def _body_points(left_arm: str, right_arm: str) -> np.ndarray:
     """(33, 2) body-frame points for the given arm poses."""
-    pts = np.zeros((N_LANDMARKS, 2))
-    for index, xy in HEAD_POINTS.items():
-        pts[index] = xy
-    for left in (True, False):
-        sign = 1.0 if left else -1.0
-        for name, (x, y) in TRUNK_AND_LEG_POINTS.items():
-            pts[_side(name, left)] = (sign * x, y)
-        elbow, wrist = ARMS[left_arm if left else right_arm]
-        pts[_side("ELBOW", left)] = (sign * elbow[0], elbow[1])
-        pts[_side("WRIST", left)] = (sign * wrist[0], wrist[1])
-        _place_fingers(pts, left)
-    return pts
-
-
-def _place_fingers(pts: np.ndarray, left: bool) -> None:
-    wrist, elbow = pts[_side("WRIST", left)], pts[_side("ELBOW", left)]
-    direction = wrist - elbow
-    direction = direction / (np.linalg.norm(direction) or 1.0)
-    for name, length in FINGER_LENGTHS.items():
-        pts[_side(name, left)] = wrist + length * direction
+    return arms_body_points(ARMS[left_arm], ARMS[right_arm])
 
 
 def person(

@@ -13,6 +13,7 @@ import datetime
 import heapq
 import itertools
 import time
+from abc import ABC, abstractmethod
 from typing import Protocol
 
 
@@ -40,7 +41,7 @@ class Clock(Protocol):
         """Sleep like :meth:`sleep`; False (early) if the wall time jumps meanwhile."""
 
 
-class PretendWall:
+class PretendWall(ABC):
     """A wall time that can be moved: ``wall()`` is ``true_wall()`` plus a shift.
 
     Class-level defaults, so subclasses that do not call ``__init__`` still work."""
@@ -48,8 +49,9 @@ class PretendWall:
     _shift: datetime.timedelta | None = None
     _jumped: asyncio.Future[None] | None = None
 
+    @abstractmethod
     def true_wall(self) -> datetime.datetime:
-        raise NotImplementedError
+        """The wall time without any pretending."""
 
     def wall(self) -> datetime.datetime:
         """The date and time now (timezone-aware, UTC): the true one, or the pretended one running on."""
@@ -68,8 +70,9 @@ class PretendWall:
         if jumped is not None and not jumped.done():
             jumped.set_result(None)  # every wall sleeper looks again
 
+    @abstractmethod
     async def sleep(self, seconds: float) -> None:
-        raise NotImplementedError
+        """Wait ``seconds`` of this clock's time."""
 
     async def sleep_wall(self, seconds: float) -> bool:
         loop = asyncio.get_running_loop()

@@ -18,6 +18,7 @@ from engine.exhibit import ExhibitBase
 from engine.registry import Registry
 from engine.reload import ExhibitWatcher
 from engine.runtime import Runtime, RuntimeOptions, assemble
+from engine.watchdog import ServiceWatchdog, SystemdNotifier, watchdog_interval
 
 Companion = Callable[[Runtime, asyncio.Event], Coroutine[None, None, None]]
 """Runs beside the exhibit (the benchmark's question-and-answer channel); it may end the run by setting the event."""
@@ -47,6 +48,10 @@ async def serve(
         runtime.supervisor.start("reload", watcher.run)
         runtime.control.reloader = lambda: watcher.check(force=True)
         runtime.resources.put(watcher)  # the studio applies its saves through it
+    notifier = SystemdNotifier.from_environment()
+    watchdog = ServiceWatchdog(runtime, notifier, watchdog_interval()) if notifier is not None else None
+    if watchdog is not None:  # run as a systemd service (Type=notify): ready now, and fed while healthy
+        runtime.supervisor.start("watchdog", watchdog.run)
     beside = asyncio.create_task(companion(runtime, stop)) if companion is not None else None
     try:
         await asyncio.wait_for(stop.wait(), timeout=duration)
@@ -57,7 +62,11 @@ async def serve(
         if beside is not None:
             beside.cancel()
             await asyncio.gather(beside, return_exceptions=True)
+    if watchdog is not None:
+        watchdog.stopping()
     await runtime.stop()
+    if notifier is not None:
+        notifier.close()
 
 
 def quiet_late_registrations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -28,7 +28,9 @@ import asyncio
 import errno
 import getpass
 import os
+import shutil
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -43,6 +45,7 @@ from engine.problems import ExhibitInvalid
 from engine.registry import Registry, load_registry
 from engine.runtime import RenderMode, RuntimeOptions
 from engine.schema import schema_text
+from engine.systemd_unit import UNIT_DIR, ServicePlan, unit_text
 from engine.templates import TEMPLATES, create_exhibit
 from engine.validate import EXHIBIT_FILE, load_exhibit, resolve_exhibit_path
 
@@ -148,7 +151,14 @@ def _serve(args: argparse.Namespace, *, studio: bool) -> int:
         studio=studio,
     )
     watch = None if args.no_reload else path
-    asyncio.run(serve(exhibit, registry, options, duration=args.duration, watch=watch))
+    from devices.systemd_notify import SystemdNotifier
+
+    notifier = SystemdNotifier.from_environment()  # run by systemd (`exhibit service install`): tell it how it goes
+    try:
+        asyncio.run(serve(exhibit, registry, options, duration=args.duration, watch=watch, notifier=notifier))
+    finally:
+        if notifier is not None:
+            notifier.close()
     return 0
 
 
@@ -465,6 +475,74 @@ def cmd_token_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _service_plan(args: argparse.Namespace) -> ServicePlan:
+    path = resolve_exhibit_path(args.exhibit, EXHIBITS).resolve()
+    exhibit = load_exhibit(path, build_registry())
+    user = args.user or os.environ.get("SUDO_USER") or getpass.getuser()
+    if user == "root":
+        raise UserError(
+            "An exhibit runs as an unprivileged user, never as root: give one with `--user NAME` "
+            "(展项须以普通用户身份运行，请用 --user 指定)."
+        )
+    title = f"{exhibit.title.en} / {exhibit.title.zh}" if exhibit.title.zh else exhibit.title.en
+    return ServicePlan(exhibit.id, title, path, Path(sys.executable), ROOT / "launcher.py", user, args.simulate)
+
+
+def _systemctl(*words: str) -> None:
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        raise UserError("systemctl is not on this computer: install the unit by hand (print it with --dry-run).")
+    done = subprocess.run([systemctl, *words], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UserError(f"`systemctl {' '.join(words)}` failed: {(done.stderr or done.stdout).strip()}")
+
+
+def cmd_service_install(args: argparse.Namespace) -> int:
+    plan = _service_plan(args)
+    text = unit_text(plan)
+    if args.dry_run:
+        print(text, end="")
+        return 0
+    folder = Path(args.unit_dir) if args.unit_dir else UNIT_DIR
+    target = folder / plan.name
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(
+            f"Cannot write `{target}`: {exc.strerror or exc}; run with sudo, or print it with --dry-run "
+            "(无法写入服务文件，请使用 sudo)."
+        ) from None
+    print(f"wrote {target}")
+    if args.unit_dir is None:  # the system's own folder: make it start now and at every boot
+        _systemctl("daemon-reload")
+        _systemctl("enable", "--now", plan.name)
+        print(f"{plan.name} is enabled and started; `exhibit service status {args.exhibit}` shows how it runs")
+    return 0
+
+
+def cmd_service_uninstall(args: argparse.Namespace) -> int:
+    exhibit = load_exhibit(resolve_exhibit_path(args.exhibit, EXHIBITS), build_registry())
+    name = f"exhibit-{exhibit.id}.service"
+    target = (Path(args.unit_dir) if args.unit_dir else UNIT_DIR) / name
+    if not target.exists():
+        raise UserError(f"`{target}` does not exist: the service is not installed (服务未安装).")
+    if args.unit_dir is None:
+        _systemctl("disable", "--now", name)
+    target.unlink()
+    if args.unit_dir is None:
+        _systemctl("daemon-reload")
+    print(f"removed {target}")
+    return 0
+
+
+def cmd_service_status(args: argparse.Namespace) -> int:
+    exhibit = load_exhibit(resolve_exhibit_path(args.exhibit, EXHIBITS), build_registry())
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        raise UserError("systemctl is not on this computer: the exhibit does not run as a service here.")
+    return subprocess.run([systemctl, "status", "--no-pager", f"exhibit-{exhibit.id}.service"]).returncode
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if not (ROOT / "tests" / "bench" / "runner.py").is_file():
         raise UserError(
@@ -538,6 +616,25 @@ def parser() -> argparse.ArgumentParser:
     studio.add_argument("--accounts", metavar="FILE", help="users and API tokens (default: as for `run`)")
     studio.add_argument("--audit-log", metavar="FILE", help="where studio actions are recorded (default: as for `run`)")
     studio.set_defaults(handler=cmd_studio)
+
+    service = commands.add_parser("service", help="run an exhibit as a systemd service: install, uninstall, status")
+    service_commands = service.add_subparsers(dest="service_command", required=True, metavar="ACTION")
+    install = service_commands.add_parser(
+        "install", help="write (and enable) the systemd unit: at boot, restarted on failure, watchdog, hardened"
+    )
+    install.add_argument("exhibit", metavar="EXHIBIT")
+    install.add_argument("--user", metavar="NAME", help="the unprivileged user it runs as (default: you)")
+    install.add_argument("--simulate", action="store_true", help="simulated sensors (a demonstration machine)")
+    install.add_argument("--dry-run", action="store_true", help="print the unit, change nothing")
+    install.add_argument("--unit-dir", metavar="DIR", help="write the unit here and leave systemctl alone")
+    install.set_defaults(handler=cmd_service_install)
+    uninstall = service_commands.add_parser("uninstall", help="stop, disable and remove the unit")
+    uninstall.add_argument("exhibit", metavar="EXHIBIT")
+    uninstall.add_argument("--unit-dir", metavar="DIR", help="remove it from here and leave systemctl alone")
+    uninstall.set_defaults(handler=cmd_service_uninstall)
+    status = service_commands.add_parser("status", help="`systemctl status` of the exhibit's service")
+    status.add_argument("exhibit", metavar="EXHIBIT")
+    status.set_defaults(handler=cmd_service_status)
 
     shot = commands.add_parser("shot", help="render the exhibit's scene offscreen with simulated visitors to a PNG")
     shot.add_argument("exhibit", metavar="EXHIBIT")

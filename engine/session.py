@@ -18,7 +18,7 @@ from engine.exhibit import ExhibitBase
 from engine.registry import Registry
 from engine.reload import ExhibitWatcher
 from engine.runtime import Runtime, RuntimeOptions, assemble
-from engine.watchdog import ServiceWatchdog, SystemdNotifier, watchdog_interval
+from engine.watchdog import Notifier, ServiceWatchdog, watchdog_interval
 
 Companion = Callable[[Runtime, asyncio.Event], Coroutine[None, None, None]]
 """Runs beside the exhibit (the benchmark's question-and-answer channel); it may end the run by setting the event."""
@@ -34,6 +34,7 @@ async def serve(
     duration: float | None = None,
     watch: Path | None = None,
     companion: Companion | None = None,
+    notifier: Notifier | None = None,
 ) -> None:
     """Run ``exhibit`` until SIGINT/SIGTERM (or ``duration``), reloading it when ``watch`` changes."""
     runtime = assemble(exhibit, registry, options)
@@ -48,7 +49,6 @@ async def serve(
         runtime.supervisor.start("reload", watcher.run)
         runtime.control.reloader = lambda: watcher.check(force=True)
         runtime.resources.put(watcher)  # the studio applies its saves through it
-    notifier = SystemdNotifier.from_environment()
     watchdog = ServiceWatchdog(runtime, notifier, watchdog_interval()) if notifier is not None else None
     if watchdog is not None:  # run as a systemd service (Type=notify): ready now, and fed while healthy
         runtime.supervisor.start("watchdog", watchdog.run)
@@ -65,8 +65,6 @@ async def serve(
     if watchdog is not None:
         watchdog.stopping()
     await runtime.stop()
-    if notifier is not None:
-        notifier.close()
 
 
 def quiet_late_registrations(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -7,8 +7,8 @@ half the watchdog interval, but only while an in-loop health check passes: the e
 stops the pings, and systemd restarts the service. ``STATUS=`` carries a one-line health summary
 (``systemctl status`` shows it); ``STOPPING=1`` is said on the way out.
 
-Without ``NOTIFY_SOCKET`` (an ordinary `run`) nothing here runs. Sending never raises: a missing socket is
-counted and logged once.
+Without ``NOTIFY_SOCKET`` (an ordinary `run`) nothing here runs. The socket itself is protocol code, which the
+engine does not hold: :mod:`devices.systemd_notify` sends the datagrams.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from engine.runtime import Runtime
@@ -31,34 +30,10 @@ DEFAULT_TICK = 5.0
 """Seconds between health checks when systemd asks for no watchdog (STATUS= is still kept fresh)."""
 
 
-class SystemdNotifier:
-    """Datagrams to systemd's notify socket."""
+class Notifier(Protocol):
+    """Where the notifications go: systemd's socket (:class:`devices.systemd_notify.SystemdNotifier`)."""
 
-    def __init__(self, address: str) -> None:
-        self.address = "\0" + address[1:] if address.startswith("@") else address
-        self.sent = 0
-        self.failed = 0
-        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        self._socket.setblocking(False)
-
-    @classmethod
-    def from_environment(cls, env: Mapping[str, str] = os.environ) -> SystemdNotifier | None:
-        address = env.get("NOTIFY_SOCKET", "")
-        return cls(address) if address.startswith(("/", "@")) else None
-
-    def send(self, *lines: str) -> bool:
-        try:
-            self._socket.sendto("\n".join(lines).encode("utf-8"), self.address)
-        except OSError as exc:
-            self.failed += 1
-            if self.failed == 1:
-                log.warning("systemd's notify socket refused a message (%s); the service may be restarted", exc)
-            return False
-        self.sent += 1
-        return True
-
-    def close(self) -> None:
-        self._socket.close()
+    def send(self, *lines: str) -> bool: ...
 
 
 def watchdog_interval(env: Mapping[str, str] = os.environ) -> float | None:
@@ -73,7 +48,7 @@ def watchdog_interval(env: Mapping[str, str] = os.environ) -> float | None:
 class ServiceWatchdog:
     """READY=1, then the watchdog pings and the status line, from inside the exhibit's own loop."""
 
-    def __init__(self, runtime: Runtime, notifier: SystemdNotifier, interval: float | None) -> None:
+    def __init__(self, runtime: Runtime, notifier: Notifier, interval: float | None) -> None:
         self.runtime, self.notifier = runtime, notifier
         self.watchdog = interval is not None
         self.tick = interval if interval is not None else DEFAULT_TICK

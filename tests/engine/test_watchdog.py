@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.watchdog import LAG_LIMIT, ServiceWatchdog, SystemdNotifier, watchdog_interval
+from devices.systemd_notify import SystemdNotifier
+from engine.watchdog import LAG_LIMIT, ServiceWatchdog, watchdog_interval
 from tests.conftest import ROOT
 from tests.support.show_harness import start_show
 

@@ -134,6 +134,7 @@ def _serve(args: argparse.Namespace, *, studio: bool) -> int:
         raise UserError("`--console-host` is empty; give an address such as 127.0.0.1 / 控制台地址为空")
     accounts = named_file(args.accounts, "accounts.json") if args.accounts else None
     audit = named_file(args.audit_log, "audit.log") if args.audit_log else None
+    state_dir = Path(args.state_dir).expanduser() if args.state_dir else None
     registry = build_registry()
     exhibit = load_exhibit(path, registry)
     options = RuntimeOptions(
@@ -146,7 +147,8 @@ def _serve(args: argparse.Namespace, *, studio: bool) -> int:
         console_host=args.console_host,
         console_port=args.console_port,
         accounts=accounts,
-        audit_log=audit or default_audit_log(exhibit.id),
+        audit_log=audit or (state_dir or default_state_dir(exhibit.id)) / "audit.log",
+        state_dir=state_dir or default_state_dir(exhibit.id),
         exhibit_file=path,
         studio=studio,
     )
@@ -172,10 +174,16 @@ def named_file(name: str, example: str) -> Path:
     return path
 
 
-def default_audit_log(exhibit_id: str) -> Path:
-    """``$XDG_STATE_HOME/exhibit-controller/<exhibit id>/audit.log`` (``~/.local/state/...`` when unset)."""
+def default_state_dir(exhibit_id: str) -> Path:
+    """``$XDG_STATE_HOME/exhibit-controller/<exhibit id>`` (``~/.local/state/...`` when unset): the node's state
+    for crash recovery, its log files, health history and the audit log."""
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")  # empty: unset (XDG)
-    return Path(state) / "exhibit-controller" / exhibit_id / "audit.log"
+    return Path(state) / "exhibit-controller" / exhibit_id
+
+
+def default_audit_log(exhibit_id: str) -> Path:
+    """``audit.log`` in :func:`default_state_dir`."""
+    return default_state_dir(exhibit_id) / "audit.log"
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -599,6 +607,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="where control actions are recorded (default: ~/.local/state/exhibit-controller/<exhibit id>/audit.log)",
     )
+    run.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="what must outlive a restart (show state, crash record, logs) "
+        "(default: ~/.local/state/exhibit-controller/<exhibit id>)",
+    )
     run.set_defaults(handler=cmd_run)
 
     studio = commands.add_parser(
@@ -615,6 +629,7 @@ def parser() -> argparse.ArgumentParser:
     studio.add_argument("--duration", type=float, metavar="SECONDS", help="stop cleanly after this long")
     studio.add_argument("--accounts", metavar="FILE", help="users and API tokens (default: as for `run`)")
     studio.add_argument("--audit-log", metavar="FILE", help="where studio actions are recorded (default: as for `run`)")
+    studio.add_argument("--state-dir", metavar="DIR", help="the node's state folder (default: as for `run`)")
     studio.set_defaults(handler=cmd_studio)
 
     service = commands.add_parser("service", help="run an exhibit as a systemd service: install, uninstall, status")

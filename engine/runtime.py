@@ -76,6 +76,9 @@ class RuntimeOptions:
     """Draw the scene in a window, offscreen, or not at all."""
     audit_log: Path | None = None
     """Where control actions are recorded (JSON lines, rotated); None: in memory only."""
+    state_dir: Path | None = None
+    """This node's own folder for what must outlive the process: the show's state for crash recovery, the
+    crash record, log files, health history. None: nothing is kept (tests, benchmarks)."""
     console: bool = True
     """Serve the operator's web console (``--no-console``: not in this run)."""
     console_host: str | None = None

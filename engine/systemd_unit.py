@@ -29,7 +29,8 @@ class ServicePlan:
 
     @property
     def state_dir(self) -> str:
-        """Under /var/lib (systemd's StateDirectory=): the audit log, where the service may write."""
+        """Under /var/lib (systemd's StateDirectory=), where the service may write: its show state for crash
+        recovery, crash record, log files, health history and audit log."""
         return f"exhibit-controller/{self.exhibit_id}"
 
 
@@ -42,7 +43,7 @@ def _quote(value: str | Path) -> str:
 def unit_text(plan: ServicePlan) -> str:
     folder = plan.exhibit_file.parent
     run: list[str | Path] = [plan.python, plan.launcher, "run", plan.exhibit_file, "--headless"]
-    run += ["--audit-log", f"/var/lib/{plan.state_dir}/audit.log"]
+    run += ["--state-dir", f"/var/lib/{plan.state_dir}"]
     if plan.simulate:
         run.append("--simulate")
     return f"""\

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,9 +34,11 @@ from engine.exhibit import ExhibitBase
 from engine.fades import FadeEngine
 from engine.health import HealthBoard
 from engine.model import DeviceConfig, Outputs, SensorConfig
+from engine.recovery import CRASH_WINDOW, Keeper, Recovered, RecoveryFile
 from engine.registry import Registry, ServiceSpec
 from engine.safety import Safety
 from engine.show import Messenger, Show
+from engine.show_memory import ShowMemory, capture, restore_after_restart, restore_standby
 from engine.signals import SignalStore
 from engine.supervisor import Supervisor
 
@@ -119,6 +121,14 @@ class Runtime:
         self.safety = Safety()
         self.show: Show | None = None
         self.reloads = 0
+        self.recovery = RecoveryFile.in_folder(self.options.state_dir) if self.options.state_dir else None
+        self.recovered: Recovered | None = None
+        self.keeper: Keeper | None = None
+        self.safe_mode = False
+        """Started after too many crashes: devices safe, motion disarmed, no show logic, until an operator ends it."""
+        self._held_show: Show | None = None
+        self.mode_listeners: list[Callable[[], None]] = []
+        """Told when the node's mode changes (safe mode left...): the MQTT link says it on the status topic."""
         self.control = Controller(self, AuditLog(self.options.audit_log))
         """The operator's commands, for every surface (console, OSC, MQTT)."""
         self.events = EventHub(self, self.control)
@@ -138,6 +148,7 @@ class Runtime:
     async def start(self) -> None:
         """Build and start everything, in order; a ``UserError`` (a port in use...) stops the start and
         closes whatever had started."""
+        self._begin_recovery()
         try:
             await self._start_services()
             self._build_drivers()
@@ -151,7 +162,14 @@ class Runtime:
                 self.safety.add_motion(name, outputs_config.safe_state())
             setter = self.safety.gate(name, target.set)
             self.fades.add_target(name, setter, outputs_config.safe_state(), outputs_config.max_rate())
-        self.show = self._new_show(self.exhibit, {name: config for name, (_, config) in outputs.items()})
+        show = self._new_show(self.exhibit, {name: config for name, (_, config) in outputs.items()})
+        memory = self.recovered.memory if self.recovered else None
+        if memory is not None:
+            restore_after_restart(show, self.safety, memory)
+        if self.safe_mode:
+            self._held_show = show  # built, never started: no logic until an operator ends safe mode
+        else:
+            self.show = show
 
         self.supervisor.start("fades", self.fades.run)
         self.supervisor.start("events", self.events.run)
@@ -161,7 +179,11 @@ class Runtime:
             self.supervisor.start(f"device:{name}", device.run)
         for name, sensor in self.sensors.items():
             self.supervisor.start(f"sensor:{name}", sensor.run)
-        self.show.start()
+        if self.show is not None:
+            self.show.start()
+            if memory is not None:
+                restore_standby(self.show, memory)
+        self._keep_memory(memory)
         settle_memory()
         log.info(
             "exhibit %s started: %d sensors, %d devices, %d mappings, services: %s%s",
@@ -172,6 +194,67 @@ class Runtime:
             ", ".join(s.name for s in self.services) or "none",
             " (simulated sensors)" if self.options.simulate else "",
         )
+
+    def _begin_recovery(self) -> None:
+        """Read what the last run left (crash or clean stop) and say that this one runs."""
+        if self.recovery is None:
+            return
+        try:
+            self.recovered = self.recovery.begin()
+        except OSError as exc:
+            log.error(
+                "恢复文件无法写入 / cannot keep the show's state in %s (%s): no crash recovery", self.recovery.path, exc
+            )
+            self.recovery = None
+            return
+        recovered = self.recovered
+        if recovered.crashed:
+            log.warning(
+                "上次运行异常结束 / the last run did not stop cleanly: %d crash%s in the last %d minutes",
+                len(recovered.crashes),
+                "" if len(recovered.crashes) == 1 else "es",
+                int(CRASH_WINDOW // 60),
+            )
+        if recovered.safe_mode:
+            self.safe_mode = True
+            log.error(
+                "安全模式：设备安全，运动锁定，逻辑停止，等待操作员 / SAFE MODE after %d crashes: devices "
+                "safe, motion disarmed, no show logic; an operator ends it (console, or the `safe-mode/leave` command)",
+                len(recovered.crashes),
+            )
+
+    def _keep_memory(self, memory: ShowMemory | None) -> None:
+        if self.recovery is None:
+            return
+
+        def now() -> ShowMemory | None:
+            return capture(self.show, self.safety) if self.show is not None else None
+
+        self.keeper = Keeper(self.recovery, now)
+        self.keeper.saved = memory
+        self.safety.listeners.append(self.keeper.changed)
+        self.supervisor.start("recovery", self.keeper.run)
+
+    def leave_safe_mode(self) -> bool:
+        """An operator ends safe mode: the crash record is cleared and the show's logic starts (motion stays
+        disarmed until armed). False when not in safe mode."""
+        if not self.safe_mode or self._held_show is None:
+            return False
+        if self.recovery is not None:
+            self.recovery.leave_safe_mode()
+        self.safe_mode = False
+        self.show, self._held_show = self._held_show, None
+        self.show.start(arm=False)
+        memory = self.recovered.memory if self.recovered else None
+        if memory is not None:
+            restore_standby(self.show, memory)
+        if self.keeper is not None:
+            self.keeper.saved = None  # written again, now without safe mode
+            self.keeper.changed()
+        log.warning("安全模式已结束 / safe mode ended by an operator: the show's logic runs; motion stays disarmed")
+        for listener in list(self.mode_listeners):
+            listener()
+        return True
 
     async def _start_services(self) -> None:
         for spec in self.service_specs:
@@ -274,6 +357,9 @@ class Runtime:
 
     async def stop(self) -> None:
         """Stop logic and inputs, bring every output to its safe state, then close the services."""
+        if self.keeper is not None:
+            await self.supervisor.cancel("recovery")
+            self.keeper.close()  # `running: false`: the next start is no crash
         if self.show is not None:
             self.show.stop()
         await self.supervisor.cancel("fades", *[f"sensor:{n}" for n in self.sensors])

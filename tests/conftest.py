@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -203,11 +204,10 @@ def private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(autouse=True)
-def private_state(
-    private_home: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Path:
+def private_state(private_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test's launchers keep their node state (crash recovery, logs) apart: an e-stop one test latches must
-    not greet the next one."""
-    state = tmp_path_factory.mktemp("state")
+    not greet the next one. Under the private home, not beside the tests' own folders, which some tests list."""
+    (private_home / "states").mkdir(exist_ok=True)
+    state = Path(tempfile.mkdtemp(dir=private_home / "states"))
     monkeypatch.setenv("XDG_STATE_HOME", str(state))
     return state

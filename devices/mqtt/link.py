@@ -172,6 +172,13 @@ class MqttLink:
         self._disconnect_hooks: list[Callable[[], None]] = []
         self._stopping = asyncio.Event()
         self._rng = random.Random()
+        self.presence: Callable[[], bytes] = lambda: b"online"
+        """What the retained status topic says while connected: ``online``, or ``safe-mode`` after repeated crashes."""
+
+    def say_presence(self) -> None:
+        """The status changed while connected: say it again (retained)."""
+        if self.connected.is_set():
+            self.enqueue(self.topics.status, self.presence(), qos=1, retain=True)
 
     @property
     def address(self) -> str:
@@ -442,7 +449,7 @@ class MqttLink:
 
     async def _session(self, client: aiomqtt.Client) -> None:
         """Announce, subscribe, send what waited, then keep the outbox moving."""
-        await client.publish(self.topics.status, b"online", qos=1, retain=True, timeout=self.publish_timeout)
+        await client.publish(self.topics.status, self.presence(), qos=1, retain=True, timeout=self.publish_timeout)
         for topic_filter in self._subscriptions:
             await client.subscribe(topic_filter, qos=1, timeout=self.publish_timeout)
         await self._flush(client)  # what waited goes before anything new

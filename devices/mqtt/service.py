@@ -88,6 +88,8 @@ def _build_link(runtime: Runtime) -> LinkService:
         )
     except SecretMissing as exc:
         raise UserError(f"The MQTT settings cannot be used: {exc}") from None
+    link.presence = lambda: b"safe-mode" if runtime.safe_mode else b"online"
+    runtime.mode_listeners.append(link.say_presence)
     runtime.context.resources.put(link)
     runtime.context.resources.put(topics)
     return LinkService(link, HealthTopics(runtime.health, link, topics, runtime.clock))

@@ -245,6 +245,12 @@ def _coerce(initial: Any, value: Any) -> float | int | bool | str:
         ) from None
 
 
+def _leave_safe_mode(c: Controller, p: Mapping[str, Any]) -> Any:
+    if not c.runtime.leave_safe_mode():
+        raise CommandError("conflict", "the exhibit is not in safe mode / 展品未处于安全模式")
+    return {"safe_mode": False}
+
+
 def _lock(locked: bool) -> Callable[[Controller, Mapping[str, Any]], Any]:
     def lock(c: Controller, p: Mapping[str, Any]) -> Any:
         c.locked = locked
@@ -322,6 +328,13 @@ COMMANDS: dict[str, Command] = {
         ),
         Command(
             "var", "operator", "Set a variable.", _var, {"name": Param("str", True), "value": Param("value", True)}
+        ),
+        Command(
+            "safe-mode/leave",
+            "operator",
+            "End safe mode (entered after repeated crashes): the show's logic starts; motion stays disarmed.",
+            _leave_safe_mode,
+            needs_show=False,
         ),
         Command(
             "lock",

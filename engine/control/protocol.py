@@ -103,8 +103,20 @@ def state_topics(runtime: Runtime, controller: Controller) -> dict[str, Any]:
         "armed": sorted(safety.armed),
         "blocked": safety.blocked,
     }
+    recovered = runtime.recovered
+    topics["node"] = {
+        "safe_mode": runtime.safe_mode,
+        "crashes": len(recovered.crashes) if recovered else 0,
+        "recovered": bool(recovered and recovered.crashed),
+    }
     if show is None:
-        topics["show"] = {"running": False, "panic": False, "open": None, "locked": controller.locked}
+        topics["show"] = {
+            "running": False,
+            "panic": False,
+            "open": None,
+            "locked": controller.locked,
+            "safe_mode": runtime.safe_mode,
+        }
         return topics
     paused = any(c.pauser.paused for c in show.cue_lists.values())
     topics["show"] = {

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.exhibit import ExhibitBase
+from engine.health_history import start_health_history
 from engine.registry import Registry
 from engine.reload import ExhibitWatcher
 from engine.runtime import Runtime, RuntimeOptions, assemble
@@ -44,6 +45,7 @@ async def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await runtime.start()
+    start_health_history(runtime)  # <state dir>/health.jsonl: a line a minute and on every change of status
     if watch is not None:
         watcher = ExhibitWatcher(watch, registry, runtime, runtime.clock)
         runtime.supervisor.start("reload", watcher.run)

@@ -4,13 +4,21 @@ QLab's `/cue/{value}/start`) and arguments (default: the value itself).
 
 Whole messages go out the same way (:meth:`OscOutDevice.send_message`): that is how the show's
 `{osc: /cue/1/start, host: ..., port: ...}` actions are sent, through a device of this kind made for
-each peer they name (see :func:`action_peers`), so they have health like any other output."""
+each peer they name (see :func:`action_peers`), so they have health like any other output.
+
+A peer named by an IP address is sent to at once. A peer named by a host name (``qlab.local``) is looked up
+in the background by :meth:`OscOutDevice.run`, retried with back-off while the name server or the peer is
+away, and looked up again every :data:`LOOKUP_REFRESH` seconds: a lookup never runs on the event loop (it
+can take many seconds on a network without its name server). Until the first lookup answers, the latest
+value of each property waits and goes out then; whole messages are refused (counted in ``errors``)."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import math
+import random
 import socket
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -20,9 +28,22 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from engine.drivers import Device, DriverContext, Fault, check_fault
 from engine.model import DeviceConfig, Name, SignalType, StoreType, Strict, coerce_output
+from engine.reconnect import Backoff, Reconnect
 from engine.signals import Value
 
 log = logging.getLogger("devices.osc_out")
+
+LOOKUP_REFRESH = 60.0
+"""Seconds between lookups of a peer named by a host name, once found (its address may change)."""
+Address = tuple[str, int]
+
+
+def ip_address(host: str, port: int) -> Address | None:
+    """``(host, port)`` when ``host`` is an IPv4 address already (nothing to look up); None for a name."""
+    try:
+        return str(ipaddress.IPv4Address(host)), port
+    except ValueError:
+        return None
 
 
 def _value_only() -> list[Value]:
@@ -103,21 +124,33 @@ class OscOutDevice(Device):
         super().__init__(name, config, context)
         self.sent = 0
         self.errors = 0
+        self.address: Address | None = ip_address(config.host, config.port)
+        """Where datagrams go; None until a host name is looked up (:meth:`run`)."""
+        self.backoff = Backoff(initial=0.5, cap=10.0)
+        self._waiting: dict[str, bytes] = {}
+        """The latest message of each property, kept while the peer's name is not looked up yet."""
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._socket.setblocking(False)
 
     def set(self, values: Mapping[str, Any]) -> None:
         for prop, value in values.items():
             spec = self.config.properties[prop]
-            self._send(message(spec, spec.coerce(value)))
+            packet = message(spec, spec.coerce(value))
+            if self.address is None:
+                self._waiting[prop] = packet  # sent once the name is found: latest wins
+            else:
+                self._send(packet)
 
     def send_message(self, address: str, args: list[Value]) -> None:
         """Send one whole message now (an `{osc: ...}` action); never raises."""
         self._send(datagram(address, args))
 
     def _send(self, packet: bytes) -> None:
+        if self.address is None:
+            self._failed(f"the address of {self.config.host} is not known yet")
+            return
         try:
-            self._socket.sendto(packet, (self.config.host, self.config.port))
+            self._socket.sendto(packet, self.address)  # an address, never a name: sendto must not look it up
         except OSError as exc:  # an unreachable peer must not stop the show
             self._failed(exc.strerror or str(exc))
         else:
@@ -134,13 +167,58 @@ class OscOutDevice(Device):
         self.health.set("offline", f"OSC to {self.config.host}:{self.config.port} not sent: {reason}")
 
     async def run(self) -> None:
-        self.health.set("ok")  # UDP: nothing to connect; a refused message says otherwise
-        await asyncio.Event().wait()  # sending happens in set(); nothing runs in between
+        if self.address is not None:
+            self.health.set("ok")  # UDP: nothing to connect; a refused message says otherwise
+            await asyncio.Event().wait()  # sending happens in set(); nothing runs in between
+        await self._look_up_forever()
+
+    async def _look_up_forever(self) -> None:
+        """Find the peer's address, retrying with back-off while it cannot be found, then again every
+        :data:`LOOKUP_REFRESH` seconds (a failed refresh keeps the address it had)."""
+        host, clock = self.config.host, self.context.clock
+        reconnect = Reconnect(self.backoff, clock, random.Random())
+        said = False
+        self.health.set("offline", f"looking up the OSC peer {host}", expected=True)
+        while True:
+            try:
+                found = await self._look_up()
+            except OSError as exc:
+                if self.address is None:
+                    reason = f"OSC peer {host} not found: {exc.strerror or exc}"
+                    self.health.set("offline", reason)
+                    if not said:
+                        log.warning("device %s: %s; the exhibit goes on and keeps looking", self.name, reason)
+                        said = True
+                await reconnect.wait()
+                continue
+            reconnect.up()
+            first, before = self.address is None, self.address
+            self.address = found
+            if found != before:
+                log.info("device %s: OSC peer %s is at %s:%d", self.name, host, *found)
+            if first:
+                self.health.set("ok")
+                waiting, self._waiting = self._waiting, {}
+                for packet in waiting.values():
+                    self._send(packet)
+            await clock.sleep(LOOKUP_REFRESH)
+
+    async def _look_up(self) -> Address:
+        """The peer's IPv4 address, looked up in a worker thread (the loop's ``getaddrinfo``)."""
+        loop = asyncio.get_running_loop()
+        found = await loop.getaddrinfo(
+            self.config.host, self.config.port, family=socket.AF_INET, type=socket.SOCK_DGRAM
+        )
+        if not found:
+            raise OSError(f"no IPv4 address for {self.config.host}")
+        host, port = found[0][4][:2]
+        return str(host), int(port)
 
     async def go_safe(self, timeout: float) -> bool:
         errors = self.errors
         self.set(self.config.safe_state())
-        return self.errors == errors  # this safe state went out, whatever failed before
+        # This safe state went out, whatever failed before; not while the peer's address is still unknown.
+        return self.errors == errors and (self.address is not None or not self.config.safe_state())
 
 
 class SimulatedOscOut(OscOutDevice):
@@ -149,6 +227,7 @@ class SimulatedOscOut(OscOutDevice):
 
     def __init__(self, name: str, config: OscOutConfig, context: DriverContext) -> None:
         super().__init__(name, config, context)
+        self.address = (config.host, config.port)  # nothing is looked up: the datagrams are kept here
         self.datagrams: list[bytes] = []
         self.fault: Fault = "clear"
 

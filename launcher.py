@@ -11,6 +11,7 @@
     exhibit models [--install]    pose models: list them, install official ones
     exhibit record --camera|--video --out FILE   a landmark-only recording
     exhibit bench [--json]        performance figures against a baseline
+    exhibit diagnose EXHIBIT      a support bundle, secrets redacted (--out FILE, --state-dir DIR)
     exhibit user add NAME --role viewer|operator|admin   a console user (--password-stdin, --replace)
     exhibit user list | user remove NAME                  the console's users
     exhibit token add NAME --role ROLE                    an API token for a machine, shown once
@@ -25,9 +26,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import getpass
+import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -35,11 +39,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
+from engine.authority import TAKEOVER_AFTER
 from engine.control.accounts import ROLE_ZH, Accounts, check_name, check_password_text, check_role
 from engine.errors import UserError
-from engine.logs import setup_logging
+from engine.logs import add_file_logging, remove_file_logging, setup_logging
 from engine.model import parse_broker_url
 from engine.problems import ExhibitInvalid
 from engine.registry import Registry, load_registry
@@ -151,14 +156,20 @@ def _serve(args: argparse.Namespace, *, studio: bool) -> int:
         state_dir=state_dir or default_state_dir(exhibit.id),
         exhibit_file=path,
         studio=studio,
+        node=getattr(args, "node", None) or "",
+        role=getattr(args, "role", None),
+        site_prefix=getattr(args, "site", None),
+        takeover_after=getattr(args, "takeover_after", TAKEOVER_AFTER),
     )
     watch = None if args.no_reload else path
     from devices.systemd_notify import SystemdNotifier
 
     notifier = SystemdNotifier.from_environment()  # run by systemd (`exhibit service install`): tell it how it goes
+    log_file = add_file_logging(options.state_dir) if options.state_dir is not None else None  # <state>/logs/
     try:
         asyncio.run(serve(exhibit, registry, options, duration=args.duration, watch=watch, notifier=notifier))
     finally:
+        remove_file_logging(log_file)
         if notifier is not None:
             notifier.close()
     return 0
@@ -561,7 +572,81 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from tests.bench.runner import main as bench_main
 
     only = frozenset(part.strip() for part in args.only.split(",")) if args.only else None
-    return bench_main(json_output=args.json, quick=args.quick, soak_minutes=args.soak_minutes, only=only)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(Tee(sys.stdout, printed)):
+        status = bench_main(json_output=args.json, quick=args.quick, soak_minutes=args.soak_minutes, only=only)
+    if status == 0:  # the latest figures, for `exhibit diagnose`
+        from engine.diagnose import save_bench_output
+
+        save_bench_output(printed.getvalue(), bench_dir())
+    return status
+
+
+class Tee(io.TextIOBase):
+    """Writes to the terminal and keeps a copy."""
+
+    def __init__(self, *streams: TextIO) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+def bench_dir() -> Path:
+    """Where ``bench`` keeps its latest figures for ``diagnose``: ``$XDG_STATE_HOME/exhibit-controller/bench``."""
+    return default_state_dir("-").parent / "bench"
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from engine.diagnose import default_bundle_name, human_size, write_bundle
+    from engine.diagnose.collect import Sources
+
+    path = resolve_exhibit_path(args.exhibit, EXHIBITS)
+    exhibit_id, check_text = checked_for_diagnosis(path)
+    state_dir = Path(args.state_dir).expanduser() if args.state_dir else default_state_dir(exhibit_id)
+    out = writable_file(args.out or default_bundle_name(exhibit_id), example="support.tar.gz")
+    sources = Sources(
+        exhibit_file=path,
+        exhibit_id=exhibit_id,
+        state_dir=state_dir,
+        project_root=ROOT,
+        bench_dirs=(state_dir.parent / "bench", bench_dir()),
+        unit_file=UNIT_DIR / f"exhibit-{exhibit_id}.service",
+        check_text=check_text,
+    )
+    size = write_bundle(sources, out)
+    where = out.resolve()
+    print(
+        f"Support bundle: {where} ({human_size(size)}), secrets redacted; send it to whoever supports the exhibit / "
+        f"支持包已写入 {where}（{human_size(size)}，已隐去密码等机密），请发送给技术支持"
+    )
+    return 0
+
+
+def checked_for_diagnosis(path: Path) -> tuple[str, str]:
+    """The exhibit's id and what `exhibit check` says of it; an invalid file is diagnosed too (its id read
+    from the file's `id:` line, else its folder's name)."""
+    try:
+        exhibit = load_exhibit(path, build_registry())
+    except ExhibitInvalid as invalid:
+        problems = [str(problem) for problem in invalid.problems]
+        text = "\n".join([*problems, f"{path}: {len(problems)} problem(s)"])
+    except UserError as exc:
+        text = f"error: {exc}"
+    else:
+        counts = f"{len(exhibit.sensors)} sensors, {len(exhibit.devices)} devices, {len(exhibit.mappings)} mappings"
+        return exhibit.id, f"{path}: ok ({exhibit.id}: {counts})\n"
+    try:
+        found = re.search(r"(?m)^id:[ \t]*[\"']?([a-z0-9][a-z0-9-]*)", path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        found = None
+    return (found.group(1) if found else path.parent.name), text + "\n"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -612,6 +697,23 @@ def parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="what must outlive a restart (show state, crash record, logs) "
         "(default: ~/.local/state/exhibit-controller/<exhibit id>)",
+    )
+    network = run.add_argument_group("show network (several computers, one broker)")
+    network.add_argument("--node", metavar="NAME", help="this computer's name in the show network (default: host name)")
+    network.add_argument(
+        "--role",
+        choices=["primary", "backup"],
+        help="with a backup computer: this one drives the devices (primary) or tracks and takes over (backup)",
+    )
+    network.add_argument(
+        "--site", metavar="PREFIX", help="topic prefix of the show network (default: <mqtt prefix>/site)"
+    )
+    network.add_argument(
+        "--takeover-after",
+        type=float,
+        default=TAKEOVER_AFTER,
+        metavar="SECONDS",
+        help=f"a backup takes over when the primary's heartbeat is silent this long (default {TAKEOVER_AFTER:g})",
     )
     run.set_defaults(handler=cmd_run)
 
@@ -708,6 +810,17 @@ def parser() -> argparse.ArgumentParser:
         "--soak-minutes", type=float, metavar="MINUTES", help="how long the memory soak runs (default 10; 1.5 quick)"
     )
     bench.set_defaults(handler=cmd_bench)
+
+    diagnose = commands.add_parser(
+        "diagnose",
+        help="write a support bundle (versions, exhibit file, recent logs, health history), secrets redacted",
+    )
+    diagnose.add_argument("exhibit", metavar="EXHIBIT")
+    diagnose.add_argument(
+        "--out", metavar="FILE", help="where to write it (default: exhibit-diagnose-<id>-<time>.tar.gz here)"
+    )
+    diagnose.add_argument("--state-dir", metavar="DIR", help="the node's state folder (default: as for `run`)")
+    diagnose.set_defaults(handler=cmd_diagnose)
 
     account_commands(commands)
     return top

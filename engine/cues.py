@@ -45,6 +45,8 @@ class CueList:
         self.fired: deque[tuple[float, str]] = deque(maxlen=1000)
         """The cues fired, with their times (the last thousand)."""
         self.refused = 0
+        self.gos = 0
+        """GOs that fired a cue (a backup node follows the primary's by this count)."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -74,8 +76,15 @@ class CueList:
             log.info("cue list %s: GO at the end of the list does nothing", self.name)
             return False
         self.last_go = now
+        self.gos += 1
         self._fire(index)
         return True
+
+    def follow_go(self, cue_id: str) -> None:
+        """A backup node repeats a GO the node that drives the devices made (no guard: it was checked there)."""
+        self.last_go = self.clock.now()
+        self.gos += 1
+        self._fire(self.index(cue_id))
 
     def back(self) -> None:
         self.playhead = max(0, self.playhead - 1)

@@ -150,7 +150,8 @@ class Keeper:
     async def run(self) -> None:
         while not self._stopped:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), SAVE_INTERVAL)
+                async with asyncio.timeout(SAVE_INTERVAL):
+                    await self._wake.wait()
             self._wake.clear()
             memory = self.capture()
             if memory is None or memory == self.saved:

@@ -19,11 +19,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.authority import TAKEOVER_AFTER, Authority, NodeRole, SiteView
 from engine.catalogue import Catalogue, build_catalogue
 from engine.clock import Clock, MonotonicClock
 from engine.control.audit import AuditLog
@@ -91,6 +93,14 @@ class RuntimeOptions:
     """The accounts file (users and API tokens); None: the default place for this machine."""
     exhibit_file: Path | None = None
     """The exhibit file this run was loaded from: the studio edits it (None: no studio, e.g. in benchmarks)."""
+    node: str = ""
+    """This computer's name in the show network (default: the host name)."""
+    role: NodeRole | None = None
+    """In a show network with a backup: ``primary`` or ``backup`` (MQTT 5, epochs, takeover); None: alone."""
+    site_prefix: str | None = None
+    """Topics of the show network (default: ``<mqtt.prefix>/site``)."""
+    takeover_after: float = TAKEOVER_AFTER
+    """A backup takes over when the driving node's heartbeat has been silent this long (seconds)."""
     studio: bool = False
     """``exhibit studio``: the start prints a one-time login link to the studio page, even with accounts, and
     outputs other than MQTT (DMX, OSC) are simulated."""
@@ -127,6 +137,13 @@ class Runtime:
         self.safe_mode = False
         """Started after too many crashes: devices safe, motion disarmed, no show logic, until an operator ends it."""
         self._held_show: Show | None = None
+        node = self.options.node or platform.node()
+        self.authority = (
+            Authority(node, self.options.role, self.options.takeover_after) if self.options.role is not None else None
+        )
+        """Who drives the devices, in a show network with a backup (None: this node alone drives them)."""
+        prefix = self.options.site_prefix or f"{self.exhibit.mqtt.prefix}/site"
+        self.site = SiteView(prefix, node, self.authority)
         self.mode_listeners: list[Callable[[], None]] = []
         """Told when the node's mode changes (safe mode left...): the MQTT link says it on the status topic."""
         self.control = Controller(self, AuditLog(self.options.audit_log))
@@ -234,6 +251,15 @@ class Runtime:
         self.keeper.saved = memory
         self.safety.listeners.append(self.keeper.changed)
         self.supervisor.start("recovery", self.keeper.run)
+
+    @property
+    def mode(self) -> str:
+        """``safe-mode``, ``tracking`` (a node of a show network that does not drive the devices) or ``running``."""
+        if self.safe_mode:
+            return "safe-mode"
+        if self.authority is not None and not self.authority.driving:
+            return "tracking"
+        return "running"
 
     def leave_safe_mode(self) -> bool:
         """An operator ends safe mode: the crash record is cleared and the show's logic starts (motion stays

@@ -77,7 +77,9 @@ def restore_variables(show: Show, memory: ShowMemory) -> list[str]:
                 "variable %s: the kept value %r is not a %s; it starts at %r", name, value, type(initial), initial
             )
             continue
-        show.store.set(f"var.{name}", float(value) if isinstance(initial, float) else value)
+        value = float(value) if isinstance(initial, float) else value
+        if show.store.get(f"var.{name}").value != value:
+            show.store.set(f"var.{name}", value)
         restored.append(name)
     return restored
 

@@ -28,12 +28,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import aiomqtt
 import paho.mqtt.client as mqtt
 from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.client import topic_matches_sub
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from devices.mqtt.security import resolve_credentials
 from engine.clock import Clock, MonotonicClock
@@ -56,6 +58,20 @@ MAX_INFLIGHT = 0
 """No limit in paho on QoS 1 messages awaiting acknowledgement. Its default, 20, throttles 512 fixtures
 to a fraction of 44 Hz, and any limit makes paho scan every unacknowledged message on each PUBACK
 (``_update_inflight``). The bound is ours: each device keeps at most one command in flight."""
+
+
+SESSION_EXPIRY = 24 * 3600
+"""MQTT 5 (a node of a show network): seconds the broker keeps our session and queued messages while we are away,
+as ``clean_session=False`` does for MQTT 3.1.1."""
+
+
+class Fence(Protocol):
+    """What a node of a show network lets out (``devices/site``): only the node that drives the devices publishes
+    outside the site's own topics, and only once it has read the broker's claim after (re)connecting."""
+
+    def allows(self, topic: str) -> bool: ...
+
+    async def wait_ready(self) -> None: ...
 
 
 class NotConnected(Exception):
@@ -134,7 +150,10 @@ class MqttLink:
         outbox_limit: int = OUTBOX_LIMIT,
         publish_timeout: float = 5.0,
         health: ComponentHealth | None = None,
+        log_as: logging.Logger | None = None,
     ) -> None:
+        self.log = log_as or log
+        """Where this link says what happens to it (a second link of the process says it under its own name)."""
         self.host, self.port = host, port
         self.client_id = client_id
         self.topics = topics
@@ -172,6 +191,11 @@ class MqttLink:
         self._disconnect_hooks: list[Callable[[], None]] = []
         self._stopping = asyncio.Event()
         self._rng = random.Random()
+        self.fence: Fence | None = None
+        """Set by a node with a role in a show network: MQTT 5, and nothing leaves but what the fence allows."""
+        self.fenced = 0
+        """Discrete messages the fence held back (this node did not drive the devices)."""
+        self._publish_properties: Properties | None = None
         self.presence: Callable[[], bytes] = lambda: b"online"
         """What the retained status topic says while connected: ``online``, or ``safe-mode`` after repeated crashes."""
 
@@ -179,6 +203,24 @@ class MqttLink:
         """The status changed while connected: say it again (retained)."""
         if self.connected.is_set():
             self.enqueue(self.topics.status, self.presence(), qos=1, retain=True)
+
+    def identify(self, **values: str) -> None:
+        """MQTT 5 user properties sent with every message from now on (a node's name and epoch)."""
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.UserProperty = list(values.items())
+        self._publish_properties = properties
+
+    def _blocked(self, topic: str) -> bool:
+        return self.fence is not None and not self.fence.allows(topic)
+
+    async def refresh(self) -> None:
+        """Say the status and run the connect hooks again (every device re-sends its state): a node that has
+        just taken over the devices."""
+        if not self.connected.is_set():
+            return
+        self.say_presence()
+        for hook in self._connect_hooks:
+            await self._run_hook(hook)
 
     @property
     def address(self) -> str:
@@ -206,6 +248,10 @@ class MqttLink:
         the future says True once the broker acknowledged it, False if the full outbox dropped it."""
         data = payload.encode() if isinstance(payload, str) else payload
         message = Outgoing(topic, data, qos, retain)
+        if self._blocked(topic):
+            self.fenced += 1
+            message.settle(False)
+            return message.delivered
         if len(self._outbox) >= self.outbox_limit:
             self._drop_oldest()
         self._outbox.append(message)
@@ -217,7 +263,7 @@ class MqttLink:
         self.dropped += 1
         self._burst_dropped += 1
         if self._burst_dropped == 1:
-            log.warning(
+            self.log.warning(
                 "MQTT outbox full (%d discrete messages): dropping the oldest until the broker at %s is back",
                 self.outbox_limit,
                 self.address,
@@ -247,10 +293,15 @@ class MqttLink:
         client = self._client
         if client is None or not self.connected.is_set():
             raise NotConnected(f"not connected to {self.address}")
+        if self._blocked(topic):
+            raise NotConnected("this node does not drive the devices now (it tracks the node that does)")
         if qos == 0:
             self.send(topic, payload, qos=0, retain=retain)  # nothing to wait for (see _tune_paho)
             return
-        await self._unless_lost(client.publish(topic, payload, qos=qos, retain=retain, timeout=timeout))
+        properties = self._publish_properties
+        await self._unless_lost(
+            client.publish(topic, payload, qos=qos, retain=retain, timeout=timeout, properties=properties)
+        )
 
     def send(
         self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False, settled: Settled | None = None
@@ -267,10 +318,12 @@ class MqttLink:
         client = self._client
         if client is None or not self.connected.is_set():
             raise NotConnected(f"not connected to {self.address}")
+        if self._blocked(topic):
+            raise NotConnected("this node does not drive the devices now (it tracks the node that does)")
         paho = client._client
         if qos == 0 and len(paho._out_packet) > CONGESTED_PACKETS:
             raise Congested(f"{len(paho._out_packet)} packets wait for the socket to {self.address}")
-        info = paho.publish(topic, payload, qos, retain)
+        info = paho.publish(topic, payload, qos, retain, self._publish_properties)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise NotConnected(f"paho could not publish on {topic} ({mqtt.error_string(info.rc)})")
         if settled is None:
@@ -395,11 +448,21 @@ class MqttLink:
             self.health.figure("dropped", self.dropped)
 
     def _make_client(self) -> aiomqtt.Client:
+        if self.fence is not None:  # MQTT 5: every message says which node sent it, at which epoch
+            connect = Properties(PacketTypes.CONNECT)
+            connect.SessionExpiryInterval = SESSION_EXPIRY
+            session: dict[str, Any] = {
+                "protocol": aiomqtt.ProtocolVersion.V5,
+                "clean_start": False,
+                "properties": connect,
+            }
+        else:
+            session = {"clean_session": False}  # the broker keeps our subscriptions, queues QoS 1 while we are away
         return aiomqtt.Client(
             self.host,
             self.port,
             identifier=self.client_id,
-            clean_session=False,  # the broker keeps our subscriptions and queues QoS 1 messages while we are away
+            **session,
             keepalive=self.keepalive,
             timeout=5.0,
             max_inflight_messages=MAX_INFLIGHT,
@@ -414,18 +477,18 @@ class MqttLink:
         refused = isinstance(exc, MqttConnectError) and not self.connected.is_set()
         self._set_health("offline", f"{'refused by' if refused else 'no broker at'} {self.address} ({exc})")
         if self.connected.is_set():
-            log.warning("lost the MQTT broker at %s (%s); reconnecting", self.address, exc)
+            self.log.warning("lost the MQTT broker at %s (%s); reconnecting", self.address, exc)
         elif said_waiting:
             return True
         elif isinstance(exc, MqttConnectError):
-            log.error(
+            self.log.error(
                 "the MQTT broker at %s refused %s (%s): check the exhibit's mqtt security settings; retrying",
                 self.address,
                 self.client_id,
                 exc,
             )
         else:
-            log.warning(
+            self.log.warning(
                 "waiting for the MQTT broker at %s (%s); the exhibit runs and will connect when it appears",
                 self.address,
                 exc,
@@ -449,9 +512,19 @@ class MqttLink:
 
     async def _session(self, client: aiomqtt.Client) -> None:
         """Announce, subscribe, send what waited, then keep the outbox moving."""
-        await client.publish(self.topics.status, self.presence(), qos=1, retain=True, timeout=self.publish_timeout)
         for topic_filter in self._subscriptions:
             await client.subscribe(topic_filter, qos=1, timeout=self.publish_timeout)
+        if self.fence is not None:
+            await self.fence.wait_ready()  # has another node taken over while we were away? nothing goes out before
+        if not self._blocked(self.topics.status):
+            await client.publish(
+                self.topics.status,
+                self.presence(),
+                qos=1,
+                retain=True,
+                timeout=self.publish_timeout,
+                properties=self._publish_properties,
+            )
         await self._flush(client)  # what waited goes before anything new
         self._announce()
         for hook in self._connect_hooks:
@@ -466,7 +539,7 @@ class MqttLink:
         self.connected_at = self.clock.now()
         self.connected.set()
         self._set_health("ok")
-        log.info(
+        self.log.info(
             "%s the MQTT broker at %s as %s",
             "connected to" if self.connections == 1 else "reconnected to",
             self.address,
@@ -477,7 +550,9 @@ class MqttLink:
         try:
             await hook()
         except NotConnected as exc:
-            log.warning("re-publishing after connecting was cut short (%s); it runs again on reconnect", exc)
+            if self._blocked(self.topics.status):  # a node that tracks: it re-publishes when it takes over
+                return
+            self.log.warning("re-publishing after connecting was cut short (%s); it runs again on reconnect", exc)
         except Exception:
             log.exception("MQTT connect hook %s failed", getattr(hook, "__qualname__", hook))
 
@@ -488,16 +563,29 @@ class MqttLink:
             if self._inflight is None:
                 self._inflight = self._outbox.popleft()
             message = self._inflight
+            properties = self._publish_properties
+            if self._blocked(message.topic):  # queued while this node drove; another has taken over since
+                self.fenced += 1
+                self._inflight = None
+                message.settle(False)
+                continue
             if message.qos == 0:
-                client._client.publish(message.topic, message.payload, 0, message.retain)  # see _tune_paho
+                client._client.publish(message.topic, message.payload, 0, message.retain, properties)  # see _tune_paho
             else:
                 await client.publish(
-                    message.topic, message.payload, qos=message.qos, retain=message.retain, timeout=self.publish_timeout
+                    message.topic,
+                    message.payload,
+                    qos=message.qos,
+                    retain=message.retain,
+                    timeout=self.publish_timeout,
+                    properties=properties,
                 )
             self._inflight = None
             message.settle(True)
         if self._burst_dropped:
-            log.warning("the MQTT outbox dropped %d discrete messages while the broker was away", self._burst_dropped)
+            self.log.warning(
+                "the MQTT outbox dropped %d discrete messages while the broker was away", self._burst_dropped
+            )
             self._burst_dropped = 0
 
     async def _read(self, client: aiomqtt.Client) -> None:
@@ -511,7 +599,7 @@ class MqttLink:
         if not handlers:
             self.unsolicited += 1
             if self.unsolicited == 1:
-                log.info("ignoring a message on %s: this client never subscribed to it", topic)
+                self.log.info("ignoring a message on %s: this client never subscribed to it", topic)
             return
         for handler in handlers:
             try:
@@ -524,9 +612,9 @@ class MqttLink:
         if self.connected.is_set():
             try:
                 await self.publish(self.topics.status, b"offline", retain=True, timeout=timeout)
-                log.info("published offline on %s", self.topics.status)
+                self.log.info("published offline on %s", self.topics.status)
             except NotConnected as exc:
-                log.warning("could not publish offline (%s); the Last Will says it instead", exc)
+                self.log.warning("could not publish offline (%s); the Last Will says it instead", exc)
         self._stopping.set()
         if self.health is not None:
             self.health.stopped()

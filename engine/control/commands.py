@@ -245,6 +245,32 @@ def _coerce(initial: Any, value: Any) -> float | int | bool | str:
         ) from None
 
 
+def _take_over(c: Controller, p: Mapping[str, Any]) -> Any:
+    authority = c.runtime.authority
+    if authority is None:
+        raise CommandError("conflict", "this node has no backup role in a show network / 本节点不在演出网络中")
+    if authority.driving:
+        raise CommandError("conflict", "this node drives the devices already / 本节点已在驱动设备")
+    if not authority.ready:
+        raise CommandError("unavailable", "not in touch with the show network's broker / 未连接演出网络")
+    who = c.current.name if c.current else "operator"
+    claim = authority.take_over(c.runtime.clock.now(), f"taken over by {who}")
+    return {"node": claim.node, "epoch": claim.epoch}
+
+
+def _site_go(c: Controller, p: Mapping[str, Any]) -> Any:
+    send = c.runtime.site.send_cue
+    if send is None:
+        raise CommandError("unavailable", "not connected to the show network / 未连接演出网络")
+    nodes = [n.strip() for n in str(p["nodes"]).split(",") if n.strip()]
+    if not nodes:
+        raise CommandError("bad_request", "name the nodes (`nodes`: a,b or *) / 请指定节点")
+    lead = float(p.get("lead", 1.0))
+    if not 0.05 <= lead <= 60:
+        raise CommandError("bad_request", "`lead` is between 0.05 and 60 seconds / 提前量须在 0.05 到 60 秒之间")
+    return send(nodes, p.get("cue_list"), p.get("cue"), lead)
+
+
 def _leave_safe_mode(c: Controller, p: Mapping[str, Any]) -> Any:
     if not c.runtime.leave_safe_mode():
         raise CommandError("conflict", "the exhibit is not in safe mode / 展品未处于安全模式")
@@ -328,6 +354,26 @@ COMMANDS: dict[str, Command] = {
         ),
         Command(
             "var", "operator", "Set a variable.", _var, {"name": Param("str", True), "value": Param("value", True)}
+        ),
+        Command(
+            "site/takeover",
+            "operator",
+            "Backup node: take over the devices now (a new epoch; the node that drove them stops at once).",
+            _take_over,
+            needs_show=False,
+        ),
+        Command(
+            "site/go",
+            "operator",
+            "GO on several nodes of the show network at once, in sync: they start at the same site time.",
+            _site_go,
+            {
+                "nodes": Param("str", True, "node names, comma separated, or * for every node"),
+                "cue_list": Param("str", summary="the cue list on each node (optional where it has one)"),
+                "cue": Param("str", summary="fire this cue instead of the standby one"),
+                "lead": Param("number", summary="seconds from now to the common start (default 1)"),
+            },
+            needs_show=False,
         ),
         Command(
             "safe-mode/leave",
@@ -415,6 +461,11 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+ALWAYS = frozenset({"estop", "panic"})
+"""Never refused on a backup node: they act on its model at once, and the site service passes them on to the node
+that drives the devices."""
+
+
 class Controller:
     """Runs commands for every surface, checks roles and records each one in the audit log."""
 
@@ -447,6 +498,14 @@ class Controller:
         if not actor.may(command.role):
             return Reply(
                 False, error=f"`{name}` needs the {command.role} role / 需要{command.role}权限", code="forbidden"
+            )
+        authority = self.runtime.authority
+        if command.needs_show and authority is not None and not authority.driving and name not in ALWAYS:
+            return Reply(
+                False,
+                error="this node is a backup tracking the one that drives the devices: take over first "
+                "/ 本节点为备份节点，正在跟随主节点，请先接管",
+                code="conflict",
             )
         try:
             checked = _check_params(command, params)

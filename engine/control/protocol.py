@@ -104,10 +104,23 @@ def state_topics(runtime: Runtime, controller: Controller) -> dict[str, Any]:
         "blocked": safety.blocked,
     }
     recovered = runtime.recovered
+    site = runtime.site
+    authority = runtime.authority
     topics["node"] = {
+        "name": site.node,
+        "mode": runtime.mode,
         "safe_mode": runtime.safe_mode,
         "crashes": len(recovered.crashes) if recovered else 0,
         "recovered": bool(recovered and recovered.crashed),
+        "role": authority.role if authority else None,
+        "driving": authority.driving if authority else True,
+        "epoch": authority.epoch if authority else 0,
+    }
+    topics["site"] = {
+        "prefix": site.prefix,
+        "reference": site.reference,
+        "clock_offset_ms": round(site.site_offset() * 1000, 1),
+        "nodes": [plain(info) for _, info in sorted(site.nodes.items())],
     }
     if show is None:
         topics["show"] = {

@@ -65,6 +65,7 @@ COMPONENTS = {
     "mqtt": "service",
     "oscquery": "service",
     "render": "service",
+    "site": "service",
     "mqtt_control": "service",
     "osc_control": "service",
     "oscquery_control": "service",

@@ -135,6 +135,8 @@ def _serve(args: argparse.Namespace, *, studio: bool) -> int:
             f"The console port {args.console_port} is not between 0 and 65535; choose another with "
             f"`{option}` (0: any free port) / 控制台端口 {args.console_port} 不在 0 到 65535 之间"
         )
+    if getattr(args, "role", None):
+        _takeover_after(args.takeover_after)
     if args.console_host is not None and not args.console_host.strip():
         raise UserError("`--console-host` is empty; give an address such as 127.0.0.1 / 控制台地址为空")
     accounts = named_file(args.accounts, "accounts.json") if args.accounts else None
@@ -504,7 +506,56 @@ def _service_plan(args: argparse.Namespace) -> ServicePlan:
             "(展项须以普通用户身份运行，请用 --user 指定)."
         )
     title = f"{exhibit.title.en} / {exhibit.title.zh}" if exhibit.title.zh else exhibit.title.en
-    return ServicePlan(exhibit.id, title, path, Path(sys.executable), ROOT / "launcher.py", user, args.simulate)
+    extra: list[str] = []
+    if args.broker:
+        broker_address(args.broker)
+        extra += ["--broker", args.broker]
+    if args.node:
+        extra += ["--node", args.node]
+    if args.role:
+        extra += ["--role", args.role, "--takeover-after", f"{_takeover_after(args.takeover_after):g}"]
+    return ServicePlan(
+        exhibit.id, title, path, Path(sys.executable), ROOT / "launcher.py", user, args.simulate, tuple(extra)
+    )
+
+
+def _takeover_after(seconds: float) -> float:
+    if not 0.5 <= seconds <= 60:
+        raise UserError(
+            f"`--takeover-after {seconds:g}` is not between 0.5 and 60 seconds / 接管等待时间须在 0.5 到 60 秒之间"
+        )
+    return seconds
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    """The nodes of a show network, or a synced GO sent to several of them."""
+    import json
+
+    import aiomqtt
+
+    from devices.site.listing import read_nodes, send_go, table
+
+    host, port = broker_address(args.broker)
+    prefix = args.site or "exhibit/site"
+    try:
+        if args.site_command == "go":
+            nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
+            result = asyncio.run(send_go(host, port, prefix, nodes, args.cue_list, args.cue, args.lead))
+            print(json.dumps(result, ensure_ascii=False, indent=2))
+            failed = [r for r in result["reports"] if not r.get("ok")]
+            return 1 if failed or not result["reports"] else 0
+        nodes_seen = asyncio.run(read_nodes(host, port, prefix))
+    except (OSError, aiomqtt.MqttError) as exc:
+        raise UserError(f"The broker at {args.broker} cannot be reached ({exc}) / 无法连接代理服务器") from None
+    except LookupError as exc:
+        raise UserError(f"{exc} / 站点内没有在线节点") from None
+    if args.json:
+        print(json.dumps(nodes_seen, ensure_ascii=False, indent=2))
+    elif not nodes_seen:
+        print(f"No node has announced itself under {prefix}/ on {args.broker} / 没有节点")
+    else:
+        print(table(nodes_seen))
+    return 0
 
 
 def _systemctl(*words: str) -> None:
@@ -744,6 +795,10 @@ def parser() -> argparse.ArgumentParser:
     install.add_argument("--simulate", action="store_true", help="simulated sensors (a demonstration machine)")
     install.add_argument("--dry-run", action="store_true", help="print the unit, change nothing")
     install.add_argument("--unit-dir", metavar="DIR", help="write the unit here and leave systemctl alone")
+    install.add_argument("--broker", metavar="URL", help="mqtt://host:port of the room's or site's broker")
+    install.add_argument("--node", metavar="NAME", help="this computer's name in the show network")
+    install.add_argument("--role", choices=["primary", "backup"], help="with a backup computer: this one's role")
+    install.add_argument("--takeover-after", type=float, default=TAKEOVER_AFTER, metavar="SECONDS")
     install.set_defaults(handler=cmd_service_install)
     uninstall = service_commands.add_parser("uninstall", help="stop, disable and remove the unit")
     uninstall.add_argument("exhibit", metavar="EXHIBIT")
@@ -752,6 +807,19 @@ def parser() -> argparse.ArgumentParser:
     status = service_commands.add_parser("status", help="`systemctl status` of the exhibit's service")
     status.add_argument("exhibit", metavar="EXHIBIT")
     status.set_defaults(handler=cmd_service_status)
+
+    site = commands.add_parser("site", help="the show network: every node with its health, or a synced GO")
+    site.add_argument("--broker", required=True, metavar="URL", help="mqtt://host:port of the site's broker")
+    site.add_argument("--site", metavar="PREFIX", help="topic prefix of the show network (default: exhibit/site)")
+    site.add_argument("--json", action="store_true", help="print the nodes' announcements as JSON")
+    site.set_defaults(handler=cmd_site, site_command="list")
+    site_commands = site.add_subparsers(dest="site_command", metavar="ACTION")
+    go = site_commands.add_parser("go", help="GO on several nodes at once: they start at the same site time")
+    go.add_argument("--nodes", required=True, metavar="A,B", help="node names, comma separated, or * for all")
+    go.add_argument("--cue-list", metavar="NAME", help="the cue list on each node (optional where it has one)")
+    go.add_argument("--cue", metavar="ID", help="fire this cue instead of the standby one")
+    go.add_argument("--lead", type=float, default=1.0, metavar="SECONDS", help="from now to the start (default 1)")
+    go.set_defaults(handler=cmd_site)
 
     shot = commands.add_parser("shot", help="render the exhibit's scene offscreen with simulated visitors to a PNG")
     shot.add_argument("exhibit", metavar="EXHIBIT")

@@ -22,6 +22,8 @@ class ServicePlan:
     launcher: Path
     user: str
     simulate: bool = False
+    extra: tuple[str, ...] = ()
+    """More words for ``run``: the broker, the node's name and role in a show network."""
 
     @property
     def name(self) -> str:
@@ -46,6 +48,7 @@ def unit_text(plan: ServicePlan) -> str:
     run += ["--state-dir", f"/var/lib/{plan.state_dir}"]
     if plan.simulate:
         run.append("--simulate")
+    run += list(plan.extra)
     return f"""\
 # Written by `exhibit service install`; `exhibit service uninstall {plan.exhibit_id}` removes it.
 [Unit]

@@ -260,6 +260,9 @@ def _take_over(c: Controller, p: Mapping[str, Any]) -> Any:
 
 def _site_go(c: Controller, p: Mapping[str, Any]) -> Any:
     send = c.runtime.site.send_cue
+    authority = c.runtime.authority
+    if authority is not None and not authority.driving:
+        raise CommandError("conflict", "a backup node sends no cues: the node that drives does / 备份节点不发送提示")
     if send is None:
         raise CommandError("unavailable", "not connected to the show network / 未连接演出网络")
     nodes = [n.strip() for n in str(p["nodes"]).split(",") if n.strip()]

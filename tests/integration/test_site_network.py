@@ -1,0 +1,120 @@
+"""The show network with real processes on a real Mosquitto: two exhibits on two nodes announce themselves,
+measure their clock offsets to each other, `exhibit site` lists them with their health, and a synced GO (from an
+operator's surface, and from the command line) starts the cue on both at the common site time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import aiomqtt
+
+from tests.support.controller_process import ROOT, ControllerProcess
+from tests.support.site_peers import NodeInfo
+
+EXHIBIT = """\
+format_version: 1
+id: {id}
+title: {{en: Gallery {id}, zh: 展厅}}
+mqtt: {{broker: embedded, prefix: exhibit}}
+devices:
+  wash:
+    kind: mqtt
+    properties:
+      brightness: {{type: int, range: [0, 255], safe: 0}}
+cues:
+  show:
+    cues:
+      - {{id: "1", name: Lights up, actions: [{{set: wash.brightness, value: 200}}]}}
+      - {{id: "2", name: Lights down, actions: [{{set: wash.brightness, value: 20}}]}}
+"""
+
+
+def start(tmp_path: Path, broker: str, exhibit: str, node: str) -> ControllerProcess:
+    folder = tmp_path / exhibit
+    folder.mkdir()
+    (folder / "exhibit.yaml").write_text(EXHIBIT.format(id=exhibit))
+    args = ["run", str(folder / "exhibit.yaml"), "--broker", broker, "--no-render", "--no-reload", "--no-console"]
+    return ControllerProcess([*args, "--node", node, "--state-dir", str(folder / "state")], folder / "run.log")
+
+
+def site(broker: str, *words: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "launcher.py"), "site", "--broker", broker, *words],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+async def fired(port: int, count: int, timeout: float = 15.0) -> list[dict]:
+    reports: list[dict] = []
+    async with aiomqtt.Client("127.0.0.1", port, identifier="fired-watch") as client:
+        await client.subscribe("exhibit/site/nodes/+/fired", qos=1)
+        async with asyncio.timeout(timeout):
+            async for message in client.messages:
+                reports.append(json.loads(bytes(message.payload)))
+                if len(reports) >= count:
+                    return reports
+    return reports
+
+
+async def test_two_nodes_are_listed_and_a_synced_go_starts_on_both(mosquitto, tmp_path: Path):
+    processes = [
+        start(tmp_path, mosquitto.url, "north-hall", "north"),
+        start(tmp_path, mosquitto.url, "south-hall", "south"),
+    ]
+    try:
+        async with NodeInfo(mosquitto.port) as nodes:
+            for name, peer in (("north", "south"), ("south", "north")):
+                for _ in range(200):
+                    info = nodes.info.get(name, {})
+                    if peer in info.get("offsets_ms", {}):
+                        break
+                    await asyncio.sleep(0.1)
+                assert peer in info.get("offsets_ms", {}), info  # measured over the broker
+                assert info["reference"] == "north" and info["mode"] == "running" and info["role"] == "alone"
+                assert abs(info["offsets_ms"][peer]) < 50  # one machine, one clock: only the round trip's error
+
+        listing = site(mosquitto.url)
+        assert listing.returncode == 0, listing.stderr
+        lines = listing.stdout.splitlines()
+        assert lines[0].split()[:4] == ["NODE", "EXHIBIT", "ROLE", "MODE"]
+        north = next(line for line in lines if line.startswith("north "))
+        assert "north-hall" in north and "running" in north and north.rstrip().endswith("yes")
+        as_json = json.loads(site(mosquitto.url, "--json").stdout)
+        assert set(as_json) == {"north", "south"} and as_json["south"]["exhibit"] == "south-hall"
+
+        # From an operator's surface on one node: MQTT control of north-hall, to every node.
+        watching = asyncio.create_task(fired(mosquitto.port, 2))
+        await asyncio.sleep(0.5)
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="operator") as client:
+            await client.publish(
+                "exhibit/north-hall/control/site/go", json.dumps({"nodes": "*", "cue_list": "show", "lead": 1.0}), qos=1
+            )
+        reports = await watching
+        assert {r["node"] for r in reports} == {"north", "south"} and all(r["ok"] for r in reports), reports
+        assert max(r["at"] for r in reports) - min(r["at"] for r in reports) < 0.1  # seconds apart if unsynced
+
+        # From the command line, cue 2 on south only.
+        result = site(mosquitto.url, "go", "--nodes", "south", "--cue-list", "show", "--cue", "2", "--lead", "0.5")
+        assert result.returncode == 0, result.stdout + result.stderr
+        sent = json.loads(result.stdout)
+        assert [r["node"] for r in sent["reports"]] == ["south"] and sent["reference"] == "north"
+        assert sent["reports"][0]["at"] >= sent["command"]["start_at"] - 0.01  # never before the common start
+
+        processes[1].kill()  # its Last Will says so
+        listing = site(mosquitto.url)
+        south = next(line for line in listing.stdout.splitlines() if line.startswith("south "))
+        assert south.rstrip().endswith("no")
+    except BaseException:
+        for process in processes:
+            print(process.output()[-3000:])
+        raise
+    finally:
+        for process in processes:
+            process.close()

@@ -27,6 +27,7 @@ from typing import Any, Literal, NamedTuple, Protocol, Self
 
 from pydantic import Field, field_validator, model_validator
 
+from engine.authority import Authority
 from engine.clock import Clock
 from engine.drivers import Device, DriverContext, Fault, Resources, check_fault
 from engine.health import ComponentHealth
@@ -287,8 +288,10 @@ class UdpSink:
     """A non-blocking UDP socket: ``sendto`` never waits; a full buffer drops that frame, and the next carries
     the same levels anyway. Failures are logged when they start and when they stop, not once per frame."""
 
-    def __init__(self, address: tuple[str, int]) -> None:
+    def __init__(self, address: tuple[str, int], may_send: Callable[[], bool] | None = None) -> None:
         self.address = address
+        self.may_send = may_send
+        """False while another node of the show network drives the devices: frames are held back."""
         self.failing: str | None = None
         self._socket: socket.socket | None = None
 
@@ -301,6 +304,8 @@ class UdpSink:
         return self._socket
 
     def send(self, packet: bytes) -> bool:
+        if self.may_send is not None and not self.may_send():
+            return True  # held back, not lost: this node tracks the one that drives
         try:
             self._open().sendto(packet, self.address)
         except OSError as exc:
@@ -465,8 +470,10 @@ class DmxUniverse:
 class DmxUniverses:
     """The universes of this process, by (protocol, universe, destination): kept in the drivers' resources."""
 
-    def __init__(self) -> None:
+    def __init__(self, authority: Authority | None = None) -> None:
         self.universes: dict[UniverseKey, DmxUniverse] = {}
+        self.authority = authority
+        """In a show network with a backup: who drives the devices (only the driving node's frames go out)."""
 
     @classmethod
     def shared(cls, resources: Resources) -> Self:
@@ -474,7 +481,11 @@ class DmxUniverses:
         try:
             return resources.get(cls)
         except LookupError:
-            registry = cls()
+            try:
+                authority: Authority | None = resources.get(Authority)
+            except LookupError:
+                authority = None
+            registry = cls(authority)
             resources.put(registry)
             return registry
 
@@ -494,7 +505,8 @@ class DmxUniverses:
         return found
 
     def make_sink(self, key: UniverseKey) -> DmxSink:
-        return UdpSink(key.destination)
+        authority = self.authority
+        return UdpSink(key.destination, (lambda: authority.driving) if authority is not None else None)
 
     def close(self) -> None:
         for universe in self.universes.values():

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from pythonosc.osc_message_builder import OscMessageBuilder
 
+from engine.authority import Authority
 from engine.drivers import Device, DriverContext, Fault, check_fault
 from engine.model import DeviceConfig, Name, SignalType, StoreType, Strict, coerce_output
 from engine.reconnect import Backoff, Reconnect
@@ -131,6 +132,12 @@ class OscOutDevice(Device):
         """The latest message of each property, kept while the peer's name is not looked up yet."""
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._socket.setblocking(False)
+        self.held = 0
+        """Messages not sent because another node of the show network drives the devices (this one tracks it)."""
+        try:
+            self._authority: Authority | None = context.resources.get(Authority)
+        except LookupError:
+            self._authority = None
 
     def set(self, values: Mapping[str, Any]) -> None:
         for prop, value in values.items():
@@ -146,6 +153,9 @@ class OscOutDevice(Device):
         self._send(datagram(address, args))
 
     def _send(self, packet: bytes) -> None:
+        if self._authority is not None and not self._authority.driving:
+            self.held += 1
+            return
         if self.address is None:
             self._failed(f"the address of {self.config.host} is not known yet")
             return

@@ -142,6 +142,8 @@ class Runtime:
             Authority(node, self.options.role, self.options.takeover_after) if self.options.role is not None else None
         )
         """Who drives the devices, in a show network with a backup (None: this node alone drives them)."""
+        if self.authority is not None:
+            self.resources.put(self.authority)  # DMX and OSC outputs hold back while another node drives
         prefix = self.options.site_prefix or f"{self.exhibit.mqtt.prefix}/site"
         self.site = SiteView(prefix, node, self.authority)
         self.mode_listeners: list[Callable[[], None]] = []

@@ -62,6 +62,13 @@ def _build_broker(runtime: Runtime) -> EmbeddedBroker | None:
     return EmbeddedBroker(port=runtime.options.embedded_port, health=health)
 
 
+def client_id(runtime: Runtime) -> str:
+    """The link's stable client id: ``exhibit-<id>``, with the node's name where a primary and a backup run the same
+    exhibit (two clients with one id would throw each other off the broker)."""
+    base = runtime.exhibit.mqtt.client_id or f"exhibit-{runtime.exhibit.id}"
+    return f"{base}-{runtime.site.node}" if runtime.authority is not None else base
+
+
 def _build_link(runtime: Runtime) -> LinkService:
     settings = runtime.exhibit.mqtt
     url = broker_url(runtime)
@@ -79,7 +86,7 @@ def _build_link(runtime: Runtime) -> LinkService:
         link = MqttLink(
             host,
             port,
-            client_id=settings.client_id or f"exhibit-{runtime.exhibit.id}",
+            client_id=client_id(runtime),
             topics=topics,
             keepalive=settings.keepalive,
             security=settings.security,

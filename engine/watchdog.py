@@ -68,6 +68,9 @@ class ServiceWatchdog:
         summary = self.runtime.health.summary()
         unwell = [f"{name} {c['status']}" for name, c in summary["components"].items() if c["status"] != "ok"]
         line = f"{self.runtime.exhibit.id}: {summary['status']}" + (f" ({', '.join(unwell)})" if unwell else "")
+        mode = self.runtime.mode
+        if mode != "running":  # safe mode after repeated crashes, or a backup tracking the node that drives
+            line = f"{mode.upper()}; {line}"
         return f"{line}; {problem}" if problem else line
 
     async def run(self) -> None:

@@ -4,6 +4,7 @@ the system's systemd is never touched)."""
 from __future__ import annotations
 
 import configparser
+import itertools
 import subprocess
 from pathlib import Path
 
@@ -55,3 +56,21 @@ def test_systemd_itself_finds_nothing_wrong_with_the_unit(tmp_path: Path) -> Non
     )  # fmt: skip
     assert verify.returncode == 0, verify.stderr
     assert "Unknown key" not in verify.stderr and "Unknown section" not in verify.stderr
+
+
+def test_a_backup_nodes_unit_names_its_broker_node_role_and_state_folder() -> None:
+    done = run_launcher(
+        "service", "install", "canal-lanterns", "--dry-run", "--user", "gallery",
+        "--broker", "mqtt://broker.museum:1883", "--node", "hall-b", "--role", "backup", "--takeover-after", "2.5",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    start = parse(done.stdout)["Service"]["ExecStart"].split()
+    words = dict(itertools.pairwise(start))
+    assert words["--broker"] == "mqtt://broker.museum:1883" and words["--node"] == "hall-b"
+    assert words["--role"] == "backup" and words["--takeover-after"] == "2.5"
+    assert words["--state-dir"] == "/var/lib/exhibit-controller/canal-lanterns"  # crash recovery survives reboots
+    wrong = run_launcher(
+        "service", "install", "canal-lanterns", "--dry-run", "--user", "gallery",
+        "--role", "backup", "--takeover-after", "0",
+    )  # fmt: skip
+    assert wrong.returncode == 1 and "takeover" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -168,7 +168,10 @@ class SiteService:
         message comes back after the retained ones of the subscriptions made before it)."""
         self._barrier = secrets.token_hex(4)
         self._barrier_heard.clear()
-        self.site_link.enqueue(self.topics.node_topic("barrier"), self._barrier, qos=1)
+        try:  # at once, not through the outbox: it is flushed only after this hook returns
+            self.site_link.send(self.topics.node_topic("barrier"), self._barrier, qos=1)
+        except NotConnected:
+            return  # lost again already: the next connection runs this again
         try:
             async with asyncio.timeout(BARRIER_TIMEOUT):
                 await self._barrier_heard.wait()

@@ -532,19 +532,41 @@ def cmd_site(args: argparse.Namespace) -> int:
     import json
 
     import aiomqtt
+    from pydantic import ValidationError
 
+    from devices.mqtt.security import SecretMissing
     from devices.site.listing import read_nodes, send_go, table
+    from engine.model import MqttSecurity
 
     host, port = broker_address(args.broker)
     prefix = args.site or "exhibit/site"
+    security = None
+    if args.username or args.password_file or args.password_env or args.tls:
+        try:
+            security = MqttSecurity.model_validate(
+                {
+                    "username": args.username,
+                    "password_file": args.password_file,
+                    "password_env": args.password_env,
+                    "tls": args.tls,
+                    "ca_file": args.ca_file,
+                }
+            )
+        except ValidationError as exc:
+            raise UserError(
+                f"The broker login is not usable: {exc.errors()[0]['msg']} / 代理服务器登录设置有误"
+            ) from None
     try:
         if args.site_command == "go":
             nodes = [n.strip() for n in args.nodes.split(",") if n.strip()]
-            result = asyncio.run(send_go(host, port, prefix, nodes, args.cue_list, args.cue, args.lead))
+            go = send_go(host, port, prefix, nodes, args.cue_list, args.cue, args.lead, security)
+            result = asyncio.run(go)
             print(json.dumps(result, ensure_ascii=False, indent=2))
             failed = [r for r in result["reports"] if not r.get("ok")]
             return 1 if failed or not result["reports"] else 0
-        nodes_seen = asyncio.run(read_nodes(host, port, prefix))
+        nodes_seen = asyncio.run(read_nodes(host, port, prefix, security=security))
+    except SecretMissing as exc:
+        raise UserError(f"The broker login cannot be used: {exc} / 无法读取代理服务器密码") from None
     except (OSError, aiomqtt.MqttError) as exc:
         raise UserError(f"The broker at {args.broker} cannot be reached ({exc}) / 无法连接代理服务器") from None
     except LookupError as exc:
@@ -812,6 +834,11 @@ def parser() -> argparse.ArgumentParser:
     site.add_argument("--broker", required=True, metavar="URL", help="mqtt://host:port of the site's broker")
     site.add_argument("--site", metavar="PREFIX", help="topic prefix of the show network (default: exhibit/site)")
     site.add_argument("--json", action="store_true", help="print the nodes' announcements as JSON")
+    site.add_argument("--username", metavar="NAME", help="log in to the broker as this user")
+    site.add_argument("--password-file", metavar="FILE", help="the broker password, read from this file")
+    site.add_argument("--password-env", metavar="VAR", help="the broker password, read from this environment variable")
+    site.add_argument("--tls", action="store_true", help="connect over TLS (mqtts)")
+    site.add_argument("--ca-file", metavar="FILE", help="CA certificate(s) to trust with --tls")
     site.set_defaults(handler=cmd_site, site_command="list")
     site_commands = site.add_subparsers(dest="site_command", metavar="ACTION")
     go = site_commands.add_parser("go", help="GO on several nodes at once: they start at the same site time")
@@ -871,7 +898,7 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         metavar="GROUPS",
-        help="comma-separated groups to run: osc, console, inputs, logic, devices, render, studio, pose, soak "
+        help="comma-separated groups to run: osc, console, inputs, logic, devices, render, site, studio, pose, soak "
         "(default: all)",
     )
     bench.add_argument(

@@ -74,6 +74,9 @@ TimeoutStartSec=120
 KillSignal=SIGINT
 TimeoutStopSec=30
 Environment=PYTHONUNBUFFERED=1
+# Secrets an exhibit file names by environment variable (mqtt.security.password_env), kept out of the unit:
+# one NAME=value per line, readable by root only. The leading "-": the file may not exist.
+EnvironmentFile=-/etc/exhibit-controller/{plan.exhibit_id}.env
 UMask=0027
 StateDirectory={plan.state_dir}
 # Caches (Mesa's shaders, Panda3D's models) go here, not into the read-only home.

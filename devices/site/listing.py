@@ -13,23 +13,34 @@ from typing import Any
 
 import aiomqtt
 
+from devices.mqtt.security import resolve_credentials
 from devices.site.clock_sync import ClockSync
 from devices.site.topics import SiteTopics
+from engine.model import MqttSecurity
 
 LISTEN = 1.5
 """Seconds to collect retained announcements (they come at once; a little longer for a busy broker)."""
 
 
-async def read_nodes(host: str, port: int, prefix: str, listen: float = LISTEN) -> dict[str, dict[str, Any]]:
+def client(host: str, port: int, identifier: str, security: MqttSecurity | None) -> aiomqtt.Client:
+    """A short-lived client, logged in as the site's broker requires (user name, password from a file or the
+    environment, TLS): the same settings an exhibit file's ``mqtt.security`` takes."""
+    username, password, tls = resolve_credentials(security) if security else (None, None, None)
+    return aiomqtt.Client(host, port, identifier=identifier, username=username, password=password, tls_context=tls)
+
+
+async def read_nodes(
+    host: str, port: int, prefix: str, listen: float = LISTEN, security: MqttSecurity | None = None
+) -> dict[str, dict[str, Any]]:
     """Every node's announcement, with ``online`` from its status topic."""
     topics = SiteTopics(prefix, "-", "-")
     nodes: dict[str, dict[str, Any]] = {}
-    async with aiomqtt.Client(host, port, identifier=f"exhibit-site-{os.getpid()}") as client:
-        await client.subscribe(topics.all_info, qos=1)
-        await client.subscribe(topics.all_status, qos=1)
+    async with client(host, port, f"exhibit-site-{os.getpid()}", security) as session:
+        await session.subscribe(topics.all_info, qos=1)
+        await session.subscribe(topics.all_status, qos=1)
         try:
             async with asyncio.timeout(listen):
-                async for message in client.messages:
+                async for message in session.messages:
                     node = topics.node_of(message.topic.value)
                     payload = bytes(message.payload or b"").decode()
                     entry = nodes.setdefault(node, {"node": node})
@@ -73,12 +84,19 @@ def table(nodes: dict[str, dict[str, Any]]) -> str:
 
 
 async def send_go(
-    host: str, port: int, prefix: str, nodes: list[str], cue_list: str | None, cue: str | None, lead: float
+    host: str,
+    port: int,
+    prefix: str,
+    nodes: list[str],
+    cue_list: str | None,
+    cue: str | None,
+    lead: float,
+    security: MqttSecurity | None = None,
 ) -> dict[str, Any]:
     """A synced GO: site time is taken from the reference node (the first online node by name) by a few round
     trips, then the cue is sent with its start ``lead`` seconds ahead; returns the command and what each node
     reported (when it started, how late)."""
-    known = await read_nodes(host, port, prefix, listen=1.0)
+    known = await read_nodes(host, port, prefix, listen=1.0, security=security)
     online = sorted(name for name, n in known.items() if n.get("online"))
     if not online:
         raise LookupError("no node of the site is online")
@@ -89,14 +107,14 @@ async def send_go(
     command_id = secrets.token_hex(6)
     reports: list[dict[str, Any]] = []
     targets = online if "*" in nodes else [n for n in nodes if n in known]
-    async with aiomqtt.Client(host, port, identifier=me) as client:
-        await client.subscribe(topics.node_topic("pong"), qos=0)
-        await client.subscribe(f"{prefix}/nodes/+/fired", qos=1)
+    async with client(host, port, me, security) as session:
+        await session.subscribe(topics.node_topic("pong"), qos=0)
+        await session.subscribe(f"{prefix}/nodes/+/fired", qos=1)
         everyone = asyncio.Event()
-        reader = asyncio.create_task(_read(client, clock, command_id, reports, len(targets), everyone))
+        reader = asyncio.create_task(_read(session, clock, command_id, reports, len(targets), everyone))
         for _ in range(5):
             ping = json.dumps({"from": me, "t0": time.time()})
-            await client.publish(topics.node_topic("ping", reference), ping, qos=0)
+            await session.publish(topics.node_topic("ping", reference), ping, qos=0)
             await asyncio.sleep(0.05)
         offset = clock.offsets().get(reference, 0.0)
         command = {
@@ -107,7 +125,7 @@ async def send_go(
             "start_at": time.time() + offset + lead,
             "from": me,
         }
-        await client.publish(topics.cue, json.dumps(command), qos=1)
+        await session.publish(topics.cue, json.dumps(command), qos=1)
         try:
             async with asyncio.timeout(lead + 3.0):
                 await everyone.wait()
@@ -118,14 +136,14 @@ async def send_go(
 
 
 async def _read(
-    client: aiomqtt.Client,
+    session: aiomqtt.Client,
     clock: ClockSync,
     command_id: str,
     reports: list[dict[str, Any]],
     expected: int,
     everyone: asyncio.Event,
 ) -> None:
-    async for message in client.messages:
+    async for message in session.messages:
         arrived = time.time()
         try:
             data = json.loads(bytes(message.payload or b""))

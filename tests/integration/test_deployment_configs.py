@@ -22,7 +22,7 @@ from aiomqtt import ProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tests.conftest import ROOT, Launcher, require_tool
+from tests.conftest import ROOT, Launcher, require_tool, run_launcher
 from tests.support.net import free_port, wait_for_port
 
 DEPLOY = ROOT / "deploy" / "mosquitto"
@@ -265,6 +265,15 @@ async def test_a_primary_node_runs_on_the_room_broker_with_its_password_file(roo
                 async with asyncio.timeout(10):
                     reply = json.loads(bytes((await anext(aiter(desk.messages))).payload))
             assert reply["id"] == 7 and reply["status"] == "ok", reply
+            # `exhibit site` logs in as a viewer; without a login the room broker refuses it.
+            (tmp_path / "viewer.secret").write_text(password("viewer") + "\n")
+            broker = f"mqtt://127.0.0.1:{room.port}"
+            login = ["--username", "viewer", "--password-file", str(tmp_path / "viewer.secret")]
+            listed = await asyncio.to_thread(run_launcher, "site", "--broker", broker, *login)
+            assert listed.returncode == 0, listed.stderr
+            assert any(line.startswith("room-1 ") and "canal-lanterns" in line for line in listed.stdout.splitlines())
+            refused = await asyncio.to_thread(run_launcher, "site", "--broker", broker)
+            assert refused.returncode == 1 and "cannot be reached" in refused.stderr, refused.stderr
             async with asyncio.timeout(10):
                 async for message in gear.messages:
                     if json.loads(bytes(message.payload)).get("brightness") == 200:

@@ -469,7 +469,9 @@ class MqttLink:
             username=self.username,
             password=self._password,
             tls_context=self._tls,
-            will=aiomqtt.Will(self.topics.status, b"offline", qos=1, retain=True),
+            # In a show network with a backup the exhibit's status is the driving node's to say: a backup that dies
+            # must not say `offline` for the exhibit its primary still runs (its own node topic says it is gone).
+            will=None if self.fence is not None else aiomqtt.Will(self.topics.status, b"offline", qos=1, retain=True),
         )
 
     def _say_lost(self, exc: aiomqtt.MqttError, said_waiting: bool) -> bool:
@@ -609,7 +611,7 @@ class MqttLink:
 
     async def close(self, timeout: float) -> None:
         """Publish ``offline`` (retained) and disconnect cleanly."""
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._blocked(self.topics.status):
             try:
                 await self.publish(self.topics.status, b"offline", retain=True, timeout=timeout)
                 self.log.info("published offline on %s", self.topics.status)

@@ -74,7 +74,7 @@ async def test_the_backup_takes_over_from_a_killed_primary_which_comes_back_as_b
             assert first.at - killed_at <= TAKEOVER_AFTER + 1.0, f"took {first.at - killed_at:.2f} s"
             await nodes.wait_for("bravo", driving=True, epoch=2)
 
-            processes.append(node(path, mosquitto.url, "alpha", "primary"))  # as systemd restarts it
+            processes.append(again := node(path, mosquitto.url, "alpha", "primary"))  # as systemd restarts it
             info = await nodes.wait_for("alpha", mode="tracking")
             assert info["epoch"] == 2 and info["driving"] is False
             back = asyncio.get_running_loop().time()
@@ -83,6 +83,18 @@ async def test_the_backup_takes_over_from_a_killed_primary_which_comes_back_as_b
             assert devices.interleaving() == []
             assert devices.unnamed == [], devices.unnamed[:3]
             assert back > killed
+
+            # The backup dies: its node says so, the exhibit (driven by bravo) stays online.
+            async with Listener(mosquitto.port, "exhibit/twin-room/status") as status:
+                await status.wait_for("exhibit/twin-room/status", "online")
+                again.kill()
+                for _ in range(100):
+                    if nodes.status.get("alpha") == "offline":
+                        break
+                    await asyncio.sleep(0.05)
+                assert nodes.status.get("alpha") == "offline"
+                await asyncio.sleep(0.5)
+                assert status.payloads("exhibit/twin-room/status")[-1] == "online", status.heard
         except BaseException:
             for process in processes:
                 print(process.output()[-4000:])

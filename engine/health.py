@@ -183,8 +183,9 @@ class HealthBoard:
 
     @property
     def status(self) -> HealthStatus:
-        """The worst status of any component (``ok`` with none)."""
-        worst = max((STATUSES.index(c.status) for c in self), default=0)
+        """The worst status of any component this run uses (``ok`` with none): the embedded broker of a run on an
+        outside broker is offline, and says so, but that is no fault."""
+        worst = max((STATUSES.index(c.status) for c in self if c.in_use), default=0)
         return STATUSES[worst]
 
     def summary(self) -> dict[str, Any]:

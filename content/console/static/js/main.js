@@ -7,12 +7,13 @@ import { el, fill, setText, toast, toggle, confirmDialog } from "./ui.js";
 import show from "./views/show.js";
 import safety from "./views/safety.js";
 import health from "./views/health.js";
+import site, { holderOf } from "./views/site.js";
 import signals from "./views/signals.js";
 import visitors from "./views/visitors.js";
 import logView from "./views/log.js";
 import audit from "./views/audit.js";
 
-const VIEWS = [show, safety, health, signals, visitors, logView, audit];
+const VIEWS = [show, safety, health, site, signals, visitors, logView, audit];
 const $ = (id) => document.getElementById(id);
 
 /** What every view reads: the state topics, the exhibit, and how to act. */
@@ -152,6 +153,7 @@ function buildChrome() {
     tabs.append(tab);
   }
   fill($("panic-reset-slot"));
+  fill($("safe-leave-slot"));
   const panicSlot = fill($("panic-slot"));
   if (may("operator")) {
     // PANIC never asks: one press, everything safe.
@@ -268,6 +270,37 @@ function renderHeader() {
       ),
     );
   } else if (!panicked || !may("operator")) fill(slot);
+  renderModeBanners();
+}
+
+/** Safe mode (after crashes: no show logic) and a backup that tracks another node: said on every page. */
+function renderModeBanners() {
+  const node = ctx.state.get("node");
+  const safe = node?.mode === "safe-mode";
+  $("safe-banner").hidden = !safe;
+  if (safe) {
+    const crashes = Number(node.crashes) || 0;
+    setText($("safe-text"), crashes ? t("mode.safe_banner_crashes", { n: crashes }) : t("mode.safe_banner"));
+  }
+  const slot = $("safe-leave-slot");
+  if (safe && may("operator") && !slot.firstChild) {
+    slot.append(
+      el(
+        "button.reset",
+        {
+          type: "button",
+          dataset: { cmd: "safe-mode/leave" },
+          onclick: () =>
+            askThenRun("safe-mode/leave", {}, t("mode.leave_safe"), t("mode.confirm_leave_title"),
+              t("mode.confirm_leave_text")),
+        },
+        t("mode.leave_safe"),
+      ),
+    );
+  } else if (!safe || !may("operator")) fill(slot);
+  const tracking = node?.mode === "tracking";
+  $("tracking-banner").hidden = !tracking;
+  if (tracking) setText($("tracking-text"), t("mode.tracking_banner", { holder: holderOf(ctx) }));
 }
 
 function renderChips() {

@@ -96,7 +96,8 @@ function render(ctx) {
 
 function renderStatus(ctx, show) {
   const words = [];
-  if (!show || !show.running) words.push(el("span.badge.bad", {}, t("show.not_running")));
+  if (show?.safe_mode) words.push(el("span.badge.bad", {}, t("show.safe_mode")));
+  else if (!show || !show.running) words.push(el("span.badge.bad", {}, t("show.not_running")));
   else {
     words.push(el("span.badge.good", {}, t("show.running")));
     if (show.paused) words.push(el("span.badge.warn", {}, t("show.paused")));

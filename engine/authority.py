@@ -49,6 +49,9 @@ class Authority:
         """When (monotonic seconds) the holder's claim was last heard, lease or heartbeat."""
         self.takeovers = 0
         self.yielded = 0
+        self.followed = False
+        """Whether another node's claim has been heard since this process started: then this node's devices are
+        another's to reset, and a takeover carries the show on without sending them their safe state first."""
         self.listeners: list[Callable[[], None]] = []
 
     @property
@@ -65,6 +68,8 @@ class Authority:
             return  # an older claim (a late heartbeat of a node that has yielded): ignored
         self.holder = claim
         self.heard_at = now
+        if claim.node != self.node:
+            self.followed = True
         if self.driving and claim.node != self.node:
             self.driving = False
             self.yielded += 1

@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 
 from devices.mqtt.link import MqttLink, NotConnected, Topics
 from devices.mqtt.profiles import Profile, ProfileProperty, PropertyValue
+from engine.authority import Authority
 from engine.curves import Duration
 from engine.drivers import Device, DriverContext, Fault, check_fault
 from engine.model import DeviceConfig, Name, SignalType, StoreType, Strict, coerce_output
@@ -187,8 +188,16 @@ class MqttDevice(Device):
         self.state_topic = topics.device(name, "state")
         self.state: dict[str, PropertyValue] = {}
         """The last state the broker acknowledged."""
-        self._pending: dict[str, PropertyValue] = config.safe_state()  # start-up: safe state goes first
+        self._safe_first: dict[str, PropertyValue] | None = config.safe_state() or None
+        """Start-up: the safe state goes out first, on its own and acknowledged, whatever the show asks meanwhile
+        (a restart after a crash must see the gear safe before the attract state lights it again)."""
+        self._pending: dict[str, PropertyValue] = {}
         self._inflight: dict[str, PropertyValue] | None = None
+        self._inflight_safe = False
+        try:
+            self._authority: Authority | None = context.resources.get(Authority)
+        except LookupError:
+            self._authority = None
         """The batch sent and not yet acknowledged."""
         self._unacknowledged = 0
         """Messages of the in-flight batch the broker has not acknowledged yet."""
@@ -248,8 +257,17 @@ class MqttDevice(Device):
         return encoded if expiry is None else with_expiry(encoded, self.profile.payload, expiry, self.command_topic)
 
     def _send_pending(self) -> None:
-        if self._inflight is not None or not self._pending or not self.link.connected.is_set():
+        if self._inflight is not None or not self.link.connected.is_set():
             return  # sent when the batch in flight is acknowledged, or on (re)connect
+        if self._safe_first is not None and self._authority is not None and self._authority.followed:
+            self._safe_first = None  # a backup taking over: the gear is lit by the show it followed, no dark blip
+        if self._safe_first is not None:
+            batch, self._safe_first = self._safe_first, None
+            self._inflight_safe = True
+            self._send_batch(batch)
+            return
+        if not self._pending:
+            return
         loop = asyncio.get_running_loop()
         now = loop.time()
         if now - self._sent_at < STREAM_WINDOW:
@@ -258,6 +276,10 @@ class MqttDevice(Device):
         self._sent_at = now
         batch, self._pending = self._pending, {}
         self._unconfirmed = {}  # this batch carries every property's latest value, acknowledged
+        self._send_batch(batch)
+
+    def _send_batch(self, batch: dict[str, PropertyValue]) -> None:
+        """One batch at QoS 1, in flight until the broker acknowledges every message of it."""
         messages = self._encode(batch)
         self._inflight, self._unacknowledged, self._inflight_lost = batch, len(messages), False
         for index, (topic, payload) in enumerate(messages):
@@ -315,8 +337,12 @@ class MqttDevice(Device):
         if self._unacknowledged > 0 or self._inflight is None:
             return
         batch, self._inflight = self._inflight, None
+        was_safe, self._inflight_safe = self._inflight_safe, False
         if self._inflight_lost:
-            self._pending = {**batch, **self._pending}  # newer values asked meanwhile win; sent on reconnect
+            if was_safe:
+                self._safe_first = batch  # the start-up safe state goes first again on reconnect
+            else:
+                self._pending = {**batch, **self._pending}  # newer values asked meanwhile win; sent on reconnect
             return
         self.commands_sent += 1
         self.state.update(batch)
@@ -385,7 +411,7 @@ class MqttDevice(Device):
 
     async def go_safe(self, timeout: float) -> bool:
         self._stopped = True
-        self._pending, self._unconfirmed = {}, {}
+        self._pending, self._unconfirmed, self._safe_first = {}, {}, None
         for timer in (self._state_timer, self._confirm_timer):
             if timer is not None:
                 timer.cancel()

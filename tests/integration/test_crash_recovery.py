@@ -153,3 +153,43 @@ async def _latest(heard: Listener, topic: str, since: float = 0.0, timeout: floa
             if found:
                 return json.loads(found[-1].payload)["data"]
             await asyncio.sleep(0.05)
+
+
+ATTRACT = """\
+format_version: 1
+id: lit-at-once
+title: {en: Lit at once, zh: 即亮}
+mqtt: {broker: embedded, prefix: exhibit}
+devices:
+  wash:
+    kind: mqtt
+    properties:
+      brightness: {type: int, range: [0, 255], safe: 0}
+states:
+  mode:
+    initial: attract
+    states:
+      attract:
+        enter: [{set: wash.brightness, value: 180}]
+"""
+
+
+async def test_a_restart_sends_the_safe_state_before_the_attract_state_lights_the_gear_again(mosquitto, tmp_path: Path):
+    path = tmp_path / "exhibit.yaml"
+    path.write_text(ATTRACT)
+    start = ["--state-dir", str(tmp_path / "state"), "--no-console"]
+    topic = "exhibit/lit-at-once/devices/wash/set"
+    async with TimedGear(mosquitto.port, "gear/lit", command_topic=topic) as wash:
+        controller = ControllerProcess.run(path, mosquitto.url, *start)
+        try:
+            await wash.wait_until(lambda: wash.state.get("brightness") == 180)
+            killed = controller.kill()
+            controller = ControllerProcess.run(path, mosquitto.url, *start)
+            await wash.wait_until(lambda: any(at > killed and c.get("brightness") == 180 for at, c in wash.timed))
+            after = [c["brightness"] for at, c in wash.timed if at > killed]
+            assert after[0] == 0 and after[-1] == 180, after  # safe first, on its own, then the show
+        except BaseException:
+            print(controller.output())
+            raise
+        finally:
+            controller.close()

@@ -4,7 +4,8 @@ latency (``console.py``, :func:`run_console`), the inputs' OSC ingest rate and s
 and pyserial-asyncio-fast (``inputs.py``), a rule's evaluation rate and a GO's latency to the broker against a plain
 lambda and a bare aiomqtt publish (``logic.py``), 512 MQTT fixtures' update rate and PANIC time against
 bare aiomqtt loops (``devices.py``), the scene renderer's frame rate against a bare Panda3D loop and
-what rendering costs the OSC-to-MQTT latency (``render.py``, :func:`run_render`), the curator studio's keystroke
+what rendering costs the OSC-to-MQTT latency (``render.py``, :func:`run_render`), the show network's backup
+takeover, crash restart to safe and synced cue skew (``site.py``), the curator studio's keystroke
 to problems on screen in a real browser against bare checks, its preview's frame rate and what a curator at work in
 it costs the OSC-to-MQTT latency (``studio.py``, :func:`run_studio_group`), the pose
 pipeline's frame rates and latency against a bare MediaPipe loop (``pose.py``), and, last, how fast the
@@ -101,6 +102,7 @@ from tests.bench.results import (
     soak_figures,
     studio_figures,
 )
+from tests.bench.site import FULL_SITE, QUICK_SITE, SiteResults, run_site, site_figures, site_samples, site_targets
 from tests.bench.soak import FULL_SOAK, QUICK_SOAK, run_soak
 from tests.bench.studio import (
     BROWSER_NICE,
@@ -123,11 +125,11 @@ ROOT = Path(__file__).resolve().parents[2]
 BASELINE_TOPIC = "bench/baseline/set"
 ENGINE_TOPIC = "exhibit/bench/devices/probe/set"
 ENGINE_STATUS = "exhibit/bench/status"
-GROUPS = ("osc", "console", "inputs", "logic", "devices", "render", "studio", "pose", "soak")
+GROUPS = ("osc", "console", "inputs", "logic", "devices", "render", "site", "studio", "pose", "soak")
 """The benchmark's groups, in the order a run takes them: the OSC-to-MQTT latency (engine against a minimal
-bridge), the operator console, inputs, show logic, many devices, rendering, the curator studio, pose, and the soak
-(memory over minutes), which goes last."""
-NEEDS_BROKER = frozenset({"osc", "console", "logic", "devices", "render", "studio", "soak"})
+bridge), the operator console, inputs, show logic, many devices, rendering, the show network, the curator studio,
+pose, and the soak (memory over minutes), which goes last."""
+NEEDS_BROKER = frozenset({"osc", "console", "logic", "devices", "render", "site", "studio", "soak"})
 """The groups that start a private Mosquitto. The studio's keystrokes and preview run on its exhibit's embedded
 broker, as a curator's do; its control latency, like the console's and the render's, on Mosquitto."""
 
@@ -204,6 +206,7 @@ def main(
     render: RenderResults | None = None
     pose: PoseResults | None = None
     studio: StudioResults | None = None
+    site: SiteResults | None = None
     soak: SoakResults | None = None
     try:
         with sigterm_raises():
@@ -219,6 +222,8 @@ def main(
                 devices = run_devices(QUICK_DEVICES if quick else FULL_DEVICES, exe)
             if "render" in chosen:  # likewise
                 render = run_render(QUICK_RENDER if quick else FULL_RENDER, exe)
+            if "site" in chosen:  # likewise
+                site = run_site(QUICK_SITE if quick else FULL_SITE, exe)
             if "studio" in chosen:  # likewise
                 studio = run_studio_group(QUICK_STUDIO if quick else FULL_STUDIO, exe)
             if "pose" in chosen:
@@ -245,9 +250,13 @@ def main(
         results |= render_figures(render)
     if studio is not None:
         results |= studio_figures(studio)
+    if site is not None:
+        results |= site_figures(site)
     if soak is not None:
         results |= soak_figures(soak)
     table = as_table(results, engine, baseline, pose, inputs, logic, devices, render, soak, console, studio)
+    if site is not None:
+        table += "\n" + "\n".join(site_samples(site) + site_targets(results, site))
     print(as_json(results) if json_output else table)
     return 0
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-SAMPLES = 8
+SAMPLES = 16
 
 
 @dataclass

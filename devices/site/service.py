@@ -38,7 +38,7 @@ link_log = logging.getLogger("devices.site.link")
 link_log.setLevel(logging.ERROR)  # the exhibit's own link already says when the broker comes and goes
 
 ANNOUNCE_EVERY = 2.0
-PING_EVERY = 2.0
+PING_EVERY = 1.0
 SYNC_EVERY = 0.1
 """Seconds between two looks at the show, to send (the driving node) or keep to (a backup)."""
 BARRIER_TIMEOUT = 3.0
@@ -433,7 +433,7 @@ class SiteService:
     async def _ping_loop(self) -> None:
         rounds = 0
         while True:
-            await asyncio.sleep(0.25 if rounds < 8 else PING_EVERY)  # quick at first: offsets known within seconds
+            await asyncio.sleep(0.1 if rounds < 20 else PING_EVERY)  # quick at first: offsets known within seconds
             rounds += 1
             ping = json.dumps({"from": self.view.node, "t0": time.time()})
             for name, node in list(self.view.nodes.items()):

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -81,23 +82,20 @@ class Command:
     payload: str
 
 
-class DeviceWatch:
-    """An MQTT 5 client on the exhibit's device topics, recording which node sent each message at which epoch (the
-    user properties every node of a show network sends)."""
+class Watcher(ABC):
+    """An outside MQTT client reading ``filters`` in a task of its own until the ``async with`` ends."""
 
-    def __init__(self, port: int, exhibit: str, prefix: str = "exhibit") -> None:
+    filters: tuple[str, ...] = ()
+    protocol: ProtocolVersion | None = None
+
+    def __init__(self, port: int) -> None:
         self.port = port
-        self.filter = f"{prefix}/{exhibit}/devices/#"
-        self.heard: list[Command] = []
-        self.unnamed: list[str] = []
-        """Messages that named no node or epoch."""
 
     async def __aenter__(self) -> Self:
-        self.client = aiomqtt.Client(
-            "127.0.0.1", self.port, identifier=f"watch-{id(self)}", protocol=ProtocolVersion.V5
-        )
+        self.client = aiomqtt.Client("127.0.0.1", self.port, identifier=f"watch-{id(self)}", protocol=self.protocol)
         await self.client.__aenter__()
-        await self.client.subscribe(self.filter, qos=1)
+        for topic_filter in self.filters:
+            await self.client.subscribe(topic_filter, qos=1)
         self.task = asyncio.create_task(self._read())
         return self
 
@@ -106,6 +104,24 @@ class DeviceWatch:
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
         await self.client.__aexit__(None, None, None)
+
+    @abstractmethod
+    async def _read(self) -> None:
+        """Read ``self.client.messages`` for as long as the watcher lives."""
+
+
+class DeviceWatch(Watcher):
+    """An MQTT 5 client on the exhibit's device topics, recording which node sent each message at which epoch (the
+    user properties every node of a show network sends)."""
+
+    protocol = ProtocolVersion.V5
+
+    def __init__(self, port: int, exhibit: str, prefix: str = "exhibit") -> None:
+        super().__init__(port)
+        self.filters = (f"{prefix}/{exhibit}/devices/#",)
+        self.heard: list[Command] = []
+        self.unnamed: list[str] = []
+        """Messages that named no node or epoch."""
 
     async def _read(self) -> None:
         async for message in self.client.messages:
@@ -148,27 +164,14 @@ class DeviceWatch:
         raise AssertionError(f"not seen within {timeout:g} s; heard {len(self.heard)} commands")
 
 
-class NodeInfo:
+class NodeInfo(Watcher):
     """The retained announcements of every node of a site."""
 
     def __init__(self, port: int, site: str = "exhibit/site") -> None:
-        self.port, self.site = port, site
+        super().__init__(port)
+        self.filters = (f"{site}/nodes/+/info", f"{site}/nodes/+/status")
         self.info: dict[str, dict[str, Any]] = {}
         self.status: dict[str, str] = {}
-
-    async def __aenter__(self) -> Self:
-        self.client = aiomqtt.Client("127.0.0.1", self.port, identifier=f"nodes-{id(self)}")
-        await self.client.__aenter__()
-        await self.client.subscribe(f"{self.site}/nodes/+/info", qos=1)
-        await self.client.subscribe(f"{self.site}/nodes/+/status", qos=1)
-        self.task = asyncio.create_task(self._read())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
-        await self.client.__aexit__(None, None, None)
 
     async def _read(self) -> None:
         async for message in self.client.messages:

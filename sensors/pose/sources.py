@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import sys
 import threading
 import time
@@ -92,6 +93,18 @@ def camera_present(device: int | str) -> bool:
     if isinstance(device, int):
         return sys.platform != "linux" or os.path.exists(f"/dev/video{device}")
     return os.path.exists(device)
+
+
+def camera_backend(device: int | str) -> int:
+    """OpenCV's reader for a camera: V4L2 for an index or a device node on Linux; for a path to
+    anything else (a named pipe another program feeds with a live stream), OpenCV's own choice."""
+    if sys.platform != "linux":
+        return cv2.CAP_ANY
+    try:
+        node = isinstance(device, int) or stat.S_ISCHR(os.stat(device).st_mode)
+    except OSError:
+        node = True  # gone again: V4L2 says it cannot open it
+    return cv2.CAP_V4L2 if node else cv2.CAP_ANY
 
 
 class VideoFileSource(FrameSource):
@@ -181,8 +194,7 @@ class CameraSource(FrameSource):
     def open(self) -> None:
         if not camera_present(self.device):
             raise SourceLost(f"no camera at {self.device!r}")
-        backend = cv2.CAP_V4L2 if sys.platform == "linux" else cv2.CAP_ANY
-        capture = cv2.VideoCapture(self.device, backend)
+        capture = cv2.VideoCapture(self.device, camera_backend(self.device))
         if not capture.isOpened():
             raise SourceLost(f"camera {self.device!r} cannot be opened")
         capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])

@@ -4,9 +4,12 @@ once; then the peers appear one by one and each joins by itself, its health turn
 retained health topics as it does.
 
 The peers appear only after the "started" line: a driver that waited for its peer at start would never
-say it, and the test fails on the start bound. The camera is the one peer this test cannot make appear
-(a camera source opens a V4L2 device, and no test machine has one): it is absent throughout, and the
-exhibit runs without it, its health offline with the reason.
+say it, and the test fails on the start bound. The camera appears last, as a USB camera does when it is
+plugged in: its by-id path appears, pointing at a named pipe that streams a picture of a visitor at the
+camera's pace, without end. No test machine has a V4L2 device, so the one step not taken is V4L2's own
+open (a camera path that is no device node is read by OpenCV's default reader); the absent camera, its
+retries, the opening, the reader thread, the model and the signals are the exhibit's own. The pose sensor
+sees the visitor, and its count reaches an MQTT device.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from engine.drivers import DriverContext, Resources
 from engine.signals import SignalStore
 from tests.conftest import start_mosquitto
 from tests.support.controller_process import ControllerProcess
+from tests.support.frames import one_visitor
 from tests.support.net import free_port, port_accepts
-from tests.support.peers import TopicWatch, UdpPeer, until
+from tests.support.peers import PipeCamera, TopicWatch, UdpPeer, until
 from tests.support.serial_board import UNO, Arduino, json_sketch
 
 START_BOUND = 20.0
@@ -37,7 +41,10 @@ START_BOUND = 20.0
 after it, so a driver that waits for its peer never gets there."""
 JOIN_BOUND = 20.0
 """Seconds for a peer that appeared to be joined: the retry back-off is capped at 5 s, a board boots in 1 s."""
-STARTED = re.compile(r"exhibit nowait started: 2 sensors, 3 devices")
+CAMERA_JOIN_BOUND = 30.0
+"""Seconds for the camera that appeared to be seen through: the back-off (at most 5 s), then the pose model
+loads (a few seconds on a slow machine) before the sensor says ok and the first visitor is counted."""
+STARTED = re.compile(r"exhibit nowait started: 2 sensors, 4 devices")
 CONSOLE = re.compile(r"Console / 控制台: (https?://[^/\s]+/)")
 ARTNET_HEADER = b"Art-Net\x00"
 ARTNET_DATA = 18
@@ -76,10 +83,15 @@ devices:
     kind: mqtt
     properties:
       level: {{type: float, range: [0, 1], safe: 0}}
+  screen:
+    kind: mqtt
+    properties:
+      visitors: {{type: float, range: [0, 4], safe: 0}}
 mappings:
   - {{from: plinth.knob, to: par.level, input: [0, 1]}}
   - {{from: plinth.knob, to: qlab.level, input: [0, 1]}}
   - {{from: plinth.knob, to: lamp.level, input: [0, 1]}}
+  - {{from: body.count, to: screen.visitors, input: [0, 4]}}
 """
 
 
@@ -100,7 +112,7 @@ async def test_the_exhibit_starts_with_every_peer_absent_and_each_joins_when_it_
     broker_port = free_port()
     dmx_port, osc_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
     serial = tmp_path / "by-id" / UNO  # made by the simulated board when it is plugged in
-    camera = tmp_path / "v4l" / "by-id" / "usb-camera-video-index0"  # never there
+    camera = tmp_path / "v4l" / "by-id" / "usb-camera-video-index0"  # made when the camera is plugged in
     exhibit = tmp_path / "nowait" / "exhibit.yaml"
     exhibit.parent.mkdir()
     exhibit.write_text(EXHIBIT.format(serial=serial, camera=camera, dmx_port=dmx_port, osc_port=osc_port))
@@ -108,6 +120,7 @@ async def test_the_exhibit_starts_with_every_peer_absent_and_each_joins_when_it_
     launched = time.monotonic()
     controller = ControllerProcess.run(exhibit, f"mqtt://127.0.0.1:{broker_port}", "--headless", "--console-port", "0")
     board: Arduino | None = None
+    webcam: PipeCamera | None = None
     broker = None
     try:
         # 1. Nothing there: the exhibit starts at once and serves its console.
@@ -222,12 +235,40 @@ async def test_the_exhibit_starts_with_every_peer_absent_and_each_joins_when_it_
             assert {name: entry["status"] for name, entry in components.items() if entry["status"] != "ok"} == {
                 "body": "offline"
             }, components
+
+            # 6. The camera is plugged in: the sensor opens it, its health turns ok, the visitor it sees is counted.
+            webcam = PipeCamera(camera, one_visitor()).plug()
+            took = await until(
+                "the camera joins and the visitor it sees reaches the MQTT screen",
+                lambda: (
+                    health(watch, "body").get("status") == "ok"
+                    and watch.json("exhibit/nowait/devices/screen/set").get("visitors") == 1
+                ),
+                CAMERA_JOIN_BOUND,
+                lambda: (health(watch, "body"), watch.latest.get("exhibit/nowait/devices/screen/set"), webcam.readers),
+            )
+            print(f"camera joined and counted the visitor {took:.2f} s after it appeared")
+            assert webcam.frames_sent > 0 and f"pose sensor body: camera {camera} is back" in controller.output()
+
+            # Every peer is there: every component is ok (but the embedded broker, which this run does not use).
+            await until(
+                "the summary says every peer joined",
+                lambda: watch.json("exhibit/nowait/health").get("status") == "ok",
+                JOIN_BOUND,
+                lambda: watch.json("exhibit/nowait/health"),
+            )
+            components = watch.json("exhibit/nowait/health")["components"]
+            assert components.pop("broker")["reason"] == "not used in this run"
+            assert {"plinth", "body", "par", "qlab", "lamp", "screen"} <= set(components), components
+            assert all(entry["status"] == "ok" for entry in components.values()), components
         assert controller.alive(), controller.output()
         assert "Traceback" not in controller.output()
     finally:
         controller.close()
         if board is not None:
             board.close()
+        if webcam is not None:
+            webcam.close()
         if broker is not None:
             broker.stop()
 

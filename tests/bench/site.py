@@ -187,7 +187,7 @@ class SitePlan:
     nodes: int = 4
     lead_s: float = 2.0
     """From sending a synced GO to its start time."""
-    settle_s: float = 3.0
+    settle_s: float = 8.0
     """After the last node announced itself, before the first GO: the clock pings have settled."""
     takeover_after: float = TAKEOVER_AFTER
 

@@ -421,10 +421,19 @@ class DmxUniverse:
         self._sequence = self._sequence % 255 + 1  # Art-Net: 1..255; 0 would disable re-ordering
         return artnet_packet(self.key.universe, data, self._sequence)
 
+    def send_first(self) -> None:
+        """Send the buffer at once if nothing went out yet (at start it holds the fixtures' safe states): a restart
+        after a crash shows the gear safe before the show lights it again. Once per universe, never blocks."""
+        if self._last_sent == -math.inf:
+            self._send()
+
     async def send_now(self) -> bool:
         """Send the buffer as soon as the refresh rate allows; True if the network took it."""
         while (gap := self._last_sent + FRAME_INTERVAL - self.clock.now()) > 0:
             await self.clock.sleep(gap)
+        return self._send()
+
+    def _send(self) -> bool:
         self._changed.clear()
         self._last_sent = self.clock.now()
         if not self.sink.send(self.packet()):
@@ -542,6 +551,9 @@ class DmxDevice(Device):
 
     def set(self, values: Mapping[str, Any]) -> None:
         self._write(values)
+
+    def before_show(self) -> None:
+        self.universe.send_first()  # the safe frame, before the show's first values overwrite the buffer
 
     def _write(self, values: Mapping[str, Any]) -> None:
         for prop, value in values.items():

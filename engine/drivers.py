@@ -117,6 +117,10 @@ class Device(Driver):
     async def go_safe(self, timeout: float) -> bool:
         """Send the safe state now and wait until it is delivered; False if it could not be."""
 
+    def before_show(self) -> None:
+        """Every output is built and the show is about to start: a device whose gear must see its safe state before
+        the show's first values (a restart after a crash) sends it now. Most send it first anyway: nothing to do."""
+
 
 def check_fault(driver: Driver, fault: Fault, supported: tuple[Fault, ...]) -> None:
     """Refuse a fault this simulator cannot play, in a sentence that says which it can."""

@@ -181,6 +181,8 @@ class Runtime:
                 self.safety.add_motion(name, outputs_config.safe_state())
             setter = self.safety.gate(name, target.set)
             self.fades.add_target(name, setter, outputs_config.safe_state(), outputs_config.max_rate())
+        for device in self.devices.values():
+            device.before_show()
         show = self._new_show(self.exhibit, {name: config for name, (_, config) in outputs.items()})
         memory = self.recovered.memory if self.recovered else None
         if memory is not None:

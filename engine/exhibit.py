@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, create_model
 
+from engine.analytics.settings import AnalyticsSettings
 from engine.control.settings import ConsoleSettings, ControlSettings
 from engine.model import DeviceConfig, Mapping, MqttSettings, Name, SensorConfig, Strict, Title
 from engine.show_model import CueListSpec, MachineSpec, RuleSpec, SafetySpec, ScheduleSpec
@@ -40,6 +41,10 @@ class ExhibitBase(Strict):
     console: ConsoleSettings = Field(
         default_factory=ConsoleSettings,  # type: ignore[arg-type]
         description="The operators' web console and HTTP/WebSocket API.",
+    )
+    analytics: AnalyticsSettings = Field(
+        default_factory=AnalyticsSettings,
+        description="Visitor analytics: what visitors do (how many stop, how long, where), never who they are.",
     )
     control: ControlSettings = Field(
         default_factory=ControlSettings,  # type: ignore[arg-type]

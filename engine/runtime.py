@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.analytics.recorder import AnalyticsRecorder
 from engine.authority import TAKEOVER_AFTER, Authority, NodeRole, SiteView
 from engine.catalogue import Catalogue, build_catalogue
 from engine.clock import Clock, MonotonicClock
@@ -146,6 +147,8 @@ class Runtime:
             self.resources.put(self.authority)  # DMX and OSC outputs hold back while another node drives
         prefix = self.options.site_prefix or f"{self.exhibit.mqtt.prefix}/site"
         self.site = SiteView(prefix, node, self.authority)
+        self.analytics = self._analytics()
+        """Visitor analytics, when the exhibit keeps them and this run has a state folder."""
         self.mode_listeners: list[Callable[[], None]] = []
         """Told when the node's mode changes (safe mode left...): the MQTT link says it on the status topic."""
         self.control = Controller(self, AuditLog(self.options.audit_log))
@@ -205,6 +208,10 @@ class Runtime:
             if memory is not None:
                 restore_standby(self.show, memory)
         self._keep_memory(memory)
+        if self.analytics is not None:
+            pose = [name for name, config in self.sensor_configs.items() if config.kind == "pose"]
+            self.analytics.bind(self.store, list(self.exhibit.states), pose)
+            self.supervisor.start("analytics", self.analytics.run)
         settle_memory()
         log.info(
             "exhibit %s started: %d sensors, %d devices, %d mappings, services: %s%s",
@@ -215,6 +222,20 @@ class Runtime:
             ", ".join(s.name for s in self.services) or "none",
             " (simulated sensors)" if self.options.simulate else "",
         )
+
+    def _analytics(self) -> AnalyticsRecorder | None:
+        settings = self.exhibit.analytics
+        if not settings.enabled or self.options.state_dir is None or self.options.studio:
+            return None  # nothing on disk: disabled, a test or benchmark, or a curator's studio session
+        recorder = AnalyticsRecorder(
+            self.exhibit.id,
+            settings,
+            self.options.state_dir,
+            simulated=self.options.simulate,
+            wall=lambda: self.clock.wall().timestamp(),
+        )
+        self.resources.put(recorder.measures)  # the pose sensors feed it
+        return recorder
 
     def _begin_recovery(self) -> None:
         """Read what the last run left (crash or clean stop) and say that this one runs."""
@@ -400,6 +421,9 @@ class Runtime:
         await self.supervisor.cancel(*[f"device:{n}" for n in self.devices])
         results = await asyncio.gather(*(d.go_safe(self.options.safe_timeout) for d in self.devices.values()))
         self._say_safe([name for name, ok in zip(self.devices, results, strict=True) if not ok])
+        if self.analytics is not None:
+            await self.supervisor.cancel("analytics")
+            await asyncio.to_thread(self.analytics.close)
         await self._close_services()
         await self.supervisor.cancel_all()
         self.control.audit.close()

@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag
 
+from engine.analytics.folding import Measures
 from engine.drivers import DriverContext, Fault, FrameTap, FrameTaps, Sensor
 from engine.health import HealthStatus
 from engine.model import ComponentProblem, SensorConfig, StoreType, Strict
@@ -168,7 +169,14 @@ class PoseSensor(Sensor):
     def __init__(self, name: str, config: PoseSensorConfig, context: DriverContext) -> None:
         super().__init__(name, config, context)
         self.base = context.base_dir
-        self.pipeline = PosePipeline(name, config.pipeline_settings(), context.store)
+        try:
+            measures: Measures | None = context.resources.get(Measures)
+        except LookupError:
+            measures = None  # the exhibit keeps no analytics (or this run keeps none: tests, benchmarks)
+        clock = context.clock
+        self.pipeline = PosePipeline(
+            name, config.pipeline_settings(), context.store, measures, lambda: clock.wall().timestamp()
+        )
         self.backoff = Backoff(initial=0.5, cap=5.0, stable_after=5.0)
         self.frames = 0
         self.dropped = 0

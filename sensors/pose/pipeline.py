@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from engine.analytics.folding import Measures, Seen
 from engine.model import StoreType
 from engine.signals import SignalStore
 from sensors.pose.features import BodyFeatures, body_features
@@ -118,7 +120,18 @@ def pipeline_meanings(zones: list[str]) -> dict[str, str]:
 
 
 class PosePipeline:
-    def __init__(self, sensor: str, settings: PipelineSettings, store: SignalStore) -> None:
+    def __init__(
+        self,
+        sensor: str,
+        settings: PipelineSettings,
+        store: SignalStore,
+        measures: Measures | None = None,
+        wall: Callable[[], float] | None = None,
+    ) -> None:
+        self.sensor = sensor
+        self.measures = measures
+        """Visitor analytics, when the exhibit keeps them: fed ids, floor positions and zones, never landmarks."""
+        self.wall = wall
         self.prefix = f"{sensor}."
         self.settings = settings
         self.store = store
@@ -156,8 +169,9 @@ class PosePipeline:
         for name in FEATURES:
             value = values[name]
             self._set(f"nearest.{name}", bool(value) if FEATURES[name] == "bool" else float(value))
-        if self.zones is not None:
-            self._update_zones(snapshots, t)
+        zones = self._update_zones(snapshots, t) if self.zones is not None else {}
+        if self.measures is not None and self.wall is not None:
+            self._measure(snapshots, zones, update.left)
         for visitor_id in update.entered:
             self._set("enter", visitor_id)
         for gesture, visitor_id in fired:
@@ -165,7 +179,25 @@ class PosePipeline:
         for visitor_id in update.left:
             self._set("leave", visitor_id)
 
-    def _update_zones(self, snapshots: list[VisitorSnapshot], t: float) -> None:
+    def _measure(self, snapshots: list[VisitorSnapshot], zones: dict[int, frozenset[str]], left: list[int]) -> None:
+        """What analytics may know of this frame: anonymous ids, where each stands on the floor, and their zones."""
+        assert self.measures is not None and self.wall is not None
+        now = self.wall()
+        calibration = self.settings.floor
+        seen = []
+        for s in snapshots:
+            feet = (s.features.floor_x, s.features.floor_y)
+            floor = None
+            if calibration is not None and math.isfinite(feet[0]) and math.isfinite(feet[1]):
+                x, y = calibration.to_floor([feet])[0]
+                floor = (float(x), float(y))
+            seen.append(Seen(s.id, floor, zones.get(s.id, frozenset())))
+        self.measures.frame(self.sensor, now, seen)
+        for visitor_id in left:
+            self.measures.left(self.sensor, visitor_id, now)
+
+    def _update_zones(self, snapshots: list[VisitorSnapshot], t: float) -> dict[int, frozenset[str]]:
+        """Sets the zones' signals; returns each visitor's zones."""
         assert self.zones is not None
         feet = [
             (s.id, s.features.floor_x, s.features.floor_y)
@@ -173,6 +205,10 @@ class PosePipeline:
             if math.isfinite(s.features.floor_x) and math.isfinite(s.features.floor_y)
         ]
         result = self.zones.update(feet, t)
+        inside: dict[int, set[str]] = {}
         for zone, state in result.zones.items():
             self._set(f"zone.{zone}.count", state.count)
             self._set(f"zone.{zone}.dwell", float(state.dwell))
+            for visitor_id in state.visitors:
+                inside.setdefault(visitor_id, set()).add(zone)
+        return {visitor_id: frozenset(names) for visitor_id, names in inside.items()}

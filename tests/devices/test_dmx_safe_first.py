@@ -47,7 +47,7 @@ async def test_the_first_frame_carries_the_safe_levels_then_the_show_lights_the_
         runtime = assemble(exhibit, registry, RuntimeOptions(base_dir=tmp_path, embedded_port=0, console=False))
         await runtime.start()
         try:
-            levels = []
+            levels: list[int] = []
             while not levels or levels[-1] == 0:
                 packet = await asyncio.to_thread(node.recv, 1024)
                 levels.append(packet[ARTNET_DATA])

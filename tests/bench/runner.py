@@ -38,6 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.bench.analytics import (
+    FULL_ANALYTICS,
+    QUICK_ANALYTICS,
+    AnalyticsResults,
+    analytics_figures,
+    analytics_samples,
+    run_analytics,
+)
 from tests.bench.console import (
     FULL_CONSOLE,
     PROBE_TOPIC,
@@ -125,7 +133,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BASELINE_TOPIC = "bench/baseline/set"
 ENGINE_TOPIC = "exhibit/bench/devices/probe/set"
 ENGINE_STATUS = "exhibit/bench/status"
-GROUPS = ("osc", "console", "inputs", "logic", "devices", "render", "site", "studio", "pose", "soak")
+GROUPS = ("osc", "console", "inputs", "logic", "devices", "render", "site", "studio", "pose", "analytics", "soak")
 """The benchmark's groups, in the order a run takes them: the OSC-to-MQTT latency (engine against a minimal
 bridge), the operator console, inputs, show logic, many devices, rendering, the show network, the curator studio,
 pose, and the soak (memory over minutes), which goes last."""
@@ -207,6 +215,7 @@ def main(
     pose: PoseResults | None = None
     studio: StudioResults | None = None
     site: SiteResults | None = None
+    analytics: AnalyticsResults | None = None
     soak: SoakResults | None = None
     try:
         with sigterm_raises():
@@ -228,6 +237,8 @@ def main(
                 studio = run_studio_group(QUICK_STUDIO if quick else FULL_STUDIO, exe)
             if "pose" in chosen:
                 pose = run_pose(QUICK if quick else FULL)
+            if "analytics" in chosen:  # after pose: MediaPipe once more, then the store on disk
+                analytics = run_analytics(QUICK_ANALYTICS if quick else FULL_ANALYTICS)
             if "soak" in chosen:  # last: minutes of four processes side by side
                 soak = run_soak(soak_plan, exe)
     except BenchError as exc:
@@ -252,11 +263,15 @@ def main(
         results |= studio_figures(studio)
     if site is not None:
         results |= site_figures(site)
+    if analytics is not None:
+        results |= analytics_figures(analytics)
     if soak is not None:
         results |= soak_figures(soak)
     table = as_table(results, engine, baseline, pose, inputs, logic, devices, render, soak, console, studio)
     if site is not None:
         table += "\n" + "\n".join(site_samples(site) + site_targets(results, site))
+    if analytics is not None:
+        table += "\n" + "\n".join(analytics_samples(analytics))
     print(as_json(results) if json_output else table)
     return 0
 

@@ -263,3 +263,38 @@ def test_suppression_with_k_one_changes_nothing_but_summing_and_a_small_histogra
     )
     with pytest.raises(ValueError):
         suppress(records, k=0)
+
+
+def test_a_closed_hour_written_minute_by_minute_is_compacted_to_one_row_per_key_totals_unchanged(tmp_path: Path):
+    store = AnalyticsStore(database_path(tmp_path, simulated=False))
+    first, second = 100 * HOUR, 101 * HOUR
+    for minute in range(60):
+        store.add([rec(first, "occupancy_s", "body", 10.0), rec(first, "occupancy_peak", "body", minute % 7)])
+    store.add([rec(second, "occupancy_s", "body", 5.0), rec(second, "occupancy_s", "body", 5.0)])
+    before = store.totals("canal", 0, 200 * HOUR)
+
+    def rows() -> int:
+        with sqlite3.connect(store.path) as db:
+            return int(db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+
+    assert rows() == 122
+    assert store.compact(before=second) == 118  # the open hour is left as it is
+    assert rows() == 4
+    assert store.totals("canal", 0, 200 * HOUR) == before
+    assert [r.value for r in before if r.start == first] == [6.0, 600.0]  # the peak kept as a maximum
+    store.close()
+
+
+def test_the_writer_compacts_an_hour_once_the_next_one_is_written(tmp_path: Path):
+    store = AnalyticsStore(database_path(tmp_path, simulated=False))
+    writer = AnalyticsWriter(store)
+    for minute in range(3):
+        writer.submit([rec(100 * HOUR, "visitors", "body", 1.0 + minute)])
+    writer.submit([rec(101 * HOUR, "visitors", "body", 1.0)])
+    assert writer.flush(10)
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("SELECT start, value FROM records ORDER BY start").fetchall() == [
+            (100 * HOUR, 6.0),
+            (101 * HOUR, 1.0),
+        ]
+    writer.close(10)

@@ -178,9 +178,9 @@ def analytics_figures(results: AnalyticsResults) -> dict[str, Figure]:
 def analytics_samples(results: AnalyticsResults) -> list[str]:
     return [
         f"analytics_cost_ratio: MediaPipe (full model, 4 poses) {results.inference_ms:.2f} ms a frame on the "
-        f"four-people video ({results.people:.1f} people a frame); the pipeline's own work {results.pipeline_ms:.3f} ms "
-        f"without analytics and {results.pipeline_analytics_ms:.3f} ms with (medians of alternating rounds over the "
-        "same frames); baseline 1.0, a frame without analytics",
+        f"four-people video ({results.people:.1f} people a frame); the pipeline's own work "
+        f"{results.pipeline_ms:.3f} ms without analytics and {results.pipeline_analytics_ms:.3f} ms with "
+        "(medians of alternating rounds over the same frames); baseline 1.0, a frame without analytics",
         f"analytics_disk_bytes_per_visitor: {results.visitors} visitors in a day (1 to 60 s each, a third in a zone) "
         f"through the measures into a real SQLite store flushed every minute: {results.disk_bytes} bytes on disk; "
         f"baseline: a per-visitor CSV log ({results.log_bytes} bytes), which analytics never keeps",

@@ -12,6 +12,9 @@
     exhibit record --camera|--video --out FILE   a landmark-only recording
     exhibit bench [--json]        performance figures against a baseline
     exhibit diagnose EXHIBIT      a support bundle, secrets redacted (--out FILE, --state-dir DIR)
+    exhibit report EXHIBIT --from DATE --to DATE   visitor analytics as HTML (--out FILE.html, --pdf)
+    exhibit export EXHIBIT --from DATE --to DATE --out DIR   as CSV and Parquet (--format csv,parquet)
+                                  (report and export take --state-dir DIR, --simulated; k-anonymity applied)
     exhibit user add NAME --role viewer|operator|admin   a console user (--password-stdin, --replace)
     exhibit user list | user remove NAME                  the console's users
     exhibit token add NAME --role ROLE                    an API token for a machine, shown once
@@ -702,6 +705,32 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_privacy(args: argparse.Namespace) -> int:
+    """What the exhibit processes about visitors, where it goes and for how long; `--signage DIR` also writes the
+    bilingual visitor signage (A4 HTML and PDF)."""
+    from engine.analytics.disclosure import disclose, disclosure_text
+
+    if args.signage is not None and not (args.contact or "").strip():
+        raise UserError(
+            'Signage must say whom visitors can contact: add --contact "TEXT" (a phone, an e-mail or an office) / '
+            '告示须注明联系方式：请加上 --contact "联系方式"。'
+        )
+    path = resolve_exhibit_path(args.exhibit, EXHIBITS)
+    exhibit = load_exhibit(path, build_registry())
+    state_dir = Path(args.state_dir).expanduser() if args.state_dir else default_state_dir(exhibit.id)
+    disclosure = disclose(exhibit, state_dir)
+    print(disclosure_text(disclosure), end="")
+    if args.signage is not None:
+        from content.signage import sign_for, write_signage
+
+        folder = Path(args.signage).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        writable_file(folder / f"{exhibit.id}-signage.html", example="signage.html")
+        for written in write_signage(sign_for(disclosure, args.contact, args.venue), folder):
+            print(f"wrote {written} / 已写入")
+    return 0
+
+
 def checked_for_diagnosis(path: Path) -> tuple[str, str]:
     """The exhibit's id and what `exhibit check` says of it; an invalid file is diagnosed too (its id read
     from the file's `id:` line, else its folder's name)."""
@@ -720,6 +749,61 @@ def checked_for_diagnosis(path: Path) -> tuple[str, str]:
     except (OSError, UnicodeDecodeError):
         found = None
     return (found.group(1) if found else path.parent.name), text + "\n"
+
+
+def _analytics_state_dir(args: argparse.Namespace, exhibit_id: str) -> Path:
+    """`report` and `export`: where the analytics database is (read only, never created)."""
+    return Path(args.state_dir).expanduser() if args.state_dir else default_state_dir(exhibit_id)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engine.analytics.export import Period, export, read_totals
+
+    exhibit = load_exhibit(resolve_exhibit_path(args.exhibit, EXHIBITS), build_registry())
+    period = Period.parse(args.date_from, args.date_to)
+    totals = read_totals(_analytics_state_dir(args, exhibit.id), exhibit.id, period, simulated=args.simulated)
+    formats = [word.strip() for word in args.format.split(",") if word.strip()]
+    manifest = export(totals, exhibit.id, period, Path(args.out).expanduser(), k=exhibit.analytics.k, formats=formats)
+    kind = " (SIMULATED data / 模拟数据)" if totals.simulated else ""
+    files = ", ".join([*manifest["files"], manifest["schema"], "manifest.json"])
+    print(f"Exported {files} to {args.out}{kind} / 已导出到 {args.out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from content.report import print_pdf, report_html
+    from engine.analytics.export import Period, read_totals
+
+    exhibit = load_exhibit(resolve_exhibit_path(args.exhibit, EXHIBITS), build_registry())
+    period = Period.parse(args.date_from, args.date_to)
+    totals = read_totals(_analytics_state_dir(args, exhibit.id), exhibit.id, period, simulated=args.simulated)
+    out = writable_file(args.out or f"{exhibit.id}-report-{period.first}-{period.last}.html", example="report.html")
+    title = exhibit.title.en + (f" / {exhibit.title.zh}" if exhibit.title.zh else "")
+    out.write_text(report_html(totals, exhibit.id, title, period, k=exhibit.analytics.k), encoding="utf-8")
+    print(f"Report: {out} / 报告已写入 {out}")
+    if args.pdf:
+        pdf = out.with_suffix(".pdf")
+        print_pdf(out, pdf)
+        print(f"PDF: {pdf} / PDF 已写入 {pdf}")
+    return 0
+
+
+def analytics_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``report`` and ``export``: an exhibit's analytics over a period, after k-anonymity."""
+    source = argparse.ArgumentParser(add_help=False)
+    source.add_argument("exhibit", metavar="EXHIBIT")
+    source.add_argument("--from", dest="date_from", required=True, metavar="DATE", help="first UTC day, YYYY-MM-DD")
+    source.add_argument("--to", dest="date_to", required=True, metavar="DATE", help="last UTC day, YYYY-MM-DD")
+    source.add_argument("--state-dir", metavar="DIR", help="the node's state folder (default: as for `run`)")
+    source.add_argument("--simulated", action="store_true", help="the data of `--simulate` runs, not real visitors")
+    report = commands.add_parser("report", parents=[source], help="an HTML (and PDF) report of visitor analytics")
+    report.add_argument("--out", metavar="FILE.html", help="where to write it (default: <id>-report-<dates>.html)")
+    report.add_argument("--pdf", action="store_true", help="also print it to a PDF beside it (needs Chromium)")
+    report.set_defaults(handler=cmd_report)
+    export = commands.add_parser("export", parents=[source], help="visitor analytics as CSV and Parquet files")
+    export.add_argument("--out", required=True, metavar="DIR", help="the folder to write the files into")
+    export.add_argument("--format", default="csv,parquet", metavar="csv,parquet", help="formats (default: both)")
+    export.set_defaults(handler=cmd_export)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -898,8 +982,8 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--only",
         metavar="GROUPS",
-        help="comma-separated groups to run: osc, console, inputs, logic, devices, render, site, studio, pose, soak "
-        "(default: all)",
+        help="comma-separated groups to run: osc, console, inputs, logic, devices, render, site, studio, pose, "
+        "analytics, soak (default: all)",
     )
     bench.add_argument(
         "--soak-minutes", type=float, metavar="MINUTES", help="how long the memory soak runs (default 10; 1.5 quick)"
@@ -917,7 +1001,18 @@ def parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--state-dir", metavar="DIR", help="the node's state folder (default: as for `run`)")
     diagnose.set_defaults(handler=cmd_diagnose)
 
+    privacy = commands.add_parser(
+        "privacy", help="what the exhibit processes about visitors, where it goes, for how long; visitor signage"
+    )
+    privacy.add_argument("exhibit", metavar="EXHIBIT")
+    privacy.add_argument("--signage", metavar="DIR", help="also write DIR/<id>-signage.html and .pdf (A4)")
+    privacy.add_argument("--contact", metavar="TEXT", help="whom visitors can ask (phone, e-mail, office)")
+    privacy.add_argument("--venue", metavar="NAME", help="the venue's name, printed on the signage")
+    privacy.add_argument("--state-dir", metavar="DIR", help="the node's state folder (default: as for `run`)")
+    privacy.set_defaults(handler=cmd_privacy)
+
     account_commands(commands)
+    analytics_commands(commands)
     return top
 
 

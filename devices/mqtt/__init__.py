@@ -2,6 +2,7 @@
 embedded broker, MQTT devices and their payload profiles, MQTT inputs, the health topics, and
 MQTT control (commands in, the show's state out)."""
 
+from devices.mqtt.analytics_topics import ANALYTICS_TOPICS
 from devices.mqtt.control import CONTROL
 from devices.mqtt.device import MqttDevice, MqttDeviceConfig, SimulatedGear
 from devices.mqtt.inputs import MqttSensor, MqttSensorConfig
@@ -16,3 +17,4 @@ def register(registry: Registry) -> None:
     registry.add_service(BROKER)
     registry.add_service(LINK)
     registry.add_service(CONTROL)
+    registry.add_service(ANALYTICS_TOPICS)

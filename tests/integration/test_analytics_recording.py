@@ -42,3 +42,29 @@ def test_analytics_disabled_leaves_nothing_on_disk(tmp_path: Path):
     state = tmp_path / "state"
     run(folder / "exhibit.yaml", state)
     assert not list(state.glob("analytics*")), sorted(p.name for p in state.iterdir())
+
+
+async def test_the_last_days_figures_are_left_retained_on_mqtt_for_site_dashboards(mosquitto, tmp_path: Path):
+    import asyncio
+    import json
+
+    import aiomqtt
+
+    state = tmp_path / "state"
+    done = await asyncio.to_thread(
+        run_launcher,
+        "run", str(FLAGSHIP), "--simulate", "--headless", "--no-render", "--no-console", "--no-reload",
+        "--duration", "12", "--broker", mosquitto.url, "--state-dir", str(state), timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="dashboard") as client:
+        await client.subscribe("exhibit/canal-lanterns/analytics/today", qos=1)
+        async with asyncio.timeout(5):
+            message = await anext(aiter(client.messages))
+    summary = json.loads(bytes(message.payload))
+    assert message.retain and summary["exhibit"] == "canal-lanterns" and summary["simulated"] is True
+    assert summary["k"] == 5 and summary["to"] - summary["from"] <= 24 * 3600
+    if summary["suppressed"]:  # fewer than k visitors in a 12 s run: nothing derived from single visitors is sent
+        assert "visitors" not in summary and "attraction" not in summary and "holding_median_s" not in summary
+    else:
+        assert summary["visitors"] >= 5 and 0 <= summary["attraction"] <= 1

@@ -211,6 +211,8 @@ class Runtime:
         if self.analytics is not None:
             pose = [name for name, config in self.sensor_configs.items() if config.kind == "pose"]
             self.analytics.bind(self.store, list(self.exhibit.states), pose)
+            if self.show is not None:
+                self.analytics.follow_cues(self.show.cue_lists)
             self.supervisor.start("analytics", self.analytics.run)
         settle_memory()
         log.info(
@@ -296,6 +298,8 @@ class Runtime:
         self.safe_mode = False
         self.show, self._held_show = self._held_show, None
         self.show.start(arm=False)
+        if self.analytics is not None:
+            self.analytics.follow_cues(self.show.cue_lists)
         memory = self.recovered.memory if self.recovered else None
         if memory is not None:
             restore_standby(self.show, memory)
@@ -379,6 +383,8 @@ class Runtime:
         self.catalogue.declare(self.store)
         self.show = self._new_show(exhibit, dict(old.outputs))
         self.show.start(keep=keep, carried=carried)  # it releases pins on what latches the e-stop now
+        if self.analytics is not None:
+            self.analytics.follow_cues(self.show.cue_lists)
         if self.store.overrides:  # pins on inputs this version no longer has, or no longer lets be pinned
             from engine.studio.simulation import overridable
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from engine.analytics.folding import Measures
 from engine.analytics.settings import AnalyticsSettings
 from engine.analytics.store import AnalyticsStore, AnalyticsWriter, database_path
+from engine.cues import CompiledCue, CueList
 from engine.signals import Signal, SignalStore
 
 log = logging.getLogger("engine.analytics")
@@ -20,6 +21,7 @@ log = logging.getLogger("engine.analytics")
 FLUSH_EVERY = 60.0
 """Seconds between two hand-overs of aggregates to the writer: a crash loses at most this much."""
 RETAIN_EVERY = 24 * 3600.0
+MIN_CUE_RUN = 1.0
 
 
 class AnalyticsRecorder:
@@ -51,6 +53,20 @@ class AnalyticsRecorder:
                 log.warning("analytics: `%s` is no signal of this exhibit; it is not counted as an interaction", name)
         for machine in machines:
             self._unbind.append(store.subscribe(f"states.{machine}", self._state(machine)))
+
+    def follow_cues(self, cue_lists: Mapping[str, CueList]) -> None:
+        """Count who was in view while each cue ran: from its start for its length (at least a second: a cue that
+        only sets values runs for an instant), or until it starts again."""
+        for name, cue_list in cue_lists.items():
+            cue_list.listeners.append(self._cue(name))
+
+    def _cue(self, cue_list: str) -> Callable[[CompiledCue], None]:
+        def started(cue: CompiledCue) -> None:
+            self.measures.cue_started(cue_list, cue.id, self.wall())
+            seconds = max(cue.length, MIN_CUE_RUN)
+            asyncio.get_running_loop().call_later(seconds, self.measures.cue_ended, cue_list, cue.id, None)
+
+        return started
 
     def _interaction(self, name: str) -> Callable[[Signal], None]:
         def counted(signal: Signal) -> None:

@@ -235,6 +235,7 @@ class Runtime:
             self.options.state_dir,
             simulated=self.options.simulate,
             wall=lambda: self.clock.wall().timestamp(),
+            sleep=self.clock.sleep,
         )
         self.resources.put(recorder.measures)  # the pose sensors feed it
         return recorder

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from engine.analytics.folding import Measures
@@ -33,9 +33,12 @@ class AnalyticsRecorder:
         *,
         simulated: bool,
         wall: Callable[[], float],
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.wall = wall
+        self.sleep = sleep
+        """The runtime's clock's sleep: the minute flush and the daily retention follow virtual time in tests."""
         self.measures = Measures(exhibit_id, settings, wall)
         self.path = database_path(state_dir, simulated)
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +91,7 @@ class AnalyticsRecorder:
             if since_retention >= RETAIN_EVERY:
                 self.writer.retain(self.wall(), self.settings.retention_days)
                 since_retention = 0.0
-            await asyncio.sleep(FLUSH_EVERY)
+            await self.sleep(FLUSH_EVERY)
             since_retention += FLUSH_EVERY
             self.writer.submit(self.measures.flush(self.wall()))
 

@@ -118,3 +118,27 @@ async def test_two_nodes_are_listed_and_a_synced_go_starts_on_both(mosquitto, tm
     finally:
         for process in processes:
             process.close()
+
+
+async def test_the_site_report_puts_every_exhibits_last_day_side_by_side(mosquitto, tmp_path: Path):
+    summaries = {
+        "north-hall": {"exhibit": "north-hall", "k": 5, "suppressed": True, "occupancy_peak": 2, "interactions": {}},
+        "south-hall": {
+            "exhibit": "south-hall", "k": 5, "suppressed": False, "visitors": 40, "stopped": 10, "attraction": 0.25,
+            "holding_median_s": 12, "holding_p90_s": 48, "occupancy_mean": 0.7, "occupancy_peak": 5,
+            "interactions": {"plinth.button": 9}, "simulated": False,
+        },
+    }  # fmt: skip
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="halls") as client:
+        for exhibit, summary in summaries.items():
+            await client.publish(f"exhibit/{exhibit}/analytics/today", json.dumps(summary), qos=1, retain=True)
+    out = tmp_path / "site.html"
+    done = site(mosquitto.url, "report", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    page = out.read_text(encoding="utf-8")
+    assert "<td>&lt; 5</td>" in page.split("north-hall")[1].split("</tr>")[0]  # fewer than k: no figure
+    south = page.split("south-hall")[1].split("</tr>")[0]
+    assert "<td>40</td>" in south and "<td>25 %</td>" in south and "<td>12 s</td>" in south and "<td>9</td>" in south
+    total = page.split("全站 Site")[1].split("</tr>")[0]
+    assert "<th>40</th>" in total and "<th>25 %</th>" in total and "<th>5</th>" in total
+    assert "SIMULATED" not in page and "http" not in page.replace("http-equiv", "")

@@ -567,6 +567,17 @@ def cmd_site(args: argparse.Namespace) -> int:
             print(json.dumps(result, ensure_ascii=False, indent=2))
             failed = [r for r in result["reports"] if not r.get("ok")]
             return 1 if failed or not result["reports"] else 0
+        if args.site_command == "report":
+            import datetime as dt
+
+            from content.report.site import site_html
+            from devices.site.listing import read_analytics
+
+            summaries = asyncio.run(read_analytics(host, port, args.mqtt_prefix, security=security))
+            out = writable_file(args.out, example="site-report.html")
+            out.write_text(site_html(summaries, dt.datetime.now(dt.UTC)), encoding="utf-8")
+            print(f"Site report ({len(summaries)} exhibits): {out} / 站点报告已写入 {out}")
+            return 0
         nodes_seen = asyncio.run(read_nodes(host, port, prefix, security=security))
     except SecretMissing as exc:
         raise UserError(f"The broker login cannot be used: {exc} / 无法读取代理服务器密码") from None
@@ -931,6 +942,12 @@ def parser() -> argparse.ArgumentParser:
     go.add_argument("--cue", metavar="ID", help="fire this cue instead of the standby one")
     go.add_argument("--lead", type=float, default=1.0, metavar="SECONDS", help="from now to the start (default 1)")
     go.set_defaults(handler=cmd_site)
+    site_report = site_commands.add_parser(
+        "report", help="every exhibit's visitor figures of the last 24 hours, side by side, as one HTML page"
+    )
+    site_report.add_argument("--out", default="site-report.html", metavar="FILE.html", help="where to write it")
+    site_report.add_argument("--mqtt-prefix", default="exhibit", metavar="PREFIX", help="the exhibits' MQTT prefix")
+    site_report.set_defaults(handler=cmd_site)
 
     shot = commands.add_parser("shot", help="render the exhibit's scene offscreen with simulated visitors to a PNG")
     shot.add_argument("exhibit", metavar="EXHIBIT")

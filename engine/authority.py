@@ -138,6 +138,8 @@ class SiteView:
     reference: str = ""
     """The node whose clock is site time: the first online node by name."""
     file_hash: str = ""
+    analytics: dict[str, dict[str, object]] = field(default_factory=dict)
+    """Each exhibit's last 24 hours of visitor figures, as its retained ``analytics/today`` says them."""
     send_cue: Callable[[list[str], str | None, str | None, float], dict[str, object]] | None = None
     """Sends a synced GO to nodes of the site (set by the site service while connected)."""
 

@@ -56,6 +56,27 @@ async def read_nodes(
     return nodes
 
 
+async def read_analytics(
+    host: str, port: int, mqtt_prefix: str, listen: float = LISTEN, security: MqttSecurity | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every exhibit's retained ``<prefix>/<id>/analytics/today``, by exhibit id."""
+    found: dict[str, dict[str, Any]] = {}
+    async with client(host, port, f"exhibit-site-analytics-{os.getpid()}", security) as session:
+        await session.subscribe(f"{mqtt_prefix}/+/analytics/today", qos=1)
+        try:
+            async with asyncio.timeout(listen):
+                async for message in session.messages:
+                    try:
+                        data = json.loads(bytes(message.payload or b""))
+                    except ValueError:
+                        continue
+                    if isinstance(data, dict):
+                        found[message.topic.value.split("/")[-3]] = data
+        except TimeoutError:
+            pass
+    return found
+
+
 def table(nodes: dict[str, dict[str, Any]]) -> str:
     """The nodes as an aligned table, one line each."""
     header = ("NODE", "EXHIBIT", "ROLE", "MODE", "EPOCH", "HEALTH", "CLOCK", "VERSION", "FILE", "ONLINE")

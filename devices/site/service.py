@@ -130,6 +130,7 @@ class SiteService:
         self.site_link.subscribe(t.node_topic("pong"), self._on_pong)
         self.site_link.subscribe(t.node_topic("barrier"), self._on_barrier)
         self.site_link.subscribe(t.cue, self._on_cue)
+        self.site_link.subscribe(f"{self.runtime.exhibit.mqtt.prefix}/+/analytics/today", self._on_analytics)
         if self.authority is not None:
             self.site_link.subscribe(t.exhibit_topic("lease"), self._on_claim)
             self.site_link.subscribe(t.exhibit_topic("heartbeat"), self._on_claim)
@@ -398,6 +399,15 @@ class SiteService:
         entry.update(data)
         if online is not None:
             entry["online"] = online
+
+    def _on_analytics(self, message: aiomqtt.Message) -> None:
+        """Every exhibit's visitor figures on the broker, for the site's view (k-anonymous already)."""
+        exhibit = message.topic.value.split("/")[-3]
+        data = _json(message)
+        if data is None:
+            self.view.analytics.pop(exhibit, None)
+        else:
+            self.view.analytics[exhibit] = data
 
     def _on_status(self, message: aiomqtt.Message) -> None:
         node = self.topics.node_of(message.topic.value)

@@ -121,6 +121,7 @@ def state_topics(runtime: Runtime, controller: Controller) -> dict[str, Any]:
         "reference": site.reference,
         "clock_offset_ms": round(site.site_offset() * 1000, 1),
         "nodes": [plain(info) for _, info in sorted(site.nodes.items())],
+        "analytics": [plain(figures) for _, figures in sorted(site.analytics.items())],
     }
     if show is None:
         topics["show"] = {

@@ -190,6 +190,7 @@ def _schemas() -> dict[str, Any]:
                 }
             },
         },
+        "Analytics": _analytics_schema(),
         "Log": {
             "type": "object",
             "required": ["lines"],
@@ -259,6 +260,170 @@ def _read(name: str, summary: str, schema: str, limit: bool = False) -> dict[str
     return {"get": operation}
 
 
+def _analytics() -> dict[str, Any]:
+    path = _read(
+        "analytics",
+        "Visitor analytics of the last days (today included, UTC days), after k-anonymity: what an export would "
+        "publish.",
+        "Analytics",
+    )
+    operation = path["get"]
+    operation["responses"].update(_errors(503))
+    operation["parameters"] = [
+        {
+            "name": "days",
+            "in": "query",
+            "required": False,
+            "description": "How many UTC days, today included.",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 400, "default": 7},
+        }
+    ]
+    return path
+
+
+def _analytics_schema() -> dict[str, Any]:
+    number, integer = {"type": "number"}, {"type": "integer"}
+    maybe = {"type": ["number", "null"]}
+    bucket = {
+        "type": ["object", "null"],
+        "description": "A holding-time range [low, high) seconds; high null for 'low s and more'.",
+        "required": ["low", "high"],
+        "properties": {"low": integer, "high": {"type": ["integer", "null"]}},
+    }
+
+    def keyed(value: str) -> dict[str, Any]:
+        return {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["key", value],
+                "properties": {"key": {"type": "string"}, value: number},
+            },
+        }
+
+    return {
+        "type": "object",
+        "description": "Without analytics (`enabled` false) only `enabled`, `message`, `days`, `k` and `simulated`.",
+        "required": ["enabled", "days", "k", "simulated"],
+        "properties": {
+            "enabled": {"type": "boolean", "description": "Whether this run keeps visitor analytics."},
+            "message": {"type": "string", "description": "Why there are none (when `enabled` is false)."},
+            "exhibit": {"type": "string"},
+            "days": integer,
+            "since": {**integer, "description": "UTC seconds: the first day's midnight."},
+            "until": {**integer, "description": "UTC seconds: the end of the current hour (exclusive)."},
+            "generated": number,
+            "simulated": {"type": "boolean", "description": "A --simulate run's database: not real visitors."},
+            "k": {**integer, "description": "Every figure counts at least k visitors."},
+            "suppressed": {
+                "type": "object",
+                "required": ["merged_hours", "suppressed_hours", "suppressed_cells"],
+                "properties": {"merged_hours": integer, "suppressed_hours": integer, "suppressed_cells": integer},
+            },
+            "empty": {"type": "boolean", "description": "No visitor published for the period."},
+            "totals": {
+                "type": "object",
+                "required": [
+                    "visitors",
+                    "stopped",
+                    "attraction",
+                    "holding_median",
+                    "holding_p90",
+                    "occupancy_mean",
+                    "occupancy_peak",
+                    "interactions",
+                ],
+                "properties": {
+                    "visitors": number,
+                    "stopped": number,
+                    "attraction": {**maybe, "description": "stopped / visitors; null without visitors."},
+                    "holding_median": bucket,
+                    "holding_p90": bucket,
+                    "occupancy_mean": number,
+                    "occupancy_peak": maybe,
+                    "interactions": number,
+                },
+            },
+            "per_day": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "start",
+                        "visitors",
+                        "stopped",
+                        "attraction",
+                        "holding_median",
+                        "occupancy_mean",
+                        "occupancy_peak",
+                    ],
+                    "properties": {
+                        "start": integer,
+                        "visitors": number,
+                        "stopped": number,
+                        "attraction": maybe,
+                        "holding_median": bucket,
+                        "occupancy_mean": number,
+                        "occupancy_peak": maybe,
+                    },
+                },
+            },
+            "hour_of_day": {
+                "type": "array",
+                "description": "24 entries, UTC hours 0 to 23, over every day of the period.",
+                "items": {
+                    "type": "object",
+                    "required": ["hour", "visitors", "occupancy_mean", "occupancy_peak"],
+                    "properties": {
+                        "hour": integer,
+                        "visitors": number,
+                        "occupancy_mean": number,
+                        "occupancy_peak": maybe,
+                    },
+                },
+            },
+            "holding": {
+                "type": "array",
+                "description": "Visitors who stopped, per group of holding time (labelled by its first second).",
+                "items": {
+                    "type": "object",
+                    "required": ["label", "visitors"],
+                    "properties": {"label": {"type": "string"}, "visitors": number},
+                },
+            },
+            "zones": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["zone", "visitors", "dwell_s", "dwell_per_visitor_s"],
+                    "properties": {
+                        "zone": {"type": "string"},
+                        "visitors": number,
+                        "dwell_s": number,
+                        "dwell_per_visitor_s": maybe,
+                    },
+                },
+            },
+            "interactions": keyed("count"),
+            "engaged_state": keyed("visitors"),
+            "engaged_cue": keyed("visitors"),
+            "heatmap": {
+                "type": "object",
+                "description": "Visitor-seconds per floor cell: cells[row][column], from (column0, row0); `other`: "
+                "cells merged by k-anonymity.",
+                "required": ["column0", "row0", "cells", "other", "peak"],
+                "properties": {
+                    "column0": integer,
+                    "row0": integer,
+                    "cells": {"type": "array", "items": {"type": "array", "items": number}},
+                    "other": number,
+                    "peak": number,
+                },
+            },
+        },
+    }
+
+
 def _paths() -> dict[str, Any]:
     from content.console.openapi_studio import studio_paths  # it builds on this module's helpers
 
@@ -309,6 +474,7 @@ def _paths() -> dict[str, Any]:
         "/api/v1/commands": _read("commands", "Every command, its role and parameters.", "Commands"),
         "/api/v1/audit": _read("audit", "The latest entries of the audit log.", "Audit", limit=True),
         "/api/v1/log": _read("log", "The latest log lines.", "Log", limit=True),
+        "/api/v1/analytics": _analytics(),
         **studio_paths(),
     }
     for command in COMMANDS.values():
@@ -327,7 +493,10 @@ def openapi() -> dict[str, Any]:
         "info": {"title": "Exhibit console API / 展览控制台接口", "version": str(VERSION), "description": DESCRIPTION},
         "tags": [
             {"name": "session", "description": "Logging in and out."},
-            {"name": "reading", "description": "The show's state, signals, audit log and log (any role)."},
+            {
+                "name": "reading",
+                "description": "The show's state, signals, audit log, log and visitor analytics (any role).",
+            },
             {"name": "commands", "description": "Operating the show (the role each command needs)."},
             {
                 "name": "studio",

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from content.console.analytics import setup_analytics
 from content.console.context import (
     CONTEXT,
     HTTP_STATUS,
@@ -89,6 +90,7 @@ def build_app(ctx: ConsoleContext) -> web.Application:
     routes.add_get("/api/v1/commands", commands)
     routes.add_get("/api/v1/audit", audit)
     routes.add_get("/api/v1/log", log_lines)
+    setup_analytics(app)
     routes.add_get("/api/v1/ws", websocket)
     routes.add_get("/studio", studio_page)
     setup_studio(app, ctx.runtime)

@@ -22,7 +22,7 @@ from typing import Any
 from tests.console_browser.conftest import CHROMIUM_ARGS, TABLET, add_user, chromium_path, launch_console
 from tests.support.net import free_port
 
-TABS = ("show", "safety", "health", "site", "signals", "visitors", "log", "audit")
+TABS = ("show", "safety", "health", "site", "analytics", "signals", "visitors", "log", "audit")
 PLOTTED = ["controls.wash", "body.nearest.hands_raised", "lanterns.brightness", "body.count"]
 
 

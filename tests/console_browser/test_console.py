@@ -255,7 +255,7 @@ def test_the_interface_switches_to_chinese_with_its_own_font_and_remembers_it(pa
     assert in_page(page, "document.documentElement.lang") == "en"
     page.click("#app .lang-switch")
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
-    for tab in ("show", "safety", "health", "site", "signals", "visitors", "log", "audit"):
+    for tab in ("show", "safety", "health", "site", "analytics", "signals", "visitors", "log", "audit"):
         expect(page.locator(f".tab[data-tab={tab}]")).to_have_text(ZH[f"tab.{tab}"])
     expect(page.locator("button.go")).to_have_text(ZH["btn.go"])
     expect(page.locator("#panic-slot button.panic")).to_have_text(ZH["btn.panic"])

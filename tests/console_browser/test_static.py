@@ -33,7 +33,7 @@ def test_every_string_the_page_asks_for_is_in_the_dictionary() -> None:
         asked |= set(re.findall(r"""data-i18n(?:-\w+)?="([\w.]+)\"""", text))
     # keys the scripts compose (`tab.${view.id}`, `health.status.${status}`...)
     composed = {
-        "tab": ["show", "safety", "health", "site", "signals", "visitors", "log", "audit"],
+        "tab": ["show", "safety", "health", "site", "analytics", "signals", "visitors", "log", "audit"],
         "health.kind": ["sensor", "device", "service"],
         "health.status": ["ok", "degraded", "offline"],
         "role": ["viewer", "operator", "admin"],

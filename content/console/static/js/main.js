@@ -8,12 +8,13 @@ import show from "./views/show.js";
 import safety from "./views/safety.js";
 import health from "./views/health.js";
 import site, { holderOf } from "./views/site.js";
+import analytics from "./views/analytics.js";
 import signals from "./views/signals.js";
 import visitors from "./views/visitors.js";
 import logView from "./views/log.js";
 import audit from "./views/audit.js";
 
-const VIEWS = [show, safety, health, site, signals, visitors, logView, audit];
+const VIEWS = [show, safety, health, site, analytics, signals, visitors, logView, audit];
 const $ = (id) => document.getElementById(id);
 
 /** What every view reads: the state topics, the exhibit, and how to act. */

@@ -66,9 +66,10 @@ class AnalyticsTopics:
         self.link = link
         self.topic = f"{topics.prefix}/{topics.exhibit}/analytics/today"
         self.published = 0
+        self.health = runtime.context.health_of(self.name, "service", {})
 
     async def start(self) -> None:
-        """Nothing to acquire."""
+        self.health.set("offline", "waiting for the MQTT broker")
 
     async def run(self) -> None:
         await self.link.connected.wait()
@@ -82,13 +83,16 @@ class AnalyticsTopics:
             summary = await asyncio.to_thread(last_day, self.recorder, exhibit.id, exhibit.analytics.k, time.time())
         except Exception:  # a summary that cannot be read must not stop the service
             log.exception("analytics: could not read the last day's figures from %s", self.recorder.path)
+            self.health.set("degraded", f"cannot read {self.recorder.path}")
             return
         self.link.enqueue(self.topic, json.dumps(summary, ensure_ascii=False), qos=1, retain=True)
         self.published += 1
+        self.health.set("ok")
 
     async def close(self, timeout: float) -> None:
         """The run's last figures (the recorder has written what it held by now)."""
         await self.publish()
+        self.health.stopped()
 
 
 def _build(runtime: Runtime) -> AnalyticsTopics | None:

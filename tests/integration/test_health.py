@@ -66,6 +66,7 @@ COMPONENTS = {
     "oscquery": "service",
     "render": "service",
     "site": "service",
+    "analytics_topics": "service",
     "mqtt_control": "service",
     "osc_control": "service",
     "oscquery_control": "service",
@@ -82,7 +83,7 @@ async def test_every_sensor_device_and_service_has_the_same_health_signals_and_t
     peer = "osc_127_0_0_1_53999"
     assert peer in exhibit.devices  # the `{osc:}` action's own OSC out device
     expected = COMPONENTS | {peer: "device"}
-    options = RuntimeOptions(base_dir=tmp_path, embedded_port=0, render="offscreen")
+    options = RuntimeOptions(base_dir=tmp_path, embedded_port=0, render="offscreen", state_dir=tmp_path / "state")
     runtime = assemble(exhibit, registry, options)
     await runtime.start()
     try:

@@ -38,7 +38,7 @@ class ReportFacts:
 
 
 @cache
-def _font_face() -> str:
+def font_face() -> str:
     data = base64.b64encode(FONT.read_bytes()).decode("ascii") if FONT.is_file() else ""
     source = f'src: url("data:font/woff2;base64,{data}") format("woff2");' if data else "src: local('sans-serif');"
     return f'@font-face {{ font-family: "Exhibit Sans"; {source} }}'
@@ -139,7 +139,7 @@ def render(summary: Summary | None, facts: ReportFacts) -> str:
     )
     head = (
         f'<!DOCTYPE html><html lang="zh-Hans"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-        f"<style>{_font_face()}{STYLE}</style></head><body>"
+        f"<style>{font_face()}{STYLE}</style></head><body>"
         f"<h1>{escape(title)}</h1>"
         f'<p class="meta">{escape(facts.exhibit)} · {period} · '
         f"生成于 Generated {facts.generated.strftime('%Y-%m-%d %H:%M UTC')}</p>{banner}"

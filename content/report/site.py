@@ -8,7 +8,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
-from content.report.page import STYLE, _font_face
+from content.report.page import STYLE, font_face
 
 
 def _cell(value: Any, suffix: str = "") -> str:
@@ -57,7 +57,7 @@ def site_html(summaries: Mapping[str, Mapping[str, Any]], generated: dt.datetime
     empty = "" if rows else '<p class="note">没有展项发布统计 · No exhibit has published its figures.</p>'
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>站点访客统计 · Site visitor analytics</title>
-<style>{_font_face()}{STYLE}</style></head>
+<style>{font_face()}{STYLE}</style></head>
 <body><h1>站点访客统计 · Site visitor analytics</h1>
 <p class="meta">最近 24 小时 · The last 24 hours · 生成于 Generated {generated:%Y-%m-%d %H:%M} UTC</p>
 {banner}<table>{heading}{"".join(rows)}{total}</table>{empty}

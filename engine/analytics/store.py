@@ -97,6 +97,11 @@ def _transaction(connection: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE")
     connection.execute("COMMIT")
 
 
+_MAXIMA: Final = tuple(sorted(MAXIMA))
+_COMBINED: Final = f"CASE WHEN measure IN ({', '.join('?' * len(_MAXIMA))}) THEN MAX(value) ELSE SUM(value) END"
+"""How the records of one key combine (its parameters: :data:`_MAXIMA`): summed, or the maximum for MAXIMA."""
+
+
 class AnalyticsStore:
     """One analytics database: created (or checked) on construction, appended to by :meth:`add`, read by
     :meth:`totals`. Construct it at start-up, not in the control loop, and write through an
@@ -172,17 +177,14 @@ class AnalyticsStore:
         """Merge the records of each (exhibit, hour, measure, key) of the hours that started before ``before`` into
         one record (their sum, the maximum for MAXIMA), in one transaction: a closed hour written minute by minute
         keeps one row per key, not sixty. Totals are unchanged. Returns how many rows went."""
-        maxima = sorted(MAXIMA)
-        marks = ", ".join("?" * len(maxima))
         with self._lock:
             connection = self._writer()
             with _transaction(connection):
                 connection.execute(
-                    "CREATE TEMP TABLE merged AS SELECT exhibit, start, measure, key,"
-                    f" CASE WHEN measure IN ({marks}) THEN MAX(value) ELSE SUM(value) END AS value,"
+                    f"CREATE TEMP TABLE merged AS SELECT exhibit, start, measure, key, {_COMBINED} AS value,"
                     " MAX(written_at) AS written_at FROM records WHERE start < ?"
                     " GROUP BY exhibit, start, measure, key HAVING COUNT(*) > 1",
-                    [*maxima, before],
+                    [*_MAXIMA, before],
                 )
                 deleted = connection.execute(
                     "DELETE FROM records WHERE start < ? AND (exhibit, start, measure, key) IN"
@@ -201,14 +203,11 @@ class AnalyticsStore:
     def totals(self, exhibit: str, since: float, until: float, measure: str | None = None) -> StoredTotals:
         """The records of bins starting in [``since``, ``until``), one per (exhibit, start, measure, key): the
         sum of what was written, the maximum for :data:`~engine.analytics.records.MAXIMA`."""
-        maxima = sorted(MAXIMA)
-        marks = ", ".join("?" * len(maxima))
         query = (
-            "SELECT exhibit, start, measure, key,"
-            f" CASE WHEN measure IN ({marks}) THEN MAX(value) ELSE SUM(value) END"
+            f"SELECT exhibit, start, measure, key, {_COMBINED}"
             " FROM records WHERE exhibit = ? AND start >= ? AND start < ?"
         )
-        parameters: list[object] = [*maxima, exhibit, since, until]
+        parameters: list[object] = [*_MAXIMA, exhibit, since, until]
         if measure is not None:
             query += " AND measure = ?"
             parameters.append(measure)

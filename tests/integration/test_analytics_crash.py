@@ -11,14 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from engine.analytics.store import AnalyticsStore
 from tests.support.analytics_crash_child import BINS_PER_BATCH, KEYS_PER_BIN, T0
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 
 
 def run_until_killed(database: Path, first: int, acknowledged_before_kill: int, then: float) -> list[int]:

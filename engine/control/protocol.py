@@ -71,6 +71,9 @@ def plain(value: Any) -> Any:
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
+    outward = getattr(value, "outward", None)
+    if callable(outward):  # what the object lets out (a visitor: never its landmarks)
+        return plain(outward())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):  # slots dataclasses have no __dict__
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if hasattr(value, "tolist"):  # numpy arrays and scalars

@@ -28,6 +28,8 @@ NOBODY: dict[str, float | bool] = {
     name: (False if kind == "bool" else math.nan if name == "distance" else 0.0) for name, kind in FEATURES.items()
 }
 """What ``nearest.*`` reads when nobody is there: a neutral pose, unknown distance."""
+MIN_VISIBILITY = 0.5
+"""A landmark less visible than this is not part of a visitor's box."""
 FEATURE_RANGES: dict[str, tuple[float, float]] = {
     "left_hand_height": (-0.5, 1.5),
     "right_hand_height": (-0.5, 1.5),
@@ -72,12 +74,25 @@ FEATURE_MEANINGS = {
 
 @dataclass(frozen=True, slots=True)
 class VisitorSnapshot:
-    """One visitor as logic and scenes see it: an anonymous id, smoothed landmarks, features."""
+    """One visitor as logic and scenes see it: an anonymous id, smoothed landmarks, features.
+
+    The landmarks stay in this process (and the scene's, which poses avatars from them): what goes out to a
+    console, a control surface or a log is :meth:`outward`."""
 
     id: int
     landmarks: Landmarks
     features: BodyFeatures
     since: float
+
+    def outward(self) -> dict[str, object]:
+        """What may leave the exhibit: the id, since when, the features, and the box around the visible body
+        (image x0, y0, x1, y1, 0..1, to the hundredth; None when no point is visible). Never a landmark array."""
+        seen = [(float(p[0]), float(p[1])) for p in self.landmarks if p[3] >= MIN_VISIBILITY]
+        box = None
+        if seen:
+            xs, ys = zip(*seen, strict=True)
+            box = [round(min(xs), 2), round(min(ys), 2), round(max(xs), 2), round(max(ys), 2)]
+        return {"id": self.id, "since": self.since, "box": box, **dataclasses.asdict(self.features)}
 
 
 @dataclass(frozen=True)

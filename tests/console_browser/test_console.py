@@ -360,20 +360,22 @@ def flagship(accounts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     started.stop()
 
 
-def test_visitors_are_drawn_as_skeletons_from_landmarks(browser: Any, flagship: ConsoleProcess) -> None:
+def test_visitors_are_drawn_as_boxes_without_landmarks(browser: Any, flagship: ConsoleProcess) -> None:
     context = browser.new_context(viewport=TABLET, locale="en-US", base_url=flagship.url)
     context.set_default_timeout(15_000)
     try:
         tab = context.new_page()
+        frames: list[str] = []  # what the page's WebSocket received
+        tab.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
         sign_in(tab, "olivia")
         tab.click(".tab[data-tab=visitors]")
         tab.wait_for_function("() => Number(document.querySelector('.big-number').dataset.count) > 0")
         expect(tab.locator(".zone[data-zone=bridge]")).to_be_visible()
         tab.wait_for_function(
             """() => {
-              const canvas = document.querySelector("canvas.skeletons");
+              const canvas = document.querySelector("canvas.visitor-map");
               const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-              let coloured = 0;  // skeleton strokes are saturated colours; the background and text are not
+              let coloured = 0;  // a visitor's box is a saturated colour; the background and text are not
               for (let i = 0; i < pixels.length; i += 4) {
                 const [r, g, b] = [pixels[i], pixels[i + 1], pixels[i + 2]];
                 if (Math.max(r, g, b) - Math.min(r, g, b) > 80) coloured++;
@@ -382,6 +384,8 @@ def test_visitors_are_drawn_as_skeletons_from_landmarks(browser: Any, flagship: 
             }"""
         )
         assert tab.locator("img, video").count() == 0  # never a camera image
+        boxes = [frame for frame in frames if '"signal/body.visitors"' in frame and '"box"' in frame]
+        assert boxes and not any("landmarks" in frame for frame in frames), frames[-3:]
     finally:
         context.close()
 

@@ -76,11 +76,8 @@ screen shows, never the camera unless the exhibit opts in: tests/integration/tes
 
 WATCHED = ["body.count", "body.nearest.x", "body.nearest.hands_raised", "body.zone.left.count", "body.visitors"]
 """Signals asked for on the console's WebSocket (as its signal inspector and its Visitors view do)."""
-SKELETONS = "signal/body.visitors"
-"""The one live stream that carries landmarks by design: the console's Visitors view draws each visitor's skeleton
-(content/console/static/js/views/visitors.js) for a signed-in user who opens it and asks for `body.visitors`. It
-is checked apart: numbers only (no image), landmarks indeed (so the scan would see them anywhere else), and on that
-topic only."""
+VISITORS = "signal/body.visitors"
+"""The stream the console's Visitors view draws from: each visitor's id, features and box, scanned as the rest."""
 
 
 def test_the_detectors_find_what_they_look_for():
@@ -294,18 +291,20 @@ def check(run: Run) -> None:
     scan.blob("the controller's output", run.log().encode())
     for k, (topic, payload) in enumerate(run.payloads):
         scan.blob(f"MQTT #{k} {topic}", payload)
-    skeletons = Scan(scan.frame_size, scan.windows)
     for route, body in run.bodies.items():
-        (skeletons if route.startswith(f"/api/v1/ws {SKELETONS} ") else scan).blob(f"HTTP {route}", body)
+        scan.blob(f"HTTP {route}", body)
 
     database = run.state / "analytics.sqlite"
     assert database in files and not (run.state / "analytics-simulated.sqlite").exists(), sorted(noted)
     assert len(run.payloads) > 20 and len(run.bodies) > 5, (len(run.payloads), sorted(run.bodies))
     assert scan.findings == {}, json.dumps(scan.findings, indent=1)[:4000]
-    assert skeletons.looked_at and skeletons.findings, "the Visitors view's stream was not seen: the scan is blind"
-    assert all(finding.startswith("landmarks as text") for found in skeletons.findings.values() for finding in found), (
-        skeletons.findings
-    )
+    seen = [
+        visitor
+        for route, body in run.bodies.items()
+        if route.startswith(f"/api/v1/ws {VISITORS} ")
+        for visitor in json.loads(body)["data"]["value"] or []
+    ]
+    assert seen and all(visitor["box"] for visitor in seen), "the Visitors view's stream had nobody: nothing to scan"
     # A file written then removed could not be read: only an atomic write's temporary file (its result was read)
     # or a library's probe while it was imported (before any frame) may be gone.
     gone = [
@@ -322,7 +321,7 @@ def check(run: Run) -> None:
         rows = db.execute("SELECT exhibit, measure, key, typeof(value) FROM records").fetchall()
         totals = dict(db.execute("SELECT measure, SUM(value) FROM records GROUP BY measure").fetchall())
     print(
-        f"scanned {scan.looked_at + skeletons.looked_at} blobs: {len(files)} files, {len(run.payloads)} MQTT "
+        f"scanned {scan.looked_at} blobs: {len(files)} files, {len(run.payloads)} MQTT "
         f"messages, {len(run.bodies)} HTTP bodies; analytics {totals}"
     )
     assert tables == TABLES and columns == COLUMNS, (tables, columns)

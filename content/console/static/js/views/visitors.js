@@ -1,5 +1,5 @@
-// Visitors: what the body tracking sensor sees, drawn as skeletons from its landmarks (never a
-// camera image), with the number of visitors and each zone's count and dwell.
+// Visitors: what the body tracking sensor sees, drawn as a box per visitor where the body is (never a camera
+// image, never landmarks: the exhibit sends neither), with the number of visitors and each zone's count and dwell.
 
 import { forgetCatalogue, loadCatalogue } from "../catalogue.js";
 import { t } from "../i18n.js";
@@ -9,16 +9,6 @@ const view = { id: "visitors", topics: [], mount, render, activate, deactivate, 
 export default view;
 
 const OWNER = "visitors";
-const MIN_VISIBILITY = 0.5;
-// MediaPipe BlazePose's 33 landmarks, joined as its own drawing utilities join them.
-const BONES = [
-  [0, 1], [1, 2], [2, 3], [3, 7], [0, 4], [4, 5], [5, 6], [6, 8], [9, 10],
-  [11, 12], [11, 23], [12, 24], [23, 24],
-  [11, 13], [13, 15], [15, 17], [15, 19], [15, 21], [17, 19],
-  [12, 14], [14, 16], [16, 18], [16, 20], [16, 22], [18, 20],
-  [23, 25], [25, 27], [27, 29], [29, 31], [27, 31],
-  [24, 26], [26, 28], [28, 30], [30, 32], [28, 32],
-];
 
 let parts = null;
 let sensors = []; // [{name, zones: [zone]}]
@@ -34,12 +24,12 @@ function mount(root) {
     zonesTitle: el("h2"),
     zones: el("div.rows"),
     privacy: el("p.hint.privacy"),
-    canvas: el("canvas.skeletons", { width: 640, height: 480 }),
+    canvas: el("canvas.visitor-map", { width: 640, height: 480 }),
     empty: el("p.empty"),
   };
   parts.picker.addEventListener("change", () => useSensor(view.ctx, parts.picker.value));
   parts.layout = el("div.visitors-layout", {},
-      el("div.card.skeleton-card", {}, el("div.canvas-box", {}, parts.canvas), parts.privacy),
+      el("div.card.visitor-map-card", {}, el("div.canvas-box", {}, parts.canvas), parts.privacy),
       el("aside.card.visitor-side", {}, parts.picker, parts.countLabel, parts.count, parts.zonesTitle, parts.zones));
   root.append(parts.layout, parts.empty);
 }
@@ -57,7 +47,7 @@ async function activate(ctx) {
 }
 
 function deactivate(ctx) {
-  // landmarks are the heaviest stream there is: only while someone looks at them
+  // a stream that changes every frame: only while someone looks at it
   ctx.live?.unwatch(watching, OWNER);
   watching = [];
 }
@@ -149,13 +139,11 @@ function render() {
   draw(values.get(`${sensor}.visitors`));
 }
 
-/** Landmarks as [[x, y, z, visibility], ...] (or {x, y, visibility} objects), image space 0..1, y down. */
-function points(visitor) {
-  const raw = visitor?.landmarks ?? visitor?.smoothed ?? null;
-  if (!Array.isArray(raw)) return null;
-  return raw.map((p) =>
-    Array.isArray(p) ? { x: p[0], y: p[1], v: p[3] ?? 1 } : { x: p?.x, y: p?.y, v: p?.visibility ?? p?.v ?? 1 },
-  );
+/** The box around a visitor's visible body, image space 0..1 with y down ({x0, y0, x1, y1}), or null. */
+function box(visitor) {
+  const b = visitor?.box;
+  if (!Array.isArray(b) || b.length !== 4 || !b.every(Number.isFinite)) return null;
+  return { x0: b[0], y0: b[1], x1: b[2], y1: b[3] };
 }
 
 function draw(visitors) {
@@ -176,35 +164,27 @@ function draw(visitors) {
     g.fillText(t("visitors.nobody"), width / 2, height / 2);
     return;
   }
-  const seen = (p) => p && Number.isFinite(p.x) && Number.isFinite(p.y) && (p.v ?? 1) >= MIN_VISIBILITY;
   for (const visitor of list) {
-    const landmarks = points(visitor);
-    if (!landmarks) continue;
+    const b = box(visitor);
+    if (!b) continue;
     const hue = ((Number(visitor.id) || 0) * 67) % 360;
+    const [x, y, w, h] = [b.x0 * width, b.y0 * height, (b.x1 - b.x0) * width, (b.y1 - b.y0) * height];
+    // a filled box where the body is, brighter as the hands go up: what the logic sees, not what they look like
+    const raised = Number.isFinite(visitor.hands_raised) ? visitor.hands_raised : 0;
+    g.fillStyle = `hsl(${hue} 90% 60% / ${0.25 + 0.5 * raised})`;
     g.strokeStyle = `hsl(${hue} 90% 65%)`;
-    g.fillStyle = g.strokeStyle;
     g.lineWidth = 3 * ratio;
-    g.lineCap = "round";
-    for (const [a, b] of BONES) {
-      const p = landmarks[a];
-      const q = landmarks[b];
-      if (!seen(p) || !seen(q)) continue;
-      g.beginPath();
-      g.moveTo(p.x * width, p.y * height);
-      g.lineTo(q.x * width, q.y * height);
-      g.stroke();
-    }
-    for (const p of landmarks) {
-      if (!seen(p)) continue;
-      g.beginPath();
-      g.arc(p.x * width, p.y * height, 3 * ratio, 0, Math.PI * 2);
+    g.fillRect(x, y, w, h);
+    g.strokeRect(x, y, w, h);
+    if (Number.isFinite(visitor.floor_x) && Number.isFinite(visitor.floor_y)) {
+      g.beginPath(); // where the feet are: what floor zones use
+      g.arc(visitor.floor_x * width, visitor.floor_y * height, 6 * ratio, 0, Math.PI * 2);
+      g.fillStyle = g.strokeStyle;
       g.fill();
     }
-    const head = landmarks[0];
-    if (seen(head)) {
-      g.font = `${14 * ratio}px "Exhibit Sans", sans-serif`;
-      g.textAlign = "center";
-      g.fillText(t("visitors.visitor", { id: visitor.id }), head.x * width, Math.max(16 * ratio, head.y * height - 18 * ratio));
-    }
+    g.fillStyle = g.strokeStyle;
+    g.font = `${14 * ratio}px "Exhibit Sans", sans-serif`;
+    g.textAlign = "center";
+    g.fillText(t("visitors.visitor", { id: visitor.id }), x + w / 2, Math.max(16 * ratio, y - 8 * ratio));
   }
 }

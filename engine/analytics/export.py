@@ -34,6 +34,7 @@ COUNTS: Final = frozenset(MEASURES) - {"zone_dwell_s", "occupancy_s", "heatmap"}
 _KEY_PATTERNS: Final = {
     "holding_s": r"^(\d+|\d+-\d+|\d+\+)$",
     "heatmap": r"^(-?\d+,-?\d+|other)$",
+    "heatmap_visitors": r"^(-?\d+,-?\d+|other)$",
     "engaged_state": r"^([^:]+:.+|other)$",
     "engaged_cue": r"^([^:]+:.+|other)$",
 }

@@ -14,11 +14,13 @@ position is unknown). Summed over visitors, ``occupancy_s`` is the total of thei
 
 **Stopping.** A visitor whose time in view is at least ``stop_after`` has stopped: ``stopped`` += 1 and the
 ``holding_s`` bucket of their time in view (``int(seconds)``, ``600+`` from ten minutes) += 1. Every visitor who
-leaves adds 1 to ``visitors`` and 1 to ``zone_visitors`` of every zone they stood in at least once.
+leaves adds 1 to ``visitors``, 1 to ``zone_visitors`` of every zone they stood in at least once and 1 to
+``heatmap_visitors`` of every floor cell they were seen standing in (the count k-anonymity needs for each cell).
 
 **Hours.** A ``dt`` covers ``(t - dt, t]`` and is split at an hour boundary, each part going to its own hour.
-``visitors``, ``stopped``, ``holding_s`` and ``zone_visitors`` go to the hour of the visitor's *last sighting*
-(they are counted in the hour they left view, whenever they came; the later ``left`` call does not move them).
+``visitors``, ``stopped``, ``holding_s``, ``zone_visitors`` and ``heatmap_visitors`` go to the hour of the
+visitor's *last sighting* (they are counted in the hour they left view, whenever they came; the later ``left``
+call does not move them).
 ``occupancy_peak`` (the most visitors in one frame), ``interactions`` and engagement go to the hour of ``t``.
 
 **Engagement.** Entering a state opens a *state visit* that lasts until the machine enters another state (or
@@ -71,6 +73,8 @@ class _Track:
     lost: float = 0.0
     """Seconds of gaps beyond MAX_GAP, not in view."""
     zones: set[str] = field(default_factory=set)
+    cells: set[str] = field(default_factory=set)
+    """The floor cells they stood in."""
     engaged: set[int] = field(default_factory=set)
     """State visits and cue runs this visitor was counted for."""
 
@@ -122,9 +126,10 @@ class Measures:
                     for zone in seen.zones:
                         self._add(hour, "zone_dwell_s", zone, dt)
                     if seen.floor is not None:
-                        x, y = seen.floor
-                        self._add(hour, "heatmap", f"{math.floor(x / cell)},{math.floor(y / cell)}", dt)
+                        self._add(hour, "heatmap", _cell(seen.floor, cell), dt)
             track.zones.update(seen.zones)
+            if seen.floor is not None:
+                track.cells.add(_cell(seen.floor, cell))
             if self._windows:
                 self._engage(track, t)
 
@@ -205,6 +210,8 @@ class Measures:
             self._add(hour, "holding_s", bucket, 1.0)
         for zone in track.zones:
             self._add(hour, "zone_visitors", zone, 1.0)
+        for key in track.cells:
+            self._add(hour, "heatmap_visitors", key, 1.0)
 
     def _open(self, slot: tuple[str, str], key: str, t: float) -> None:
         self._windows[slot] = window = _Window(next(self._tokens), slot[0], key)
@@ -232,3 +239,8 @@ def _split(t: float, dt: float) -> list[tuple[int, float]]:
 def _all(tracks: Iterable[dict[int, _Track]]) -> Iterator[_Track]:
     for per_sensor in tracks:
         yield from per_sensor.values()
+
+
+def _cell(floor: tuple[float, float], size: float) -> str:
+    """The heatmap key of the grid cell (``size`` metres square) holding floor position ``floor``."""
+    return f"{math.floor(floor[0] / size)},{math.floor(floor[1] / size)}"

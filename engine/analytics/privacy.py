@@ -16,8 +16,9 @@ The rule, applied by :func:`suppress` to aggregates (summed first, as :meth:`Ana
      (``a`` s and more, when it holds the ``600+`` bucket); a group of one bucket keeps its key.
    - ``zone_visitors``, ``engaged_state``, ``engaged_cue`` (visitors per key): keys below ``k`` are summed into the
      key ``other``, which is dropped if it stays below ``k``; ``zone_dwell_s`` follows its zone.
-   - ``heatmap``: its values are visitor-seconds, the records hold no visitor count per cell, so the cut is made on
-     the value: cells below ``k`` visitor-seconds are summed into ``other``, dropped if it stays below ``k``.
+   - ``heatmap_visitors`` (visitors per floor cell) as the visitors per key above; ``heatmap`` (visitor-seconds)
+     follows its cell, as ``zone_dwell_s`` its zone: a cell with fewer than ``k`` visitors, or none counted (data
+     written before ``heatmap_visitors`` existed), joins ``other``.
 
    Every key that lost its own value (merged or dropped) is counted in :attr:`Suppression.suppressed_cells`.
 """
@@ -47,11 +48,14 @@ PER_VISITOR: Final = frozenset(
         "engaged_state",
         "engaged_cue",
         "heatmap",
+        "heatmap_visitors",
     }
 )
 """Measures an hour with fewer than ``k`` visitors does not publish on its own."""
 
-VISITORS_PER_KEY: Final = frozenset({"zone_visitors", "engaged_state", "engaged_cue"})
+VISITORS_PER_KEY: Final = frozenset({"zone_visitors", "engaged_state", "engaged_cue", "heatmap_visitors"})
+FOLLOWS: Final = {"zone_dwell_s": "zone_visitors", "heatmap": "heatmap_visitors"}
+"""Measures of seconds whose keys are kept or merged as the visitor count of the same key is."""
 
 _Bin = tuple[str, int]
 _Cells = dict[str, dict[str, float]]
@@ -147,22 +151,18 @@ def _suppress_cells(cells: _Cells, k: int) -> tuple[_Cells, int]:
     if "holding_s" in safe:
         safe["holding_s"], n = _merge_buckets(safe["holding_s"], k)
         lost += n
-    small_zones: set[str] = set()
+    small_keys: dict[str, set[str]] = {}
     for measure in VISITORS_PER_KEY & safe.keys():
-        small = {key for key, value in safe[measure].items() if value < k}
-        if measure == "zone_visitors":
-            small_zones = small
+        small_keys[measure] = small = {key for key, value in safe[measure].items() if value < k}
         safe[measure], n = _into_other(safe[measure], small, k)
         lost += n
-    if "zone_dwell_s" in safe:
-        dwell = safe["zone_dwell_s"]
-        small = {z for z in dwell if z in small_zones or z not in cells.get("zone_visitors", {})}
-        kept_other = OTHER in safe.get("zone_visitors", {})
-        safe["zone_dwell_s"], n = _into_other(dwell, small, k, keep_other=kept_other)
-        lost += n
-    if "heatmap" in safe:
-        small = {key for key, value in safe["heatmap"].items() if value < k}
-        safe["heatmap"], n = _into_other(safe["heatmap"], small, k)
+    for measure, counted_by in FOLLOWS.items():
+        if measure not in safe:
+            continue
+        counts = cells.get(counted_by, {})
+        small = {key for key in safe[measure] if key in small_keys.get(counted_by, set()) or key not in counts}
+        kept_other = OTHER in safe.get(counted_by, {})
+        safe[measure], n = _into_other(safe[measure], small, k, keep_other=kept_other)
         lost += n
     return {m: keys for m, keys in safe.items() if keys}, lost
 

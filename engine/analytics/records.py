@@ -27,6 +27,7 @@ MEASURES: Final = {
     "(key: `machine:state`)",
     "engaged_cue": "visitors in view while a cue ran, counted once per visitor and cue (key: `list:cue`)",
     "heatmap": "visitor-seconds spent standing in a floor cell (key: `column,row` of the coarse grid)",
+    "heatmap_visitors": "visitors who stood in a floor cell at least once (key: `column,row`, as `heatmap`)",
 }
 """Every measure, with what its key and value mean (the data dictionary of exports starts here)."""
 

@@ -67,6 +67,7 @@ class Figures:
     engaged_state: dict[str, float] = field(default_factory=dict)
     engaged_cue: dict[str, float] = field(default_factory=dict)
     heatmap: dict[str, float] = field(default_factory=dict)
+    heatmap_visitors: dict[str, float] = field(default_factory=dict)
 
     @property
     def attraction(self) -> float | None:
@@ -90,7 +91,15 @@ class Figures:
         return self.zone_dwell_s.get(zone, 0.0) / visitors if visitors else None
 
 
-_KEYED: Final = ("zone_visitors", "zone_dwell_s", "interactions", "engaged_state", "engaged_cue", "heatmap")
+_KEYED: Final = (
+    "zone_visitors",
+    "zone_dwell_s",
+    "interactions",
+    "engaged_state",
+    "engaged_cue",
+    "heatmap",
+    "heatmap_visitors",
+)
 
 
 def figures(records: Iterable[BinRecord], seconds: int) -> Figures:

@@ -49,6 +49,7 @@ def hour(start: int, visitors: int, stopped: int, scale: float) -> list[BinRecor
         ("engaged_cue", "main:2", 6),
     ]
     rows += [("heatmap", f"{c},{r}", 5 + (c + 1) * (r + 2) * 4 * scale) for c in range(6) for r in range(4)]
+    rows += [("heatmap_visitors", f"{c},{r}", 5 + c + r) for c in range(6) for r in range(4)]
     return [BinRecord(EXHIBIT_ID, start, measure, key, value) for measure, key, value in rows]
 
 

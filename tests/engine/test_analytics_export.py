@@ -63,14 +63,20 @@ def sample() -> list[BinRecord]:
             zone_visitors={"plinth": 6, "door": 2}, zone_dwell_s={"plinth": 300.0, "door": 20.0},
             interactions={"plinth.button": 4}, engaged_state={"show:finale": 5, "show:idle": 2},
             engaged_cue={"main:finale": 5}, heatmap={"0,0": 100.0, "1,0": 50.0, "2,1": 3.0},
+            heatmap_visitors={"0,0": 6, "1,0": 5, "2,1": 1},
         ),
-        *hour(T0 + 11 * HOUR, 2, 1, {"5": 1}, 60.0, 1, interactions={"plinth.button": 1}, heatmap={"0,0": 30.0}),
+        *hour(
+            T0 + 11 * HOUR, 2, 1, {"5": 1}, 60.0, 1, interactions={"plinth.button": 1}, heatmap={"0,0": 30.0},
+            heatmap_visitors={"0,0": 2},
+        ),
         *hour(T0 + 12 * HOUR, 1, 1, {"8": 1}, 30.0, 1),
         *hour(D2 + 9 * HOUR, 3, 2, {"4": 1, "7": 1}, 100.0, 2),
         *hour(D2 + 14 * HOUR, 2, 2, {"20": 2}, 90.0, 2, zone_visitors={"plinth": 2}, zone_dwell_s={"plinth": 40.0}),
         *hour(
             D2 + 15 * HOUR, 10, 5, {"2": 5, "9": 3, "30": 2}, 3600.0, 4,
-            zone_visitors={"plinth": 5}, zone_dwell_s={"plinth": 500.5}, heatmap={"0,0": 400.0, "-1,2": 7.0},
+            zone_visitors={"plinth": 5}, zone_dwell_s={"plinth": 500.5},
+            heatmap={"0,0": 400.0, "-1,2": 7.0, "3,3": 900.0},  # 3,3: one visitor stood there 15 minutes
+            heatmap_visitors={"0,0": 9, "-1,2": 5, "3,3": 1},
         ),
     ]  # fmt: skip
 
@@ -134,7 +140,8 @@ def test_summary_per_day_hour_and_hour_of_day():
     assert s.total.visitors == 26 and s.total.seconds == 2 * DAY
     assert s.total.zone_visitors == {"plinth": 13, "door": 2}
     assert s.total.dwell_per_visitor("plinth") == (300 + 40 + 500.5) / 13
-    assert s.total.heatmap == {"0,0": 530.0, "1,0": 50.0, "2,1": 3.0, "-1,2": 7.0}
+    assert s.total.heatmap == {"0,0": 530.0, "1,0": 50.0, "2,1": 3.0, "-1,2": 7.0, "3,3": 900.0}
+    assert s.total.heatmap_visitors == {"0,0": 17, "1,0": 5, "2,1": 1, "-1,2": 5, "3,3": 1}
 
 
 def test_day_bins_count_in_their_day_and_the_total_never_in_an_hour():
@@ -215,11 +222,12 @@ def test_export_writes_suppressed_csv_and_parquet_that_validate(tmp_path: Path):
         "day_rows": 3,  # day 2's small hours: visitors, stopped, occupancy_s (holding and zone dropped)
         "hours_merged_into_days": 2,
         "hours_suppressed": 2,  # day 1's 11 h and 12 h: 3 visitors together
-        # 10 h: 2,1 into other (dropped), door into other (dropped) for zone_visitors and zone_dwell_s,
-        # show:idle into other (dropped), holding 3 (2), 12 (2), 45 (1) reach 5 and 600+ joins them: `3+`;
-        # day 2's day bin: 3 holding buckets (4 visitors: dropped), plinth (2 visitors) for zone_visitors and
-        # zone_dwell_s; 15 h: holding 30 (2) merged with 9 (3) into `9-30` (-1,2 has 7 visitor-seconds: kept)
-        "cells_merged_or_suppressed": 1 + 2 + 1 + 4 + 3 + 2 + 2,
+        # 10 h: 2,1 (1 visitor) into other (dropped) for heatmap_visitors and heatmap, door into other (dropped)
+        # for zone_visitors and zone_dwell_s, show:idle into other (dropped), holding 3 (2), 12 (2), 45 (1)
+        # reach 5 and 600+ joins them: `3+`; day 2's day bin: 3 holding buckets (4 visitors: dropped), plinth
+        # (2 visitors) for zone_visitors and zone_dwell_s; 15 h: holding 30 (2) merged with 9 (3) into `9-30`,
+        # 3,3 (one visitor, 900 visitor-seconds) dropped for heatmap_visitors and heatmap (-1,2: 5 visitors, kept)
+        "cells_merged_or_suppressed": 2 + 2 + 1 + 4 + 3 + 2 + 2 + 2,
         "rule": "",
     }
 
@@ -252,6 +260,7 @@ def test_export_writes_suppressed_csv_and_parquet_that_validate(tmp_path: Path):
     assert published["2023-11-15T15:00:00Z", HOUR, "zone_dwell_s", "plinth"] == 500.5
     assert published["2023-11-15T15:00:00Z", HOUR, "holding_s", "9-30"] == 5
     assert published["2023-11-15T15:00:00Z", HOUR, "heatmap", "-1,2"] == 7
+    assert ("2023-11-15T15:00:00Z", HOUR, "heatmap", "3,3") not in published  # one visitor's 15 minutes
 
     table = pq.read_table(out / f"{name}.parquet")
     assert table.schema.field("bin_start").type == pa.timestamp("ms", tz="UTC")

@@ -101,6 +101,8 @@ def test_the_script_gives_the_measures_computed_from_it():
             (H, "heatmap", "0,0"): 1,
             (H, "heatmap", "2,1"): 30,
             (H, "heatmap", "-1,1"): 10,
+            (H, "heatmap_visitors", "0,0"): 1,  # A
+            (H, "heatmap_visitors", "2,1"): 1,  # B (D's floor is unknown; C left in the next hour)
             (H, "interactions", "body.raise_hands"): 1,
             # attract, first visit: A and B arrive; second visit (from 3000 s): C arrives.
             (H, "engaged_state", "show:attract"): 3,
@@ -116,6 +118,7 @@ def test_the_script_gives_the_measures_computed_from_it():
             (NEXT, "occupancy_s", CAM): 10,
             (NEXT, "occupancy_peak", CAM): 1,
             (NEXT, "heatmap", "-1,1"): 10,
+            (NEXT, "heatmap_visitors", "-1,1"): 1,  # C, counted in the hour they left
             (NEXT, "engaged_cue", "main:outro"): 2,
         },
         abs=1e-5,
@@ -175,6 +178,7 @@ def test_a_reset_folds_open_tracks_at_their_last_sighting_in_the_hour_they_were_
             (NEXT, "zone_dwell_s", "plinth"): 2,
             (H, "heatmap", "0,0"): 3,
             (NEXT, "heatmap", "0,0"): 2,
+            (NEXT, "heatmap_visitors", "0,0"): 1,
             (H, "occupancy_peak", CAM): 1,
             (NEXT, "occupancy_peak", CAM): 1,
             (NEXT, "occupancy_peak", "other"): 1,

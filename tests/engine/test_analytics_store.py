@@ -208,6 +208,11 @@ def test_an_hour_with_fewer_than_k_visitors_is_merged_into_its_day_or_dropped():
         rec(T0 + 10 * H, "heatmap", "1,1", 50),
         rec(T0 + 10 * H, "heatmap", "0,0", 2),
         rec(T0 + 10 * H, "heatmap", "0,1", 2),
+        rec(T0 + 10 * H, "heatmap", "2,2", 500),  # many seconds, but one visitor: it would single them out
+        rec(T0 + 10 * H, "heatmap_visitors", "1,1", 6),
+        rec(T0 + 10 * H, "heatmap_visitors", "0,0", 1),
+        rec(T0 + 10 * H, "heatmap_visitors", "0,1", 1),
+        rec(T0 + 10 * H, "heatmap_visitors", "2,2", 1),
         rec(T0 + 10 * H, "occupancy_peak", "pose", 3),
         rec(T0 + 10 * H, "occupancy_peak", "pose", 4),
         # 11:00 and 12:00, 2 + 3 visitors: together they reach k, in a day bin
@@ -229,6 +234,7 @@ def test_an_hour_with_fewer_than_k_visitors_is_merged_into_its_day_or_dropped():
     assert result == Suppression(
         kept=[
             rec(T0 + 10 * H, "heatmap", "1,1", 50),
+            rec(T0 + 10 * H, "heatmap_visitors", "1,1", 6),
             rec(T0 + 10 * H, "holding_s", "2-3", 6),
             rec(T0 + 10 * H, "holding_s", "7+", 6),  # 7 and 9 reach k, the short tail (600+) joins them
             rec(T0 + 10 * H, "occupancy_peak", "pose", 4),
@@ -248,14 +254,19 @@ def test_an_hour_with_fewer_than_k_visitors_is_merged_into_its_day_or_dropped():
         ],
         suppressed_bins=2,
         merged_bins=2,
-        # 10:00: holding 2, 3, 7, 9, 600+; zones alcove, door (and their dwell); the cue; heatmap 0,0 and 0,1.
-        # The day bin: holding 4 and 5.
-        suppressed_cells=5 + 2 + 2 + 1 + 2 + 2,
+        # 10:00: holding 2, 3, 7, 9, 600+; zones alcove, door (and their dwell); the cue; cells 0,0, 0,1 and 2,2
+        # (their visitors and their seconds). The day bin: holding 4 and 5.
+        suppressed_cells=5 + 2 + 2 + 1 + 3 + 3 + 2,
     )
 
 
 def test_suppression_with_k_one_changes_nothing_but_summing_and_a_small_histogram_is_dropped():
-    records = [rec(T0, "visitors", "pose", 1), rec(T0, "holding_s", "3", 1), rec(T0, "heatmap", "0,0", 1.5)]
+    records = [
+        rec(T0, "visitors", "pose", 1),
+        rec(T0, "holding_s", "3", 1),
+        rec(T0, "heatmap", "0,0", 1.5),
+        rec(T0, "heatmap_visitors", "0,0", 1),
+    ]
     assert suppress(records, k=1) == Suppression(kept=sorted(records, key=lambda r: r.measure))
     one_stop = [rec(T0, "visitors", "pose", 6), rec(T0, "stopped", "pose", 1), rec(T0, "holding_s", "3", 1)]
     assert suppress(one_stop, k=5) == Suppression(

@@ -168,6 +168,7 @@ def expected() -> dict[tuple[int, str, str], float]:
             want[hour, "heatmap", cell(v.x(first), FEET_Y)] += seconds
         if in_zone(v.x(first), FEET_Y):
             want[left_in, "zone_visitors", "plinth"] += 1
+        want[left_in, "heatmap_visitors", cell(v.x(first), FEET_Y)] += 1
         if v.hands_up is not None:
             want[hour_start(v.hands_up[0]), "interactions", "body.raise_both_hands"] += 1
     for k in range(END_FRAME + 1):

@@ -34,7 +34,9 @@ def hour_records(start: int) -> list[BinRecord]:
         ("engaged_state", "show:finale", 6),
         ("engaged_cue", "main:2", 7),
         ("heatmap", "1,2", 40),
-        ("heatmap", "2,2", 3),  # below k visitor-seconds: dropped
+        ("heatmap", "2,2", 300),  # one visitor's five minutes: dropped with the cell's count
+        ("heatmap_visitors", "1,2", 8),
+        ("heatmap_visitors", "2,2", 1),
     ]
     return [BinRecord(EXHIBIT_ID, start, measure, key, value) for measure, key, value in rows]
 
@@ -88,8 +90,8 @@ async def test_figures_after_k_anonymity(recorded: tuple[Console, int]) -> None:
     assert totals["occupancy_mean"] == pytest.approx(7200 / (7 * DAY))
     assert totals["occupancy_peak"] == 4
     assert totals["interactions"] == 4  # the small hour's interaction is an event count, published per hour
-    # the small hour: dropped; the nook's visitors and dwell and one heatmap cell: lost their own value
-    assert body["suppressed"] == {"merged_hours": 0, "suppressed_hours": 1, "suppressed_cells": 3}
+    # the small hour: dropped; the nook's visitors and dwell, one heatmap cell's visitors and seconds: lost
+    assert body["suppressed"] == {"merged_hours": 0, "suppressed_hours": 1, "suppressed_cells": 4}
 
     days = body["per_day"]
     assert len(days) == 7 and [d["start"] for d in days] == list(range(body["since"], body["until"], DAY))

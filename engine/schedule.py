@@ -143,7 +143,7 @@ def parse_hours(value: DayHours | None) -> tuple[Span, ...]:
     return _parse_cached(value if isinstance(value, str) else tuple(value))
 
 
-def _check_timezone(name: str) -> None:
+def check_timezone(name: str) -> None:
     """Raise ValueError naming the closest real zone when ``name`` is not one."""
     try:
         zoneinfo.ZoneInfo(name)
@@ -337,7 +337,7 @@ class OpeningHours(Strict):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        _check_timezone(value)
+        check_timezone(value)
         return value
 
     @property

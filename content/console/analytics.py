@@ -1,5 +1,6 @@
-"""``GET /api/v1/analytics?days=N``: the exhibit's visitor analytics over its last ``days`` UTC days (today
-included), as the console's Analytics page draws them.
+"""``GET /api/v1/analytics?days=N``: the exhibit's visitor analytics over its last ``days`` days (today included,
+days and hours in the exhibit's time zone: :func:`engine.analytics.calendar.exhibit_calendar`), as the console's
+Analytics page draws them.
 
 What it shows is what an export would publish: the stored hour totals go through the same k-anonymity
 (:func:`engine.analytics.privacy.suppress`, ``k`` from the exhibit) before any figure is made, so every figure
@@ -11,6 +12,7 @@ the studio) answers ``enabled: false`` with a sentence saying so.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sqlite3
 from typing import Any, Final
 
@@ -19,6 +21,7 @@ from aiohttp import web
 from content.console.context import CONTEXT, Refusal, json_response
 from content.console.security import require
 from content.report.page import holding_groups
+from engine.analytics.calendar import UTC_CALENDAR, Calendar, exhibit_calendar
 from engine.analytics.privacy import suppress
 from engine.analytics.records import HOUR, hour_of
 from engine.analytics.store import AnalyticsStore, AnalyticsStoreError
@@ -61,9 +64,12 @@ async def analytics(request: web.Request) -> web.StreamResponse:
             {"enabled": False, "message": OFF, "days": days, "k": k, "simulated": bool(runtime.options.simulate)}
         )
     now = runtime.clock.wall().timestamp()
+    calendar = exhibit_calendar(runtime.exhibit)
     async with request.app[BUSY]:
         try:
-            body = await asyncio.to_thread(period_figures, recorder.writer.store, runtime.exhibit.id, days, k, now)
+            body = await asyncio.to_thread(
+                period_figures, recorder.writer.store, runtime.exhibit.id, days, k, now, calendar
+            )
         except (sqlite3.Error, AnalyticsStoreError, OSError) as exc:
             raise Refusal(
                 "unavailable", f"the analytics database cannot be read: {exc} / 无法读取观众统计数据库"
@@ -71,14 +77,18 @@ async def analytics(request: web.Request) -> web.StreamResponse:
     return json_response(body)
 
 
-def period_figures(store: AnalyticsStore, exhibit: str, days: int, k: int, now: float) -> dict[str, Any]:
-    """The figures of the ``days`` UTC days up to ``now`` (today included), published under ``k``-anonymity.
-    Blocks on the disk: call it in a worker thread."""
+def period_figures(
+    store: AnalyticsStore, exhibit: str, days: int, k: int, now: float, calendar: Calendar = UTC_CALENDAR
+) -> dict[str, Any]:
+    """The figures of ``calendar``'s ``days`` days up to ``now`` (today included), published under
+    ``k``-anonymity. Blocks on the disk: call it in a worker thread."""
     until = hour_of(now) + HOUR
-    first = (until - 1) // DAY * DAY - (days - 1) * DAY
+    today = calendar.date_of(now)
+    starts = calendar.days(today - dt.timedelta(days=days - 1), today)
+    first = starts[0]
     totals = store.totals(exhibit, first, until)
-    published = suppress(totals, k)
-    summary = summarize(published.kept, published.days, days=days).get(exhibit)
+    published = suppress(totals, k, calendar)
+    summary = summarize(published.kept, published.days, days=days, calendar=calendar).get(exhibit)
     body: dict[str, Any] = {
         "enabled": True,
         "exhibit": exhibit,
@@ -86,6 +96,7 @@ def period_figures(store: AnalyticsStore, exhibit: str, days: int, k: int, now: 
         "since": first,
         "until": until,
         "generated": now,
+        "time_zone": calendar.zone,
         "simulated": totals.simulated,
         "k": k,
         "suppressed": {
@@ -108,7 +119,7 @@ def period_figures(store: AnalyticsStore, exhibit: str, days: int, k: int, now: 
         "occupancy_peak": total.occupancy_peak,
         "interactions": sum(total.interactions.values()),
     }
-    body["per_day"] = [_day(start, per_day.get(start)) for start in range(first, until, DAY)]
+    body["per_day"] = [_day(start, per_day.get(start), calendar) for start in starts]
     body["hour_of_day"] = [_hour(hour, hour_of_day.get(hour), days) for hour in range(24)]
     labels, counts = holding_groups(total.holding)
     body["holding"] = [{"label": label, "visitors": count} for label, count in zip(labels, counts, strict=True)]
@@ -139,10 +150,11 @@ def _bucket(bucket: Bucket | None) -> dict[str, int | None] | None:
     return None if bucket is None else {"low": bucket.low, "high": bucket.high}
 
 
-def _day(start: int, figures: Figures | None) -> dict[str, Any]:
-    f = figures or Figures(seconds=DAY)
+def _day(start: int, figures: Figures | None, calendar: Calendar) -> dict[str, Any]:
+    f = figures or Figures(seconds=calendar.day_length(start))
     return {
         "start": start,
+        "date": calendar.date_of(start).isoformat(),
         "visitors": f.visitors,
         "stopped": f.stopped,
         "attraction": f.attraction,

@@ -310,9 +310,10 @@ def _analytics_schema() -> dict[str, Any]:
             "message": {"type": "string", "description": "Why there are none (when `enabled` is false)."},
             "exhibit": {"type": "string"},
             "days": integer,
-            "since": {**integer, "description": "UTC seconds: the first day's midnight."},
+            "since": {**integer, "description": "UTC seconds: the first day's start (its midnight in `time_zone`)."},
             "until": {**integer, "description": "UTC seconds: the end of the current hour (exclusive)."},
             "generated": number,
+            "time_zone": {"type": "string", "description": "The IANA zone days and hours of the day are told in."},
             "simulated": {"type": "boolean", "description": "A --simulate run's database: not real visitors."},
             "k": {**integer, "description": "Every figure counts at least k visitors."},
             "suppressed": {
@@ -350,6 +351,7 @@ def _analytics_schema() -> dict[str, Any]:
                     "type": "object",
                     "required": [
                         "start",
+                        "date",
                         "visitors",
                         "stopped",
                         "attraction",
@@ -359,6 +361,7 @@ def _analytics_schema() -> dict[str, Any]:
                     ],
                     "properties": {
                         "start": integer,
+                        "date": {"type": "string", "format": "date", "description": "The local date, YYYY-MM-DD."},
                         "visitors": number,
                         "stopped": number,
                         "attraction": maybe,
@@ -370,7 +373,7 @@ def _analytics_schema() -> dict[str, Any]:
             },
             "hour_of_day": {
                 "type": "array",
-                "description": "24 entries, UTC hours 0 to 23, over every day of the period.",
+                "description": "24 entries, hours 0 to 23 of `time_zone`, over every day of the period.",
                 "items": {
                     "type": "object",
                     "required": ["hour", "visitors", "occupancy_mean", "occupancy_peak"],

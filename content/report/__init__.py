@@ -34,8 +34,8 @@ def report_html(
     totals: StoredTotals, exhibit: str, title: str, period: Period, *, k: int, now: dt.datetime | None = None
 ) -> str:
     """The report of ``exhibit`` over ``period``: ``totals`` published under ``k``-anonymity, then summarized."""
-    published = suppress(totals, k)
-    summaries = summarize(published.kept, published.days, days=period.days)
+    published = suppress(totals, k, period.calendar)
+    summaries = summarize(published.kept, published.days, days=period.days, calendar=period.calendar)
     facts = ReportFacts(
         exhibit=exhibit,
         title=title,
@@ -47,6 +47,7 @@ def report_html(
         suppressed_hours=published.suppressed_bins,
         suppressed_cells=published.suppressed_cells,
         generated=now or dt.datetime.now(dt.UTC),
+        calendar=period.calendar,
     )
     return render(summaries.get(exhibit), facts)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Final
 
 from content.report import svg
+from engine.analytics.calendar import UTC_CALENDAR, Calendar
 from engine.analytics.summary import Bucket, Figures, Summary, heatmap_grid
 
 FONT: Final = Path(__file__).resolve().parents[1] / "console" / "static" / "fonts" / "exhibit-sans.woff2"
@@ -35,6 +36,8 @@ class ReportFacts:
     suppressed_hours: int
     suppressed_cells: int
     generated: dt.datetime
+    calendar: Calendar = UTC_CALENDAR
+    """The exhibit's days and hours: dates, the hour-of-day chart and the time of generation are told in it."""
 
 
 @cache
@@ -70,8 +73,8 @@ def _bucket(value: Bucket | None) -> str:
     return "–" if value is None else str(value)
 
 
-def _day(start: int) -> str:
-    return dt.datetime.fromtimestamp(start, dt.UTC).strftime("%m-%d")
+def _day(start: int, calendar: Calendar) -> str:
+    return calendar.local_text(start, "%m-%d")
 
 
 def _figure(value: str, zh: str, en: str) -> str:
@@ -107,13 +110,13 @@ def _zones(total: Figures) -> list[tuple[str, float, str]]:
     return rows
 
 
-def _day_table(summary: Summary) -> str:
+def _day_table(summary: Summary, calendar: Calendar) -> str:
     head = (
-        "<tr><th>日期 Date (UTC)</th><th>访客 Visitors</th><th>停留 Stopped</th><th>吸引力 Attraction</th>"
+        "<tr><th>日期 Date</th><th>访客 Visitors</th><th>停留 Stopped</th><th>吸引力 Attraction</th>"
         "<th>中位停留 Median</th><th>P90</th><th>平均在场 Mean occupancy</th><th>最多在场 Peak</th></tr>"
     )
     rows = [
-        f"<tr><td>{dt.datetime.fromtimestamp(start, dt.UTC).date().isoformat()}</td><td>{f.visitors:.0f}</td>"
+        f"<tr><td>{calendar.date_of(start).isoformat()}</td><td>{f.visitors:.0f}</td>"
         f"<td>{f.stopped:.0f}</td><td>{_percent(f.attraction)}</td><td>{_bucket(f.holding_median)}</td>"
         f"<td>{_bucket(f.holding_p90)}</td><td>{f.occupancy_mean:.2f}</td>"
         f"<td>{'–' if f.occupancy_peak is None else f'{f.occupancy_peak:.0f}'}</td></tr>"
@@ -125,7 +128,8 @@ def _day_table(summary: Summary) -> str:
 def render(summary: Summary | None, facts: ReportFacts) -> str:
     """The whole page; ``summary`` None when nothing was published for the period."""
     title = f"访客统计报告 · Visitor analytics report — {facts.title}"
-    period = f"{facts.first.isoformat()} – {facts.last.isoformat()} (UTC)"
+    zone = facts.calendar.zone
+    period = f"{facts.first.isoformat()} – {facts.last.isoformat()} ({escape(zone)})"
     banner = (
         '<div class="banner" role="alert">模拟数据：并非真实访客 · SIMULATED DATA: a --simulate run, not real visitors'
         "</div>"
@@ -135,22 +139,22 @@ def render(summary: Summary | None, facts: ReportFacts) -> str:
     privacy = (
         f"每个数字至少包含 {facts.k} 位访客 · Every figure counts at least k = {facts.k} visitors: "
         f"{facts.merged_hours} hours with fewer were merged into their day, {facts.suppressed_hours} left out, "
-        f"{facts.suppressed_cells} small cells merged or left out. Times are UTC."
+        f"{facts.suppressed_cells} small cells merged or left out. Days and hours are {escape(zone)} time."
     )
     head = (
         f'<!DOCTYPE html><html lang="zh-Hans"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f"<style>{font_face()}{STYLE}</style></head><body>"
         f"<h1>{escape(title)}</h1>"
         f'<p class="meta">{escape(facts.exhibit)} · {period} · '
-        f"生成于 Generated {facts.generated.strftime('%Y-%m-%d %H:%M UTC')}</p>{banner}"
+        f"生成于 Generated {facts.calendar.local_text(facts.generated.timestamp())} {escape(zone)}</p>{banner}"
     )
     if summary is None:
         empty = "<p>本时段没有可发布的数据 · Nothing to publish for this period.</p>"
         return head + empty + f'<p class="note">{privacy}</p></body></html>'
-    return head + _body(summary) + f'<h2>隐私 · Privacy</h2><p class="note">{privacy}</p></body></html>'
+    return head + _body(summary, facts.calendar) + f'<h2>隐私 · Privacy</h2><p class="note">{privacy}</p></body></html>'
 
 
-def _body(summary: Summary) -> str:
+def _body(summary: Summary, calendar: Calendar) -> str:
     total = summary.total
     peak = "–" if total.occupancy_peak is None else f"{total.occupancy_peak:.0f}"
     figures = (
@@ -167,7 +171,7 @@ def _body(summary: Summary) -> str:
     )
     days = list(summary.per_day.items())
     attraction = svg.bars(
-        [_day(s) for s, _ in days],
+        [_day(s, calendar) for s, _ in days],
         [f.attraction or 0.0 for _, f in days],
         top=1.0,
         percent=True,
@@ -195,7 +199,7 @@ def _body(summary: Summary) -> str:
         + _section("停留时间分布", "Holding time distribution", holding, HOLDING_NOTE)
         + _section(
             "各时段在场人数",
-            "Occupancy by hour (UTC)",
+            f"Occupancy by hour ({escape(calendar.zone)})",
             occupancy,
             "柱：平均在场人数；橙线：最多同时在场 · Bars: mean visitors in view; orange: peak",
         )
@@ -210,5 +214,5 @@ def _body(summary: Summary) -> str:
         + _section("互动", "Interactions", svg.hbars(_keyed(total.interactions), title="Interactions"))
         + "</div>"
     )
-    table = f"<h2>每日明细 · Per day</h2>{_day_table(summary)}"
+    table = f"<h2>每日明细 · Per day</h2>{_day_table(summary, calendar)}"
     return figures + charts + table

@@ -1,11 +1,12 @@
 """Open-format exports of an exhibit's analytics (issue 17, item 4): CSV and Parquet, after k-anonymity.
 
 One row per published figure: ``exhibit, bin_start, bin_length_s, measure, key, value``. ``bin_start`` is the
-bin's start in ISO 8601 UTC; ``bin_length_s`` is 3600 for an hour bin and 86 400 for a *day bin* (the small hours
-of a UTC day merged by :func:`~engine.analytics.privacy.suppress`). :func:`row_schema` is the data dictionary (a
-JSON Schema of one row; ``docs/analytics.schema.json`` is it, written out); it goes into the output folder beside
-the data, with ``manifest.json`` (the period, ``k``, what was suppressed, simulated or real, the files' hashes).
-A simulated run's export says so in its file names and manifest. Local files only, no network.
+bin's start in ISO 8601 UTC; ``bin_length_s`` is 3600 for an hour bin and the day's length (86 400; 82 800 or
+90 000 across a clock change) for a *day bin* (the small hours of one of the exhibit's local days, merged by
+:func:`~engine.analytics.privacy.suppress`; the manifest names the time zone). :func:`row_schema` is the data
+dictionary (a JSON Schema of one row; ``docs/analytics.schema.json`` is it, written out); it goes into the output
+folder beside the data, with ``manifest.json`` (the period, ``k``, what was suppressed, simulated or real, the
+files' hashes). A simulated run's export says so in its file names and manifest. Local files only, no network.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from engine.analytics.calendar import UTC_CALENDAR, Calendar
 from engine.analytics.privacy import Suppression, suppress
 from engine.analytics.records import HOUR, MEASURES, BinRecord
-from engine.analytics.store import DAY, AnalyticsStore, AnalyticsStoreError, StoredTotals, database_path
+from engine.analytics.store import AnalyticsStore, AnalyticsStoreError, StoredTotals, database_path
 from engine.errors import UserError
 
 COLUMNS: Final = ("exhibit", "bin_start", "bin_length_s", "measure", "key", "value")
@@ -29,6 +31,8 @@ FORMATS: Final = ("csv", "parquet")
 SCHEMA_NAME: Final = "analytics.schema.json"
 MANIFEST_NAME: Final = "manifest.json"
 EXPORT_VERSION: Final = 1
+DAY_LENGTHS: Final = (82_800, 86_400, 90_000)
+"""A local day's seconds: 23, 24 or 25 hours."""
 COUNTS: Final = frozenset(MEASURES) - {"zone_dwell_s", "occupancy_s", "heatmap"}
 """Measures whose values are whole numbers (visitors or events); the others are seconds."""
 _KEY_PATTERNS: Final = {
@@ -55,15 +59,16 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class Period:
-    """UTC days ``first`` to ``last`` inclusive: bins starting in [``since``, ``until``)."""
+    """The exhibit's local days ``first`` to ``last`` inclusive: bins starting in [``since``, ``until``)."""
 
     first: dt.date
     last: dt.date
+    calendar: Calendar = UTC_CALENDAR
 
     @classmethod
-    def parse(cls, first: str, last: str) -> Period:
+    def parse(cls, first: str, last: str, calendar: Calendar = UTC_CALENDAR) -> Period:
         try:
-            period = cls(dt.date.fromisoformat(first), dt.date.fromisoformat(last))
+            period = cls(dt.date.fromisoformat(first), dt.date.fromisoformat(last), calendar)
         except ValueError as exc:
             raise UserError(f"dates are written YYYY-MM-DD ({exc}) / 日期格式为 YYYY-MM-DD") from None
         if period.last < period.first:
@@ -72,19 +77,15 @@ class Period:
 
     @property
     def since(self) -> int:
-        return _midnight(self.first)
+        return self.calendar.midnight(self.first)
 
     @property
     def until(self) -> int:
-        return _midnight(self.last) + DAY
+        return self.calendar.next_day(self.calendar.midnight(self.last))
 
     @property
     def days(self) -> int:
         return (self.last - self.first).days + 1
-
-
-def _midnight(day: dt.date) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
 
 
 def iso(t: int) -> str:
@@ -108,9 +109,10 @@ def read_totals(state_dir: Path, exhibit: str, period: Period, *, simulated: boo
         store.close()
 
 
-def rows(published: Suppression) -> list[Row]:
-    """The published records as rows, hour bins and day bins together, in a stable order."""
-    found = [_row(r, HOUR) for r in published.kept] + [_row(r, DAY) for r in published.days]
+def rows(published: Suppression, calendar: Calendar = UTC_CALENDAR) -> list[Row]:
+    """The published records as rows, hour bins and day bins (as long as their local day) together, in a stable
+    order."""
+    found = [_row(r, HOUR) for r in published.kept] + [_row(r, calendar.day_length(r.start)) for r in published.days]
     return sorted(found, key=lambda r: (r.exhibit, r.bin_start, r.bin_length_s, r.measure, r.key))
 
 
@@ -141,9 +143,9 @@ def row_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "urn:exhibit-controller:analytics-export:1",
         "title": "Exhibit analytics export row / 展项访客统计导出行",
-        "description": "One aggregate figure of one exhibit over one bin (an hour, or a UTC day's small hours merged "
-        "by k-anonymity). Never a visitor: every figure counts at least k visitors or is an event counter. "
-        "See docs/analytics-data.md.",
+        "description": "One aggregate figure of one exhibit over one bin (an hour, or a local day's small hours "
+        "merged by k-anonymity; the manifest's time_zone says whose days). Never a visitor: every figure counts at "
+        "least k visitors or is an event counter. See docs/analytics-data.md.",
         "type": "object",
         "additionalProperties": False,
         "required": list(COLUMNS),
@@ -153,13 +155,15 @@ def row_schema() -> dict[str, Any]:
                 "type": "string",
                 "format": "date-time",
                 "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:00:00Z$",
-                "description": "Start of the bin, ISO 8601 UTC, on the hour (a day bin starts at UTC midnight).",
+                "description": "Start of the bin, ISO 8601 UTC, on the hour (a day bin starts at the first hour of "
+                "the local day: its midnight in the manifest's time_zone).",
             },
             "bin_length_s": {
                 "type": "integer",
-                "enum": [HOUR, DAY],
-                "description": "3600: an hour bin. 86400: a day bin holding the per-visitor measures of the UTC "
-                "day's hours that had fewer than k visitors each (not the whole day).",
+                "enum": [HOUR, *DAY_LENGTHS],
+                "description": "3600: an hour bin. Otherwise a day bin, as long as its local day (86400; 82800 or "
+                "90000 across a daylight-saving change) holding the per-visitor measures of that day's hours that "
+                "had fewer than k visitors each (not the whole day).",
             },
             "measure": {"type": "string", "oneOf": list(measures.values()), "description": "What is counted."},
             "key": {
@@ -243,8 +247,8 @@ def export(
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise UserError(f"--format takes {', '.join(FORMATS)} (not {', '.join(unknown) or 'nothing'})")
-    published = suppress(totals, k)
-    found = rows(published)
+    published = suppress(totals, k, period.calendar)
+    found = rows(published, period.calendar)
     out.mkdir(parents=True, exist_ok=True)
     name = base_name(exhibit, period, totals.simulated)
     metadata = {"exhibit": exhibit, "k": str(k), "simulated": "true" if totals.simulated else "false"}
@@ -262,13 +266,13 @@ def export(
         "exhibit": exhibit,
         "from": period.first.isoformat(),
         "to": period.last.isoformat(),
-        "time_zone": "UTC",
+        "time_zone": period.calendar.zone,
         "simulated": totals.simulated,
         "data": "SIMULATED visitors (a --simulate run), not real ones" if totals.simulated else "real visitors",
         "k": k,
         "suppression": {
             "hour_rows": sum(1 for r in found if r.bin_length_s == HOUR),
-            "day_rows": sum(1 for r in found if r.bin_length_s == DAY),
+            "day_rows": sum(1 for r in found if r.bin_length_s != HOUR),
             "hours_merged_into_days": published.merged_bins,
             "hours_suppressed": published.suppressed_bins,
             "cells_merged_or_suppressed": published.suppressed_cells,

@@ -4,10 +4,11 @@ The rule, applied by :func:`suppress` to aggregates (summed first, as :meth:`Ana
 
 1. **Small hours.** An hour bin (exhibit, start) whose ``visitors`` total is below ``k`` does not publish its
    per-visitor measures (:data:`PER_VISITOR`) on its own. They are merged with the other small hours of the same
-   exhibit and UTC day into one *day bin* (``start`` = the day's midnight, listed in :attr:`Suppression.days`,
-   covering only those small hours) when their visitors together reach ``k``; otherwise they are dropped, and the
-   hours counted in :attr:`Suppression.suppressed_bins`. Event counters that say nothing about a visitor
-   (``interactions``, ``occupancy_peak``) are kept per hour. ``zone_dwell_s`` and ``occupancy_s`` count as
+   exhibit and local day (:class:`~engine.analytics.calendar.Calendar`) into one *day bin* (``start`` = the
+   day's start, listed in :attr:`Suppression.days`, covering only those small hours) when their visitors
+   together reach ``k``; otherwise they are dropped, and the hours counted in
+   :attr:`Suppression.suppressed_bins`. Event counters that say nothing about a visitor (``interactions``,
+   ``occupancy_peak``) are kept per hour. ``zone_dwell_s`` and ``occupancy_s`` count as
    per-visitor: with one visitor they are that visitor's holding time.
 2. **Small cells**, within every bin published (hour or day):
    - ``holding_s``: buckets are walked from the shortest; a bucket below ``k`` is merged with the next ones until
@@ -30,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+from engine.analytics.calendar import UTC_CALENDAR, Calendar
 from engine.analytics.records import MAXIMA, BinRecord
 
 DEFAULT_K: Final = 5
@@ -67,7 +69,7 @@ class Suppression:
     kept: list[BinRecord] = field(default_factory=list)
     """Hour bins that may be published (sorted by exhibit, start, measure, key)."""
     days: list[BinRecord] = field(default_factory=list)
-    """Day bins (``start`` = UTC midnight) holding the per-visitor measures of a day's small hours together."""
+    """Day bins (``start`` = the local day's start) holding the per-visitor measures of a day's small hours together."""
     suppressed_bins: int = 0
     """Hours whose per-visitor measures were dropped: their day's small hours stayed below ``k`` together."""
     merged_bins: int = 0
@@ -76,8 +78,9 @@ class Suppression:
     """Keys that lost their own value: merged into neighbours or ``other``, or dropped."""
 
 
-def suppress(records: Iterable[BinRecord], k: int = DEFAULT_K) -> Suppression:
-    """What of ``records`` may be published under ``k``-anonymity (the rule is this module's documentation)."""
+def suppress(records: Iterable[BinRecord], k: int = DEFAULT_K, calendar: Calendar = UTC_CALENDAR) -> Suppression:
+    """What of ``records`` may be published under ``k``-anonymity (the rule is this module's documentation); small
+    hours merge within ``calendar``'s days."""
     if k < 1:
         raise ValueError(f"k must be at least 1, not {k}")
     bins = _combine(records)
@@ -93,7 +96,7 @@ def suppress(records: Iterable[BinRecord], k: int = DEFAULT_K) -> Suppression:
             kept[exhibit, start] = public
         private = {m: keys for m, keys in cells.items() if m in PER_VISITOR}
         if private:
-            small[exhibit, start - start % DAY].append(private)
+            small[exhibit, calendar.day_of(start)].append(private)
     days: dict[_Bin, _Cells] = {}
     merged_bins = suppressed_bins = 0
     for day, hours in small.items():

@@ -2,7 +2,8 @@
 
 Input is hour records (:class:`~engine.analytics.records.BinRecord`, as :meth:`AnalyticsStore.totals` reads them
 or as :func:`~engine.analytics.privacy.suppress` keeps them) and, optionally, *day bins* (the per-visitor measures
-of a day's small hours merged by k-anonymity, ``start`` = the UTC midnight). Days are UTC days.
+of a day's small hours merged by k-anonymity, ``start`` = the day's start). Days and hours of the day are the
+exhibit's own (:class:`~engine.analytics.calendar.Calendar`).
 
 - **visitors**, **stopped**: summed over keys (pose sensors). **Attraction power** = stopped / visitors.
 - **Holding time** quantiles (nearest rank, over the ``holding_s`` histogram): the bucket holding the visitor of
@@ -22,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+from engine.analytics.calendar import UTC_CALENDAR, Calendar
 from engine.analytics.records import HOUR, MAXIMA, BinRecord
 
 DAY: Final = 86_400
@@ -153,16 +155,18 @@ class Summary:
     """How many days the period spans (for the hour-of-day means)."""
     total: Figures
     per_day: dict[int, Figures]
-    """UTC midnight -> the day's figures (its hours and its day bin together)."""
+    """The local day's start (:meth:`Calendar.midnight`) -> the day's figures (its hours and its day bin)."""
     per_hour: dict[int, Figures]
     """Hour start -> that hour's figures (hour records only: a day bin's small hours are not told apart)."""
     hour_of_day: dict[int, Figures]
-    """0..23 (UTC) -> that hour over every day of the period (hour records only)."""
+    """0..23 (local) -> that hour over every day of the period (hour records only)."""
 
 
-def summarize(hours: Iterable[BinRecord], day_bins: Iterable[BinRecord] = (), *, days: int = 1) -> dict[str, Summary]:
+def summarize(
+    hours: Iterable[BinRecord], day_bins: Iterable[BinRecord] = (), *, days: int = 1, calendar: Calendar = UTC_CALENDAR
+) -> dict[str, Summary]:
     """Per exhibit: the figures of the period, of each day, of each hour and of each hour of the day.
-    ``days`` is the length of the period in days (at least 1)."""
+    ``days`` is the length of the period in days (at least 1); days and hours of the day are ``calendar``'s."""
     if days < 1:
         raise ValueError(f"a period of {days} days")
     by_hour: dict[str, dict[int, list[BinRecord]]] = defaultdict(lambda: defaultdict(list))
@@ -171,18 +175,18 @@ def summarize(hours: Iterable[BinRecord], day_bins: Iterable[BinRecord] = (), *,
     everything: dict[str, list[BinRecord]] = defaultdict(list)
     for r in hours:
         by_hour[r.exhibit][r.start].append(r)
-        by_day[r.exhibit][r.start - r.start % DAY].append(r)
-        by_hour_of_day[r.exhibit][r.start % DAY // HOUR].append(r)
+        by_day[r.exhibit][calendar.day_of(r.start)].append(r)
+        by_hour_of_day[r.exhibit][calendar.hour_of_day(r.start)].append(r)
         everything[r.exhibit].append(r)
     for r in day_bins:
-        by_day[r.exhibit][r.start - r.start % DAY].append(r)
+        by_day[r.exhibit][calendar.day_of(r.start)].append(r)
         everything[r.exhibit].append(r)
     return {
         exhibit: Summary(
             exhibit=exhibit,
             days=days,
             total=figures(records, days * DAY),
-            per_day={start: figures(rs, DAY) for start, rs in sorted(by_day[exhibit].items())},
+            per_day={start: figures(rs, calendar.day_length(start)) for start, rs in sorted(by_day[exhibit].items())},
             per_hour={start: figures(rs, HOUR) for start, rs in sorted(by_hour[exhibit].items())},
             hour_of_day={h: figures(rs, days * HOUR) for h, rs in sorted(by_hour_of_day[exhibit].items())},
         )

@@ -171,21 +171,22 @@ function renderFigures(totals) {
 // --- charts -----------------------------------------------------------------------------------
 
 function renderCharts(d) {
-  const dayLabel = (start) =>
-    new Date(start * 1000).toLocaleDateString(lang() === "zh" ? "zh-CN" : "en-GB", { month: "numeric", day: "numeric", timeZone: "UTC" });
+  // the exhibit's own dates (its time zone), as the server tells them: "2026-12-05" read as a UTC date
+  const dayLabel = (date) =>
+    new Date(`${date}T00:00:00Z`).toLocaleDateString(lang() === "zh" ? "zh-CN" : "en-GB", { month: "numeric", day: "numeric", timeZone: "UTC" });
   const perDay = columns(
     d.per_day.map((day) => ({
-      label: dayLabel(day.start),
+      label: dayLabel(day.date),
       value: day.attraction ?? 0,
       text: day.attraction === null ? "" : percent(day.attraction),
-      title: `${dayLabel(day.start)}: ${percent(day.attraction)} · ${t("analytics.n_visitors", { n: count(day.visitors) })}`,
+      title: `${dayLabel(day.date)}: ${percent(day.attraction)} · ${t("analytics.n_visitors", { n: count(day.visitors) })}`,
     })),
     { max: 1, every: Math.ceil(d.per_day.length / 10) },
   );
   const holding = columns(
     d.holding.map((group) => ({ label: group.label, value: group.visitors, text: group.visitors > 0 ? count(group.visitors) : "" })),
   );
-  const hours = localHours(d.hour_of_day);
+  const hours = d.hour_of_day; // hours of the exhibit's day, in its time zone
   const occupancy = columns(
     hours.map((h) => ({
       label: String(h.hour),
@@ -208,25 +209,12 @@ function renderCharts(d) {
     parts.charts,
     chart("per_day", perDay, t("analytics.note.per_day")),
     chart("holding", holding, t("analytics.note.holding")),
-    chart("occupancy", occupancy, t(hours.local ? "analytics.note.occupancy_local" : "analytics.note.occupancy_utc")),
+    chart("occupancy", occupancy, t("analytics.note.occupancy", { zone: d.time_zone })),
     chart("zones", zones),
     chart("states", keyed(d.engaged_state)),
     chart("cues", keyed(d.engaged_cue)),
     chart("heatmap", heatmap(d.heatmap), t("analytics.note.heatmap")),
   );
-}
-
-/** The 24 UTC hours of the day turned to the tablet's own clock, when it is a whole number of hours off UTC. */
-function localHours(utc) {
-  const offset = -new Date().getTimezoneOffset() / 60;
-  if (!Number.isInteger(offset) || offset === 0) {
-    const same = [...utc];
-    same.local = offset === 0;
-    return same;
-  }
-  const local = utc.map((_, i) => ({ ...utc[(((i - offset) % 24) + 24) % 24], hour: i }));
-  local.local = true;
-  return local;
 }
 
 function chart(key, body, note = "") {

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+
+from pydantic import Field, field_validator
 
 from engine.curves import Duration
 from engine.model import Strict
+from engine.schedule import check_timezone
+
+_DAYS = re.compile(r"^\s*([1-9][0-9]*)\s*(d|days?)?\s*$")
 
 
 class AnalyticsSettings(Strict):
@@ -20,8 +25,16 @@ class AnalyticsSettings(Strict):
         description="A visitor who stays in view at least this long has stopped at the exhibit (for example `2s`). "
         "Attraction power is the share of visitors who stopped.",
     )
-    retention_days: int = Field(
-        default=400, ge=1, description="Days the hourly figures are kept; older ones are deleted every day."
+    retention: int | str = Field(
+        default=400,
+        description="How long the hourly figures are kept, in days (`400`, or `400d`); older ones are deleted "
+        "every day.",
+        json_schema_extra={"pattern": _DAYS.pattern, "minimum": 1},
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="IANA time zone the days and hours of reports and exports are told in, e.g. `Asia/Shanghai`. "
+        "Leave out to use the opening hours' time zone, else the computer's.",
     )
     k: int = Field(
         default=5,
@@ -43,3 +56,25 @@ class AnalyticsSettings(Strict):
     sensors: list[str] | None = Field(
         default=None, description="Pose sensors whose visitors are measured; leave out to measure all of them."
     )
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _days(cls, value: int | str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError("`retention` is a number of days, such as `400` or `400d`")
+        match = _DAYS.match(str(value))
+        if not match:
+            raise ValueError(f"`retention` is a whole number of days (at least 1), such as `400` or `400d`: `{value}`")
+        return int(match.group(1))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_timezone(value)
+        return value
+
+    @property
+    def retention_days(self) -> int:
+        """Days the figures are kept (``retention``, validated)."""
+        return int(self.retention)

@@ -261,18 +261,31 @@ def test_engagement_counts_each_visitor_once_per_state_visit():
 
 
 def test_settings_read_durations_and_refuse_what_would_weaken_privacy():
-    settings = AnalyticsSettings.model_validate({"stop_after": "1500ms", "heatmap_cell": 1, "sensors": ["cam"]})
-    assert settings.stop_after == 1.5
+    settings = AnalyticsSettings.model_validate(
+        {"stop_after": "1500ms", "heatmap_cell": 1, "sensors": ["cam"], "retention": "30d", "timezone": "Asia/Shanghai"}
+    )
+    assert (settings.stop_after, settings.retention_days, settings.timezone) == (1.5, 30, "Asia/Shanghai")
     assert AnalyticsSettings().model_dump() == {
         "enabled": True,
         "stop_after": 2.0,
-        "retention_days": 400,
+        "retention": 400,
+        "timezone": None,
         "k": 5,
         "heatmap_cell": 0.5,
         "interactions": [],
         "sensors": None,
     }
-    for bad in ({"k": 1}, {"retention_days": 0}, {"heatmap_cell": 0}, {"stop_after": "-2s"}, {"faces": True}):
+    refused = (
+        {"k": 1},
+        {"retention": 0},
+        {"retention": "2 weeks"},
+        {"retention": True},
+        {"timezone": "Beijing"},
+        {"heatmap_cell": 0},
+        {"stop_after": "-2s"},
+        {"faces": True},
+    )
+    for bad in refused:
         with pytest.raises(ValidationError):
             AnalyticsSettings.model_validate(bad)
     for name, field in AnalyticsSettings.model_fields.items():

@@ -22,7 +22,7 @@ sensors:
     zones:
       bridge: {polygon: [[0.2, 0.5], [0.8, 0.5], [0.8, 1.0], [0.2, 1.0]]}
 analytics:
-  retention_days: 30
+  retention: 30d
   k: 7
 """
 

@@ -3,6 +3,7 @@ more, nothing derived from single visitors below k."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -52,3 +53,27 @@ def test_fewer_than_k_visitors_send_nothing_derived_from_single_visitors(tmp_pat
     summary = last_day(recorder(tmp_path, records), "hall", 5, NOW)
     assert summary["suppressed"] is True
     assert not {"visitors", "stopped", "attraction", "holding_median_s", "occupancy_mean"} & set(summary)
+
+
+async def test_the_service_reads_the_window_of_the_runtimes_clock_not_the_computers(tmp_path: Path):
+    """The figures are binned by the runtime's wall time (virtual in tests, pretended in the studio): the retained
+    message must cover the 24 hours before *that* time, however far it is from the computer's."""
+    from devices.mqtt.analytics_topics import AnalyticsTopics
+
+    sent: list[tuple[str, str]] = []
+    states: list[str] = []
+    rec_ = recorder(tmp_path, [rec(0, "visitors", "body", 6), rec(0, "stopped", "body", 6)])
+    rec_.wall = lambda: NOW  # 1970: the computer's clock would find nothing in its last day
+    runtime = SimpleNamespace(
+        exhibit=SimpleNamespace(id="hall", analytics=SimpleNamespace(k=5)),
+        context=SimpleNamespace(
+            health_of=lambda *_: SimpleNamespace(set=lambda state, *_: states.append(state), stopped=lambda: None)
+        ),
+    )
+    link = SimpleNamespace(enqueue=lambda topic, payload, **_: sent.append((topic, payload)))
+    topics = SimpleNamespace(prefix="exhibit", exhibit="hall")
+    service = AnalyticsTopics(runtime, rec_, link, topics)  # type: ignore[arg-type]
+    await service.publish()
+    assert [topic for topic, _ in sent] == ["exhibit/hall/analytics/today"] and states == ["ok"]
+    summary = json.loads(sent[0][1])
+    assert (summary["to"], summary["visitors"], summary["suppressed"]) == (NOW, 6, False)

@@ -572,10 +572,12 @@ def cmd_site(args: argparse.Namespace) -> int:
 
             from content.report.site import site_html
             from devices.site.listing import read_analytics
+            from engine.analytics.calendar import UTC_NAME, Calendar, system_zone
 
             summaries = asyncio.run(read_analytics(host, port, args.mqtt_prefix, security=security))
             out = writable_file(args.out, example="site-report.html")
-            out.write_text(site_html(summaries, dt.datetime.now(dt.UTC)), encoding="utf-8")
+            here = Calendar(system_zone() or UTC_NAME)  # the site's page is read where it is written
+            out.write_text(site_html(summaries, dt.datetime.now(dt.UTC), here), encoding="utf-8")
             print(f"Site report ({len(summaries)} exhibits): {out} / 站点报告已写入 {out}")
             return 0
         nodes_seen = asyncio.run(read_nodes(host, port, prefix, security=security))
@@ -768,10 +770,11 @@ def _analytics_state_dir(args: argparse.Namespace, exhibit_id: str) -> Path:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from engine.analytics.calendar import exhibit_calendar
     from engine.analytics.export import Period, export, read_totals
 
     exhibit = load_exhibit(resolve_exhibit_path(args.exhibit, EXHIBITS), build_registry())
-    period = Period.parse(args.date_from, args.date_to)
+    period = Period.parse(args.date_from, args.date_to, exhibit_calendar(exhibit))
     totals = read_totals(_analytics_state_dir(args, exhibit.id), exhibit.id, period, simulated=args.simulated)
     formats = [word.strip() for word in args.format.split(",") if word.strip()]
     manifest = export(totals, exhibit.id, period, Path(args.out).expanduser(), k=exhibit.analytics.k, formats=formats)
@@ -783,10 +786,26 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from content.report import print_pdf, report_html
+    from engine.analytics.calendar import exhibit_calendar
     from engine.analytics.export import Period, read_totals
 
+    if args.site is not None:
+        if args.exhibit or args.date_from or args.date_to or args.pdf or args.simulated:
+            raise UserError(
+                "--site reports the whole site's last 24 hours: leave out EXHIBIT, --from, --to, --pdf and --simulated"
+                " / --site 报告整个站点最近 24 小时，请勿同时指定展项或日期"
+            )
+        if not args.broker:
+            raise UserError("--site needs --broker mqtt://host:port / --site 需要 --broker")
+        args.site_command, args.out = "report", args.out or "site-report.html"
+        return cmd_site(args)
+    if not (args.exhibit and args.date_from and args.date_to):
+        raise UserError(
+            "write `exhibit report EXHIBIT --from DATE --to DATE`, or `exhibit report --site --broker URL` for the "
+            "whole site / 用法：exhibit report 展项 --from 日期 --to 日期"
+        )
     exhibit = load_exhibit(resolve_exhibit_path(args.exhibit, EXHIBITS), build_registry())
-    period = Period.parse(args.date_from, args.date_to)
+    period = Period.parse(args.date_from, args.date_to, exhibit_calendar(exhibit))
     totals = read_totals(_analytics_state_dir(args, exhibit.id), exhibit.id, period, simulated=args.simulated)
     out = writable_file(args.out or f"{exhibit.id}-report-{period.first}-{period.last}.html", example="report.html")
     title = exhibit.title.en + (f" / {exhibit.title.zh}" if exhibit.title.zh else "")
@@ -799,22 +818,60 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def broker_login(parser: argparse.ArgumentParser) -> None:
+    """How a command that reads the site's broker logs in to it."""
+    parser.add_argument("--username", metavar="NAME", help="log in to the broker as this user")
+    parser.add_argument("--password-file", metavar="FILE", help="the broker password, read from this file")
+    parser.add_argument(
+        "--password-env", metavar="VAR", help="the broker password, read from this environment variable"
+    )
+    parser.add_argument("--tls", action="store_true", help="connect over TLS (mqtts)")
+    parser.add_argument("--ca-file", metavar="FILE", help="CA certificate(s) to trust with --tls")
+
+
 def analytics_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``report`` and ``export``: an exhibit's analytics over a period, after k-anonymity."""
-    source = argparse.ArgumentParser(add_help=False)
-    source.add_argument("exhibit", metavar="EXHIBIT")
-    source.add_argument("--from", dest="date_from", required=True, metavar="DATE", help="first UTC day, YYYY-MM-DD")
-    source.add_argument("--to", dest="date_to", required=True, metavar="DATE", help="last UTC day, YYYY-MM-DD")
-    source.add_argument("--state-dir", metavar="DIR", help="the node's state folder (default: as for `run`)")
-    source.add_argument("--simulated", action="store_true", help="the data of `--simulate` runs, not real visitors")
-    report = commands.add_parser("report", parents=[source], help="an HTML (and PDF) report of visitor analytics")
-    report.add_argument("--out", metavar="FILE.html", help="where to write it (default: <id>-report-<dates>.html)")
-    report.add_argument("--pdf", action="store_true", help="also print it to a PDF beside it (needs Chromium)")
-    report.set_defaults(handler=cmd_report)
-    export = commands.add_parser("export", parents=[source], help="visitor analytics as CSV and Parquet files")
-    export.add_argument("--out", required=True, metavar="DIR", help="the folder to write the files into")
-    export.add_argument("--format", default="csv,parquet", metavar="csv,parquet", help="formats (default: both)")
-    export.set_defaults(handler=cmd_export)
+    """``report`` and ``export``: an exhibit's analytics over a period, after k-anonymity; ``report --site``: the
+    whole site's last 24 hours (as ``site report``)."""
+    for name in ("report", "export"):
+        is_report = name == "report"
+        command = commands.add_parser(
+            name,
+            help="an HTML (and PDF) report of visitor analytics"
+            if is_report
+            else "visitor analytics as CSV and Parquet",
+        )
+        # a site report names no exhibit and no dates: cmd_report checks what each form needs
+        command.add_argument("exhibit", metavar="EXHIBIT", nargs="?" if is_report else None)
+        first = "first day, YYYY-MM-DD (exhibit's time zone)"
+        command.add_argument("--from", dest="date_from", required=not is_report, metavar="DATE", help=first)
+        last = "last day, YYYY-MM-DD (included)"
+        command.add_argument("--to", dest="date_to", required=not is_report, metavar="DATE", help=last)
+        command.add_argument("--state-dir", metavar="DIR", help="the node's state folder (default: as for `run`)")
+        command.add_argument(
+            "--simulated", action="store_true", help="the data of `--simulate` runs, not real visitors"
+        )
+        if is_report:
+            command.add_argument(
+                "--out", metavar="FILE.html", help="where to write it (default: <id>-report-<dates>.html)"
+            )
+            command.add_argument("--pdf", action="store_true", help="also print it to a PDF beside it (needs Chromium)")
+            command.add_argument(
+                "--site",
+                nargs="?",
+                const="exhibit/site",
+                metavar="PREFIX",
+                help="instead: every exhibit of the show network, last 24 hours, side by side (needs --broker)",
+            )
+            command.add_argument("--broker", metavar="URL", help="with --site: mqtt://host:port of the site's broker")
+            command.add_argument("--mqtt-prefix", default="exhibit", metavar="PREFIX", help="the exhibits' MQTT prefix")
+            broker_login(command)
+            command.set_defaults(handler=cmd_report)
+        else:
+            command.add_argument("--out", required=True, metavar="DIR", help="the folder to write the files into")
+            command.add_argument(
+                "--format", default="csv,parquet", metavar="csv,parquet", help="formats (default: both)"
+            )
+            command.set_defaults(handler=cmd_export)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -929,11 +986,7 @@ def parser() -> argparse.ArgumentParser:
     site.add_argument("--broker", required=True, metavar="URL", help="mqtt://host:port of the site's broker")
     site.add_argument("--site", metavar="PREFIX", help="topic prefix of the show network (default: exhibit/site)")
     site.add_argument("--json", action="store_true", help="print the nodes' announcements as JSON")
-    site.add_argument("--username", metavar="NAME", help="log in to the broker as this user")
-    site.add_argument("--password-file", metavar="FILE", help="the broker password, read from this file")
-    site.add_argument("--password-env", metavar="VAR", help="the broker password, read from this environment variable")
-    site.add_argument("--tls", action="store_true", help="connect over TLS (mqtts)")
-    site.add_argument("--ca-file", metavar="FILE", help="CA certificate(s) to trust with --tls")
+    broker_login(site)
     site.set_defaults(handler=cmd_site, site_command="list")
     site_commands = site.add_subparsers(dest="site_command", metavar="ACTION")
     go = site_commands.add_parser("go", help="GO on several nodes at once: they start at the same site time")

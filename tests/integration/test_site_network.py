@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,12 @@ def site(broker: str, *words: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         cwd=ROOT,
     )
+
+
+def site_report(broker: str, *words: str) -> subprocess.CompletedProcess[str]:
+    """``exhibit report --site``: the site's report as the analytics commands word it."""
+    command = [sys.executable, str(ROOT / "launcher.py"), "report", "--site", "--broker", broker, *words]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)
 
 
 async def fired(port: int, count: int, timeout: float = 15.0) -> list[dict]:
@@ -142,3 +149,12 @@ async def test_the_site_report_puts_every_exhibits_last_day_side_by_side(mosquit
     total = page.split("全站 Site")[1].split("</tr>")[0]
     assert "<th>40</th>" in total and "<th>25 %</th>" in total and "<th>5</th>" in total
     assert "SIMULATED" not in page and "http" not in page.replace("http-equiv", "")
+
+    # `exhibit report --site` writes the same page (the issue's words for it)
+    same = tmp_path / "same.html"
+    done = site_report(mosquitto.url, "--out", str(same))
+    assert done.returncode == 0, done.stderr
+    without_time = re.compile(r"Generated [^<]*")
+    assert without_time.sub("", same.read_text(encoding="utf-8")) == without_time.sub("", page)
+    mixed = site_report(mosquitto.url, "canal-lanterns")
+    assert mixed.returncode != 0 and "leave out EXHIBIT" in mixed.stderr, mixed.stderr

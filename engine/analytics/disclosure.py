@@ -45,6 +45,8 @@ class PoseSource:
     zones: tuple[str, ...] = ()
     measured: bool = False
     """Whether visitor analytics count this sensor's visitors."""
+    floor: bool = False
+    """Whether the sensor knows where on the floor visitors stand (a floor calibration)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,9 @@ class Disclosure:
     stop_after: float = 0.0
     broker: str = "embedded"
     prefix: str = "exhibit"
+    console: bool = True
+    """The operators' web console is served."""
+    heatmap_cell: float = 0.5
 
     @property
     def cameras(self) -> list[PoseSource]:
@@ -113,6 +118,14 @@ class Disclosure:
         if zones:
             names = ", ".join(f"`{zone}`" for zone in zones)
             items.append(Said(f"who stands in the floor zones {names}", f"参观者所在的地面区域：{names}"))
+        if any(source.floor for source in self.sources):
+            cell = f"{self.heatmap_cell:g}"
+            items.append(
+                Said(
+                    f"where on the floor visitors stand, for the heatmap ({cell} m squares)",
+                    f"参观者在地面上的位置，用于热力图（{cell} 米方格）",
+                )
+            )
         if self.mirror:
             items.append(
                 Said(
@@ -168,6 +181,14 @@ class Disclosure:
                 "由人数、手势和特征计算出的设备指令、状态与健康信息；从不包含图像或关键点",
             )
         ]
+        if self.console:
+            items.append(
+                Said(
+                    "the operators' web console, to signed-in staff only: counts, zones, and a box where each "
+                    "visitor stands; never an image or a landmark",
+                    "运营人员网页控制台（仅限登录的工作人员）：人数、区域，以及标出每位参观者位置的方框；从不包含图像或关键点",
+                )
+            )
         if self.analytics:
             topic = f"`{self.prefix}/{self.exhibit}/analytics/...`"
             items.append(
@@ -217,18 +238,21 @@ def disclose(exhibit: Any, state_dir: Path) -> Disclosure:
         stop_after=float(settings.stop_after),
         broker=exhibit.mqtt.broker,
         prefix=exhibit.mqtt.prefix,
+        console=exhibit.console.enabled,
+        heatmap_cell=float(settings.heatmap_cell),
     )
 
 
 def _pose_source(name: str, config: Any, measured: bool) -> PoseSource:
     source = config.source
     zones = tuple(config.zones)
+    floor = getattr(config, "floor", None) is not None
     if hasattr(source, "camera"):
         detail = f"{source.width}×{source.height}, {source.fps} fps"
-        return PoseSource(name, "camera", str(source.camera), detail, config.num_poses, zones, measured)
+        return PoseSource(name, "camera", str(source.camera), detail, config.num_poses, zones, measured, floor)
     kind: SourceKind = "video" if hasattr(source, "video") else "replay"
     where = source.video if kind == "video" else source.replay
-    return PoseSource(name, kind, where, "", config.num_poses, zones, measured)
+    return PoseSource(name, kind, where, "", config.num_poses, zones, measured, floor)
 
 
 def disclosure_text(disclosure: Disclosure) -> str:

@@ -19,11 +19,15 @@ sensors:
     kind: pose
     source: {camera: /dev/v4l/by-id/usb-cam, width: 1280, height: 720, fps: 25}
     num_poses: 3
+    floor:
+      image_points: [[0, 0], [1, 0], [1, 1], [0, 1]]
+      floor_points: [[0, 0], [5, 0], [5, 4], [0, 4]]
     zones:
       bridge: {polygon: [[0.2, 0.5], [0.8, 0.5], [0.8, 1.0], [0.2, 1.0]]}
 analytics:
   retention: 30d
   k: 7
+  heatmap_cell: 0.75
 """
 
 VIDEO_OFF = """\
@@ -60,6 +64,8 @@ def test_a_camera_with_analytics_on(registry, tmp_path: Path) -> None:
     assert "摄像头 /dev/v4l/by-id/usb-cam" in text
     assert "up to 3 visitors at once" in text and "最多同时 3 人" in text
     assert "`bridge`" in text
+    assert "for the heatmap (0.75 m squares)" in text and "0.75 米方格" in text  # it has a floor calibration
+    assert "web console, to signed-in staff only" in text and "never an image or a landmark" in text
     assert "kept 30 days" in text and "保存 30 天" in text
     assert str(tmp_path / "state" / "analytics.sqlite") in text
     assert "fewer than 7 visitors" in text and "少于 7 位参观者" in text
@@ -77,6 +83,7 @@ def test_analytics_off_stores_nothing(registry, tmp_path: Path) -> None:
     assert "不保存任何参观者数据" in text
     assert "video file `visit.avi`" in text
     assert "analytics.sqlite" not in text and "k-anonymous" not in text
+    assert "for the heatmap" not in text  # no floor calibration
 
 
 def test_an_exhibit_without_a_pose_sensor(registry, tmp_path: Path) -> None:

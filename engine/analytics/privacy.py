@@ -10,7 +10,10 @@ The rule, applied by :func:`suppress` to aggregates (summed first, as :meth:`Ana
    :attr:`Suppression.suppressed_bins`. Event counters that say nothing about a visitor (``interactions``,
    ``occupancy_peak``) are kept per hour. ``zone_dwell_s`` and ``occupancy_s`` count as
    per-visitor: with one visitor they are that visitor's holding time.
-2. **Small cells**, within every bin published (hour or day):
+2. **Distributions per day.** ``holding_s``, ``heatmap`` and ``heatmap_visitors`` (:data:`DAILY`) are never
+   published per hour: every hour's go to its local day's *day bin*, whatever its visitors (a day bin thus holds
+   the day's small hours' other measures and the whole day's distributions).
+3. **Small cells**, within every bin published (hour or day):
    - ``holding_s``: buckets are walked from the shortest; a bucket below ``k`` is merged with the next ones until
      the group reaches ``k``; a short remainder at the end joins the last group; if the whole histogram stays below
      ``k`` it is dropped. A merged group is keyed ``a-b`` (buckets ``a`` to ``b`` s, i.e. [a, b + 1) s) or ``a+``
@@ -55,6 +58,11 @@ PER_VISITOR: Final = frozenset(
 )
 """Measures an hour with fewer than ``k`` visitors does not publish on its own."""
 
+DAILY: Final = frozenset({"holding_s", "heatmap", "heatmap_visitors"})
+"""Distributions, published per local day only (every hour of it together, in its day bin): an hour's few visitors
+spread over 1 s buckets or floor cells would leave almost every key below k, and a month's median would be a wide
+merged range."""
+
 VISITORS_PER_KEY: Final = frozenset({"zone_visitors", "engaged_state", "engaged_cue", "heatmap_visitors"})
 FOLLOWS: Final = {"zone_dwell_s": "zone_visitors", "heatmap": "heatmap_visitors"}
 """Measures of seconds whose keys are kept or merged as the visitor count of the same key is."""
@@ -86,8 +94,16 @@ def suppress(records: Iterable[BinRecord], k: int = DEFAULT_K, calendar: Calenda
     bins = _combine(records)
     kept: dict[_Bin, _Cells] = {}
     small: dict[_Bin, list[_Cells]] = defaultdict(list)
+    spread: dict[_Bin, list[_Cells]] = defaultdict(list)
     suppressed_cells = 0
-    for (exhibit, start), cells in sorted(bins.items()):
+    for (exhibit, start), every in sorted(bins.items()):
+        day = calendar.day_of(start)
+        distributions = {m: keys for m, keys in every.items() if m in DAILY}
+        if distributions:
+            spread[exhibit, day].append(distributions)
+        cells = {m: keys for m, keys in every.items() if m not in DAILY}
+        if not cells:
+            continue
         if sum(cells.get("visitors", {}).values()) >= k:
             kept[exhibit, start] = cells
             continue
@@ -96,15 +112,17 @@ def suppress(records: Iterable[BinRecord], k: int = DEFAULT_K, calendar: Calenda
             kept[exhibit, start] = public
         private = {m: keys for m, keys in cells.items() if m in PER_VISITOR}
         if private:
-            small[exhibit, calendar.day_of(start)].append(private)
+            small[exhibit, day].append(private)
     days: dict[_Bin, _Cells] = {}
     merged_bins = suppressed_bins = 0
-    for day, hours in small.items():
+    for whose_day, hours in small.items():
         if sum(v for hour in hours for v in hour.get("visitors", {}).values()) >= k:
-            days[day] = _sum_cells(hours)
+            days[whose_day] = _sum_cells(hours)
             merged_bins += len(hours)
         else:
             suppressed_bins += len(hours)
+    for whose_day, parts in spread.items():
+        days[whose_day] = _sum_cells([days[whose_day], *parts] if whose_day in days else parts)
     result: dict[str, list[BinRecord]] = {"kept": [], "days": []}
     for name, published in (("kept", kept), ("days", days)):
         for (exhibit, start), cells in published.items():

@@ -219,15 +219,17 @@ def test_export_writes_suppressed_csv_and_parquet_that_validate(tmp_path: Path):
     assert manifest["simulated"] is False and manifest["k"] == 5
     assert manifest["suppression"] | {"rule": ""} == {
         "hour_rows": manifest["suppression"]["hour_rows"],
-        "day_rows": 3,  # day 2's small hours: visitors, stopped, occupancy_s (holding and zone dropped)
+        # day 1: holding 3+, heatmap and heatmap_visitors of 0,0 and 1,0; day 2: visitors, stopped, occupancy_s
+        # (its small hours), holding 2 and 4-30, heatmap and heatmap_visitors of 0,0 and -1,2
+        "day_rows": 5 + 9,
         "hours_merged_into_days": 2,
         "hours_suppressed": 2,  # day 1's 11 h and 12 h: 3 visitors together
-        # 10 h: 2,1 (1 visitor) into other (dropped) for heatmap_visitors and heatmap, door into other (dropped)
-        # for zone_visitors and zone_dwell_s, show:idle into other (dropped), holding 3 (2), 12 (2), 45 (1)
-        # reach 5 and 600+ joins them: `3+`; day 2's day bin: 3 holding buckets (4 visitors: dropped), plinth
-        # (2 visitors) for zone_visitors and zone_dwell_s; 15 h: holding 30 (2) merged with 9 (3) into `9-30`,
-        # 3,3 (one visitor, 900 visitor-seconds) dropped for heatmap_visitors and heatmap (-1,2: 5 visitors, kept)
-        "cells_merged_or_suppressed": 2 + 2 + 1 + 4 + 3 + 2 + 2 + 2,
+        # Day 1: 10 h's door into other (dropped) for zone_visitors and zone_dwell_s, show:idle into other
+        # (dropped); the day's holding 3 (2), 5, 8 (1 each), 12 (2) reach 5 and 45, 600+ join them: `3+`; 2,1 (1
+        # visitor) dropped for heatmap_visitors and heatmap. Day 2: plinth (2 visitors in the small hours) for
+        # zone_visitors and zone_dwell_s; holding 2 (5) keeps its key, 4, 7, 9 reach 5 and 20, 30 join them:
+        # `4-30`; 3,3 (one visitor, 900 visitor-seconds) dropped for heatmap_visitors and heatmap.
+        "cells_merged_or_suppressed": (2 + 1 + 6 + 2) + (2 + 5 + 2),
         "rule": "",
     }
 
@@ -237,30 +239,33 @@ def test_export_writes_suppressed_csv_and_parquet_that_validate(tmp_path: Path):
         check.validate(row)
     published = {(r["bin_start"], r["bin_length_s"], r["measure"], r["key"]): r["value"] for r in rows}
     ten, eleven = "2023-11-14T10:00:00Z", "2023-11-14T11:00:00Z"
+    day1, day2 = "2023-11-14T00:00:00Z", "2023-11-15T00:00:00Z"
     assert published[ten, HOUR, "visitors", "cam"] == 8
-    assert {k: v for (t, _, m, k), v in published.items() if t == ten and m == "holding_s"} == {"3+": 6}
-    assert published[ten, HOUR, "heatmap", "0,0"] == 100 and (ten, HOUR, "heatmap", "2,1") not in published
+    assert published[ten, HOUR, "zone_dwell_s", "plinth"] == 300
     assert (ten, HOUR, "zone_visitors", "door") not in published and (
         ten,
         HOUR,
         "zone_dwell_s",
         "door",
     ) not in published
-    assert published[ten, HOUR, "zone_dwell_s", "plinth"] == 300
+    # distributions are published per day only, every hour's together
+    assert not any(n == HOUR and m in {"holding_s", "heatmap", "heatmap_visitors"} for (_, n, m, _) in published)
+    assert {k: v for (t, _, m, k), v in published.items() if t == day1 and m == "holding_s"} == {"3+": 8}
+    assert {k: v for (t, _, m, k), v in published.items() if t == day2 and m == "holding_s"} == {"2": 5, "4-30": 9}
+    assert published[day1, DAY, "heatmap", "0,0"] == 130 and (day1, DAY, "heatmap", "2,1") not in published
+    assert published[day2, DAY, "heatmap", "-1,2"] == 7
+    assert (day2, DAY, "heatmap", "3,3") not in published  # one visitor's 15 minutes
     # a small hour publishes its event counters only
     assert {(m, k) for (t, _, m, k) in published if t == eleven} == {
         ("interactions", "plinth.button"),
         ("occupancy_peak", "cam"),
     }
-    day = "2023-11-15T00:00:00Z"
-    assert {(m, k): v for (t, n, m, k), v in published.items() if n == DAY} == {
-        ("visitors", "cam"): 5, ("stopped", "cam"): 4, ("occupancy_s", "cam"): 190,
-    }  # fmt: skip
-    assert all(t != day or n == DAY for (t, n, _, _) in published)  # no hour bin at midnight here
+    day2_small = {
+        (m, k): v for (t, n, m, k), v in published.items() if t == day2 and m in {"visitors", "stopped", "occupancy_s"}
+    }
+    assert day2_small == {("visitors", "cam"): 5, ("stopped", "cam"): 4, ("occupancy_s", "cam"): 190}
+    assert all(t not in (day1, day2) or n == DAY for (t, n, _, _) in published)  # no hour bin at midnight here
     assert published["2023-11-15T15:00:00Z", HOUR, "zone_dwell_s", "plinth"] == 500.5
-    assert published["2023-11-15T15:00:00Z", HOUR, "holding_s", "9-30"] == 5
-    assert published["2023-11-15T15:00:00Z", HOUR, "heatmap", "-1,2"] == 7
-    assert ("2023-11-15T15:00:00Z", HOUR, "heatmap", "3,3") not in published  # one visitor's 15 minutes
 
     table = pq.read_table(out / f"{name}.parquet")
     assert table.schema.field("bin_start").type == pa.timestamp("ms", tz="UTC")

@@ -233,10 +233,6 @@ def test_an_hour_with_fewer_than_k_visitors_is_merged_into_its_day_or_dropped():
     result = suppress(records, k=5)
     assert result == Suppression(
         kept=[
-            rec(T0 + 10 * H, "heatmap", "1,1", 50),
-            rec(T0 + 10 * H, "heatmap_visitors", "1,1", 6),
-            rec(T0 + 10 * H, "holding_s", "2-3", 6),
-            rec(T0 + 10 * H, "holding_s", "7+", 6),  # 7 and 9 reach k, the short tail (600+) joins them
             rec(T0 + 10 * H, "occupancy_peak", "pose", 4),
             rec(T0 + 10 * H, "stopped", "pose", 8),
             rec(T0 + 10 * H, "visitors", "pose", 9),
@@ -248,15 +244,21 @@ def test_an_hour_with_fewer_than_k_visitors_is_merged_into_its_day_or_dropped():
             rec(day2 + 9 * H, "occupancy_peak", "pose", 1),
         ],
         days=[
+            # the day's distributions, every hour's together (10:00's with the small hours')
+            rec(T0, "heatmap", "1,1", 50),
+            rec(T0, "heatmap_visitors", "1,1", 6),
+            rec(T0, "holding_s", "2-3", 6),
             rec(T0, "holding_s", "4-5", 5),
+            rec(T0, "holding_s", "7+", 6),  # 7 and 9 reach k, the short tail (600+) joins them
+            # the small hours 11:00 and 12:00
             rec(T0, "occupancy_s", "pose", 130),
             rec(T0, "visitors", "pose", 5),
         ],
         suppressed_bins=2,
         merged_bins=2,
-        # 10:00: holding 2, 3, 7, 9, 600+; zones alcove, door (and their dwell); the cue; cells 0,0, 0,1 and 2,2
-        # (their visitors and their seconds). The day bin: holding 4 and 5.
-        suppressed_cells=5 + 2 + 2 + 1 + 3 + 3 + 2,
+        # 10:00: zones alcove, door (and their dwell); the cue. The day bin: holding 2, 3, 4, 5, 7, 9, 600+; cells
+        # 0,0, 0,1 and 2,2 (their visitors and their seconds). Day 2's day bin: its one holding bucket, 42.
+        suppressed_cells=2 + 2 + 1 + 7 + 3 + 3 + 1,
     )
 
 
@@ -267,7 +269,11 @@ def test_suppression_with_k_one_changes_nothing_but_summing_and_a_small_histogra
         rec(T0, "heatmap", "0,0", 1.5),
         rec(T0, "heatmap_visitors", "0,0", 1),
     ]
-    assert suppress(records, k=1) == Suppression(kept=sorted(records, key=lambda r: r.measure))
+    distributions = {"holding_s", "heatmap", "heatmap_visitors"}  # published per day: T0 is a midnight
+    assert suppress(records, k=1) == Suppression(
+        kept=[r for r in records if r.measure not in distributions],
+        days=sorted((r for r in records if r.measure in distributions), key=lambda r: r.measure),
+    )
     one_stop = [rec(T0, "visitors", "pose", 6), rec(T0, "stopped", "pose", 1), rec(T0, "holding_s", "3", 1)]
     assert suppress(one_stop, k=5) == Suppression(
         kept=[rec(T0, "stopped", "pose", 1), rec(T0, "visitors", "pose", 6)], suppressed_cells=1

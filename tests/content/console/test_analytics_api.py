@@ -53,9 +53,12 @@ def small_hour(start: int) -> list[BinRecord]:
 
 
 @pytest.fixture
-async def recorded(tmp_path: Path, mosquitto: Any) -> AsyncIterator[tuple[Console, int]]:
+async def recorded(
+    tmp_path: Path, mosquitto: Any, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Console, int]]:
     """A console whose run keeps analytics (a state folder), its database filled beforehand; and the UTC midnight
-    of yesterday, where the busy hour is."""
+    of yesterday, where the busy hour is. The exhibit names no time zone: the computer's is made UTC."""
+    monkeypatch.setenv("TZ", "UTC")
     _, tokens = make_accounts(tmp_path / "accounts.json")
     runtime = assemble_console(tmp_path, mosquitto.url, state_dir=tmp_path / "state")
     assert runtime.analytics is not None
@@ -90,8 +93,10 @@ async def test_figures_after_k_anonymity(recorded: tuple[Console, int]) -> None:
     assert totals["occupancy_mean"] == pytest.approx(7200 / (7 * DAY))
     assert totals["occupancy_peak"] == 4
     assert totals["interactions"] == 4  # the small hour's interaction is an event count, published per hour
-    # the small hour: dropped; the nook's visitors and dwell, one heatmap cell's visitors and seconds: lost
-    assert body["suppressed"] == {"merged_hours": 0, "suppressed_hours": 1, "suppressed_cells": 4}
+    # the small hour: dropped, its day's holding histogram (2 visitors) too; the nook's visitors and dwell, one
+    # heatmap cell's visitors and seconds: lost
+    assert body["suppressed"] == {"merged_hours": 0, "suppressed_hours": 1, "suppressed_cells": 5}
+    assert body["time_zone"] == "UTC" and all(d["date"] for d in body["per_day"])
 
     days = body["per_day"]
     assert len(days) == 7 and [d["start"] for d in days] == list(range(body["since"], body["until"], DAY))

@@ -131,12 +131,22 @@ def test_the_report_command_end_to_end(tmp_path: Path):
 
 
 def write_readme_screenshot() -> None:
-    """`python -m tests.content.test_report`: docs/images/analytics-report.png from the test data."""
+    """`python -m tests.content.test_report`: docs/images/analytics-report.png, a month of simulated visitors at
+    the flagship (tests/support/visitor_month.py: the real folding code, a database marked simulated)."""
     import tempfile
 
+    from tests.support.visitor_month import CALENDAR, EXHIBIT, write_month
+
+    last = dt.date(2026, 11, 30)
     with tempfile.TemporaryDirectory() as folder:
+        state = Path(folder) / "state"
+        write_month(state, last)
+        period = Period.parse("2026-11-01", last.isoformat(), CALENDAR)
+        totals = read_totals(state, EXHIBIT, period, simulated=True)
+        when = dt.datetime(2026, 12, 1, 1, 30, tzinfo=dt.UTC)
+        html = report_html(totals, EXHIBIT, "Lanterns of the Grand Canal / 运河灯影", period, k=5, now=when)
         html_file = Path(folder) / "report.html"
-        html_file.write_text(html_of(Path(folder) / "state"), encoding="utf-8")
+        html_file.write_text(html, encoding="utf-8")
         (ROOT / "docs" / "images").mkdir(exist_ok=True)
         screenshot(html_file, ROOT / "docs" / "images" / "analytics-report.png")
 

@@ -4,6 +4,7 @@ nothing is written at all."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -38,7 +39,9 @@ def test_analytics_disabled_leaves_nothing_on_disk(tmp_path: Path):
     folder = tmp_path / "canal-lanterns"
     shutil.copytree(FLAGSHIP, folder)
     text = (folder / "exhibit.yaml").read_text(encoding="utf-8")
-    (folder / "exhibit.yaml").write_text(text + "\nanalytics: {enabled: false}\n", encoding="utf-8")
+    off, found = re.subn(r"(?m)^analytics:.*$", "analytics:\n  enabled: false", text)  # the flagship's own section
+    assert found == 1, "the flagship has one analytics section"
+    (folder / "exhibit.yaml").write_text(off, encoding="utf-8")
     state = tmp_path / "state"
     run(folder / "exhibit.yaml", state)
     assert not list(state.glob("analytics*")), sorted(p.name for p in state.iterdir())

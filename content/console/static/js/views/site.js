@@ -1,14 +1,18 @@
 // Site: every node of the show network (what each announces: exhibit, role, mode, who drives and at
 // which epoch, health, clock offset to site time, version, exhibit file), this node highlighted; a
-// backup's TAKE OVER (asks first) and a GO fired on several nodes at the same site time.
+// backup's TAKE OVER (asks first) and a GO fired on several nodes at the same site time; every exhibit's
+// visitors of the last 24 hours on the site's broker (its retained analytics/today), with the site's totals
+// added up as the site report adds them.
 
-import { clockTime, t, word } from "../i18n.js";
+import { clockTime, lang, t, word } from "../i18n.js";
 import { el, fill, reconcile, setText, toast, toggle } from "../ui.js";
 
 const view = { id: "site", topics: ["site", "node", "cuelist/"], mount, render };
 export default view;
 
 const COLUMNS = ["node", "exhibit", "role", "mode", "driving", "health", "offset", "version", "hash", "online"];
+const VISITOR_COLUMNS = ["exhibit", "visitors", "attraction", "median", "p90", "mean", "peak", "interactions"];
+const DASH = "–";
 const OFFSET_WARN_MS = 20; // beyond this a synced GO is audibly apart
 let parts = null;
 let goNote = null; // what the GO form last said: {key, vars, warn}, rendered in the current language
@@ -66,6 +70,31 @@ function mount(root, ctx) {
     ),
   );
   if (ctx.may("operator")) root.append(mountGo(ctx));
+  root.append(mountVisitors());
+}
+
+function mountVisitors() {
+  const visitors = {
+    title: el("h2"),
+    simulated: el("div.site-visitors-simulated", { role: "status" }),
+    head: el("tr"),
+    body: el("tbody"),
+    total: el("tr.site-visitors-total"),
+    table: null,
+    note: el("p.hint.site-visitors-note"),
+    empty: el("p.empty.site-visitors-empty"),
+    signature: null,
+  };
+  visitors.table = el(
+    "table.site-table.site-visitors-table",
+    {},
+    el("thead", {}, visitors.head),
+    visitors.body,
+    el("tfoot", {}, visitors.total),
+  );
+  parts.visitors = visitors;
+  const { title, simulated, table, note, empty } = visitors;
+  return el("div.card.site-card.site-visitors", {}, title, simulated, table, note, empty);
 }
 
 function mountGo(ctx) {
@@ -165,6 +194,7 @@ function render(ctx) {
   reconcile(parts.body, nodes, (n) => n.node, createRow, (row, n) => updateRow(row, n, context));
 
   if (parts.go) renderGo(ctx, node, nodes);
+  renderVisitors(site.analytics);
 }
 
 /**
@@ -309,6 +339,120 @@ function renderGo(ctx, node, nodes) {
   setText(go.hint, t(note.key, vars));
   go.hint.dataset.note = note.key;
   toggle(go.hint, "warn", Boolean(note.warn));
+}
+
+// --- visitors of the last 24 hours -------------------------------------------------------------
+
+/**
+ * One row per exhibit's retained summary and the site's totals, summed as the site report sums them: the
+ * visitors and those who stopped of every exhibit with k visitors or more (one with fewer sent no such figure),
+ * attraction their ratio, the peak the highest of all. The site topic changes with every clock measurement:
+ * nothing is touched unless the summaries or the language changed.
+ */
+function renderVisitors(analytics) {
+  const v = parts.visitors;
+  const summaries = (Array.isArray(analytics) ? analytics : []).filter((s) => s && typeof s === "object");
+  const signature = `${lang()}|${JSON.stringify(summaries)}`;
+  if (v.signature === signature) return;
+  v.signature = signature;
+
+  setText(v.title, t("site.visitors_title"));
+  fill(v.head, VISITOR_COLUMNS.map((c, i) => el(i ? "th.num" : "th", {}, t(`site.visitors_col.${c}`))));
+  const seen = new Set();
+  const rows = summaries.map((s, i) => {
+    let id = String(s.exhibit ?? `#${i + 1}`);
+    if (seen.has(id)) id = `${id}#${i + 1}`;
+    seen.add(id);
+    return { id, s };
+  });
+  reconcile(v.body, rows, (r) => r.id, createVisitorRow, updateVisitorRow);
+
+  let visitors = 0;
+  let stopped = 0;
+  let peak = 0;
+  const simulated = [];
+  for (const { s } of rows) {
+    if (s.simulated) simulated.push(String(s.exhibit ?? "?"));
+    peak = Math.max(peak, number(s.occupancy_peak));
+    if (!s.suppressed) {
+      visitors += number(s.visitors);
+      stopped += number(s.stopped);
+    }
+  }
+  const totals = [
+    t("site.visitors_total"),
+    count(Math.trunc(visitors)),
+    visitors ? `${roundHalfEven((stopped / visitors) * 100)}%` : DASH,
+    DASH,
+    DASH,
+    DASH,
+    peak ? count(roundHalfEven(peak)) : DASH,
+    DASH,
+  ];
+  fill(v.total, totals.map((text, i) => el(i ? "th.num" : "th", {}, text)));
+
+  const any = rows.length > 0;
+  v.table.hidden = !any;
+  v.note.hidden = !any;
+  setText(v.note, t("site.visitors_note"));
+  v.empty.hidden = any;
+  setText(v.empty, t("site.visitors_none"));
+  v.simulated.hidden = simulated.length === 0;
+  setText(v.simulated, simulated.length ? t("site.visitors_simulated", { exhibits: simulated.join(", ") }) : "");
+}
+
+function createVisitorRow(r) {
+  const row = el("tr.site-visitor", { dataset: { exhibit: r.s.exhibit ?? "" } });
+  row.cell = { exhibit: el("span.row-name"), until: el("span.hint.site-visitors-until") };
+  row.cell.figures = VISITOR_COLUMNS.slice(1).map(() => el("td.num"));
+  row.append(el("td", {}, el("div.site-visitors-name", {}, row.cell.exhibit, row.cell.until)), ...row.cell.figures);
+  return row;
+}
+
+function updateVisitorRow(row, { s }) {
+  const suppressed = Boolean(s.suppressed);
+  const k = s.k ?? 5;
+  toggle(row, "suppressed", suppressed);
+  row.dataset.suppressed = String(suppressed);
+  row.dataset.simulated = String(Boolean(s.simulated));
+  setText(row.cell.exhibit, s.exhibit ?? "?");
+  setText(row.cell.until, typeof s.to === "number" ? t("site.visitors_until", { time: clockTime(s.to, false) }) : "");
+  const interactions = Object.values(s.interactions || {}).reduce((sum, n) => sum + number(n), 0);
+  const perVisitor = suppressed
+    ? [t("site.visitors_fewer", { k }), DASH, DASH, DASH, DASH]
+    : [
+        count(Math.trunc(number(s.visitors))),
+        typeof s.attraction === "number" ? `${roundHalfEven(s.attraction * 100)}%` : DASH,
+        seconds(s.holding_median_s),
+        seconds(s.holding_p90_s),
+        typeof s.occupancy_mean === "number" ? s.occupancy_mean.toFixed(2) : DASH,
+      ];
+  const peak = typeof s.occupancy_peak === "number" ? count(s.occupancy_peak) : DASH;
+  const cells = [...perVisitor, peak, count(Math.trunc(interactions))];
+  cells.forEach((text, i) => setText(row.cell.figures[i], text));
+  row.cell.figures[0].title = suppressed ? t("site.visitors_fewer_title", { k }) : "";
+}
+
+function number(value) {
+  const n = Number(value);
+  return Number.isFinite(n) ? n : 0;
+}
+
+function count(value) {
+  return typeof value === "number" ? value.toLocaleString(lang() === "zh" ? "zh-CN" : "en-GB") : DASH;
+}
+
+function seconds(value) {
+  return typeof value === "number" ? t("analytics.seconds", { s: value }) : DASH;
+}
+
+/** Rounded as the site report (Python's round) rounds: a half to the even neighbour. */
+function roundHalfEven(value) {
+  const floor = Math.floor(value);
+  const rest = value - floor;
+  if (rest > 0.5) return floor + 1;
+  if (rest < 0.5) return floor;
+  return floor % 2 === 0 ? floor : floor + 1;
 }
 
 /** Milliseconds with a sign and one decimal: "+0.2", "−3.5", "0.0". */

@@ -5,6 +5,7 @@ context (no cookies, no storage) at a 10-inch tablet's 1280x800."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -172,9 +173,10 @@ def browser() -> Iterator[Any]:  # and every asyncio test after this folder woul
         chromium.close()
 
 
-@pytest.fixture
-def page(browser: Any, console: ConsoleProcess) -> Iterator[Any]:
-    context = browser.new_context(viewport=TABLET, locale="en-US", base_url=console.url)
+@contextlib.contextmanager
+def watched_tab(browser: Any, url: str) -> Iterator[Any]:
+    """A tablet-sized English tab on ``url`` whose script errors fail the test when it is closed."""
+    context = browser.new_context(viewport=TABLET, locale="en-US", base_url=url)
     context.set_default_timeout(10_000)
     tab = context.new_page()
     errors: list[str] = []
@@ -183,6 +185,12 @@ def page(browser: Any, console: ConsoleProcess) -> Iterator[Any]:
     yield tab
     context.close()
     assert not errors, f"the page threw: {errors}"
+
+
+@pytest.fixture
+def page(browser: Any, console: ConsoleProcess) -> Iterator[Any]:
+    with watched_tab(browser, console.url) as tab:
+        yield tab
 
 
 def sign_in(page: Any, user: str) -> None:

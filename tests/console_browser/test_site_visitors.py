@@ -21,7 +21,7 @@ from playwright.sync_api import expect
 
 from content.report.site import site_html
 from tests.conftest import Mosquitto, require_tool
-from tests.console_browser.conftest import TABLET, TEST_EXHIBIT, ConsoleProcess, launch_console, sign_in
+from tests.console_browser.conftest import TEST_EXHIBIT, ConsoleProcess, launch_console, sign_in, watched_tab
 
 STATIC = Path(__file__).resolve().parents[2] / "content" / "console" / "static"
 ZH = json.loads((STATIC / "i18n" / "zh.json").read_text(encoding="utf-8"))
@@ -82,16 +82,10 @@ def node(broker: Mosquitto, accounts: Path, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture
 def site_page(browser: Any, node: ConsoleProcess) -> Iterator[Any]:
     """A viewer (the card needs no command) on the Site tab, in English; the page must throw nothing."""
-    context = browser.new_context(viewport=TABLET, locale="en-US", base_url=node.url)
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    sign_in(tab, "victor")
-    tab.click(".tab[data-tab=site]")
-    yield tab
-    context.close()
-    assert not errors, f"the page threw: {errors}"
+    with watched_tab(browser, node.url) as tab:
+        sign_in(tab, "victor")
+        tab.click(".tab[data-tab=site]")
+        yield tab
 
 
 def test_the_site_page_adds_up_every_exhibits_last_24_hours(site_page: Any, broker: Mosquitto) -> None:

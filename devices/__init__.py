@@ -5,6 +5,7 @@ from devices.dmx import DmxDevice, DmxDeviceConfig, SimulatedDmx
 from devices.osc_out import OscOutConfig, OscOutDevice, SimulatedOscOut
 from devices.pjlink import PjlinkConfig, PjlinkDevice, SimulatedPjlink
 from devices.power_schedule import SERVICE as POWER_SERVICE
+from devices.sound.device import SimulatedSound, SoundDevice, SoundDeviceConfig, sound_device_config
 from devices.wake_on_lan import SimulatedWakeOnLan, WakeOnLanConfig, WakeOnLanDevice
 from engine.registry import DriverSpec, Registry
 
@@ -18,3 +19,5 @@ def register(registry: Registry) -> None:
     registry.add_device(DriverSpec("pjlink", PjlinkConfig, PjlinkDevice, SimulatedPjlink))
     registry.add_device(DriverSpec("wake_on_lan", WakeOnLanConfig, WakeOnLanDevice, SimulatedWakeOnLan))
     registry.add_service(POWER_SERVICE)
+    registry.add_device(DriverSpec("sound", SoundDeviceConfig, SoundDevice, SimulatedSound))
+    registry.sound_device = sound_device_config

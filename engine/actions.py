@@ -33,6 +33,7 @@ from engine.show_model import (
     VariableAction,
 )
 from engine.signals import SignalStore
+from engine.sound_model import SOUND_DEVICE, SoundAction
 
 log = logging.getLogger("engine.actions")
 
@@ -158,6 +159,8 @@ def _compile(
         return lambda ctx, fade: ctx.arm(action.arm, True)
     if isinstance(action, DisarmAction):
         return lambda ctx, fade: ctx.arm(action.disarm, False)
+    if isinstance(action, SoundAction):
+        return _sound_step(action)
     assert isinstance(action, TimelineAction)
     return _timeline_step(action, origin)
 
@@ -273,6 +276,13 @@ def _preset_step(action: PresetAction, origin: Cause | None = None, default_fade
                 ctx.fades.set_now(target, prop, value, cause_for(None))
 
     return step
+
+
+def _sound_step(action: SoundAction) -> Step:
+    """A sound is played by the `sound` device, as a message (`/play/chime [fade]`): it goes through the same safety
+    gate as OSC, so nothing starts to sound while PANIC holds."""
+    address, args = f"/{action.do}/{action.sound}", [float(action.fade or 0.0)]
+    return lambda ctx, fade: ctx.message(SOUND_DEVICE, address, args)
 
 
 def _osc_step(action: OscAction) -> Step:

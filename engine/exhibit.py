@@ -11,6 +11,7 @@ from engine.analytics.settings import AnalyticsSettings
 from engine.control.settings import ConsoleSettings, ControlSettings
 from engine.model import DeviceConfig, Mapping, MqttSettings, Name, SensorConfig, Strict, Title
 from engine.show_model import CueListSpec, MachineSpec, RuleSpec, SafetySpec, ScheduleSpec
+from engine.sound_model import MASTER, SOUND_DEVICE, AudioSettings, SoundSpec
 from engine.timeline import TimelineSpec
 
 if TYPE_CHECKING:
@@ -41,6 +42,15 @@ class ExhibitBase(Strict):
     console: ConsoleSettings = Field(
         default_factory=ConsoleSettings,  # type: ignore[arg-type]
         description="The operators' web console and HTTP/WebSocket API.",
+    )
+    sounds: dict[Name, SoundSpec] = Field(
+        default_factory=dict,
+        description="Sounds, by name: `{sound: chime}` plays one; `sound.<name>.volume` (and `.rate`, `.pan`) are "
+        "properties mappings, cues and timelines drive.",
+    )
+    audio: AudioSettings = Field(
+        default_factory=AudioSettings,  # type: ignore[arg-type]
+        description="The audio output: master volume and the ceiling no sound exceeds.",
     )
     analytics: AnalyticsSettings = Field(
         default_factory=AnalyticsSettings,
@@ -80,6 +90,22 @@ def component_adapter(registry: Registry, section: Literal["sensors", "devices"]
 
     specs = registry.sensors if section == "sensors" else registry.devices
     return TypeAdapter(_union([spec.config for spec in specs.values()]))
+
+
+def with_sound_device(exhibit: ExhibitBase, registry: Registry) -> list[tuple[str, str]]:
+    """Give the ``sounds:`` section its output device, ``sound`` (``devices/sound/``), so sounds are properties and
+    outputs like any other. Returns (section, problem) for a name that clashes."""
+    problems: list[tuple[str, str]] = []
+    if MASTER in exhibit.sounds:
+        problems.append(("sounds", f"`{MASTER}` is the name of every sound at once (`sound.master.volume`)"))
+    if not exhibit.sounds or registry.sound_device is None:
+        return problems
+    for section in ("sensors", "devices"):
+        if SOUND_DEVICE in getattr(exhibit, section):
+            problems.append((section, f"`{SOUND_DEVICE}` is the device the `sounds:` section becomes"))
+    if not problems:
+        exhibit.devices[SOUND_DEVICE] = registry.sound_device(exhibit.sounds, exhibit.audio)
+    return problems
 
 
 def with_action_peers(exhibit: ExhibitBase, registry: Registry) -> list[tuple[str, str]]:

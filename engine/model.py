@@ -62,6 +62,15 @@ class Outputs:
         """What it is sent on PANIC, at startup and before a clean stop."""
         return {}
 
+    def initial_state(self) -> dict[str, Any]:
+        """What its properties are when the show starts (fades start from these): the safe state, unless the
+        output starts elsewhere (a sound's declared volume)."""
+        return self.safe_state()
+
+    def reset_state(self) -> dict[str, Any]:
+        """What a PANIC reset puts back at once (the master volume of sound); most outputs wait for the show."""
+        return {}
+
     def health_figures(self) -> dict[str, StoreType]:
         """Its kind's own health figures (``commands`` is read as ``<name>.health.commands``), beside the
         ``status``, ``reason`` and ``since`` every component has."""
@@ -258,6 +267,7 @@ class Mapping(Strict):
 
 SIGNAL_REFERENCE = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z0-9_]+(?:\.[a-z0-9_]+)*)$")
 """``sensor.signal``; pose signals have more levels (``body.nearest.hand_height``)."""
-PROPERTY_REFERENCE = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)$")
+PROPERTY_REFERENCE = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)?)$")
+"""`device.property`; a property may have two parts (`sound.water.volume`: the `sound` device's `water.volume`)."""
 SLOT_REFERENCE = re.compile(r"^([a-z][a-z0-9_]*)\{slot\}([a-z0-9_]*)\.([a-z][a-z0-9_]*)$")
 """A fan-out target: `spot{slot}.level` names spot1.level, spot2.level..."""

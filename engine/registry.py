@@ -62,6 +62,8 @@ class Registry:
     """The model of the exhibit's ``scene:`` section, when a renderer is registered (content/)."""
     osc_peer: Callable[[str, int], DeviceConfig] | None = None
     """The config of the device an `{osc: ...}` action to a host and port sends through (devices/osc_out.py)."""
+    sound_device: Callable[[Any, Any], DeviceConfig] | None = None
+    """The config of the device the exhibit's ``sounds:`` become, from its sounds and ``audio:`` (devices/sound/)."""
 
     def add_sensor(self, spec: DriverSpec[Any]) -> None:
         self._add(self.sensors, spec, SensorConfig)

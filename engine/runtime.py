@@ -183,7 +183,7 @@ class Runtime:
             if outputs_config.is_motion():
                 self.safety.add_motion(name, outputs_config.safe_state())
             setter = self.safety.gate(name, target.set)
-            self.fades.add_target(name, setter, outputs_config.safe_state(), outputs_config.max_rate())
+            self.fades.add_target(name, setter, outputs_config.initial_state(), outputs_config.max_rate())
         for device in self.devices.values():
             device.before_show()
         show = self._new_show(self.exhibit, {name: config for name, (_, config) in outputs.items()})

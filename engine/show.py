@@ -365,6 +365,10 @@ class Show:
             return
         self.panicked = False
         self.store.set(PANIC_SIGNAL, False)
+        cause = Cause("safe", "PANIC reset", "PANIC reset: put back")
+        for name, outputs in self.outputs.items():
+            for prop, value in outputs.reset_state().items():  # the sound's master: the room is not mute for ever
+                self.fades.set_now(name, prop, value, cause)
         self.start(arm=False)  # motion waits for a deliberate arm, as after an e-stop
         log.info("PANIC reset: logic restarted from the initial states; motion devices stay disarmed until armed")
 

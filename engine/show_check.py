@@ -24,6 +24,7 @@ from engine.show_model import (
     VariableAction,
 )
 from engine.signals import SignalStore
+from engine.sound_model import SoundAction
 from engine.yamlpos import PositionedData, YamlPath
 
 
@@ -126,6 +127,8 @@ class _Checker:
                     )
         elif isinstance(action, TimelineAction):
             self.named((*path, "timeline"), action.timeline, exhibit.timelines, "timeline")
+        elif isinstance(action, SoundAction):
+            self.named((*path, "sound"), action.sound, exhibit.sounds, "sound")
         elif isinstance(action, PresetAction):
             self.named((*path, "preset"), action.preset, exhibit.presets, "preset")
         elif isinstance(action, VariableAction):

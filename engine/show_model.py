@@ -15,6 +15,7 @@ from pydantic import Discriminator, Field, Tag, model_validator
 from engine.curves import Curve, Duration
 from engine.model import PROPERTY_REFERENCE, Name, Strict
 from engine.schedule import OpeningHours
+from engine.sound_model import SoundAction
 
 Literal_ = float | int | bool | str
 
@@ -126,7 +127,7 @@ class DisarmAction(Strict):
     disarm: Name = Field(description="The motion device.")
 
 
-ACTION_KEYS = ("set", "delay", "cue", "timeline", "event", "osc", "var", "preset", "arm", "disarm")
+ACTION_KEYS = ("set", "delay", "cue", "timeline", "event", "osc", "var", "preset", "arm", "disarm", "sound")
 
 
 def _action_kind(value: Any) -> str | None:
@@ -144,7 +145,8 @@ Action = Annotated[
     | Annotated[VariableAction, Tag("var")]
     | Annotated[PresetAction, Tag("preset")]
     | Annotated[ArmAction, Tag("arm")]
-    | Annotated[DisarmAction, Tag("disarm")],
+    | Annotated[DisarmAction, Tag("disarm")]
+    | Annotated[SoundAction, Tag("sound")],
     Discriminator(
         _action_kind,
         custom_error_type="action_kind",

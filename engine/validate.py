@@ -17,12 +17,13 @@ from pydantic import ValidationError
 
 from engine.catalogue import build_catalogue, reserved_names
 from engine.errors import UserError
-from engine.exhibit import ExhibitBase, build_exhibit_model, component_adapter, with_action_peers
+from engine.exhibit import ExhibitBase, build_exhibit_model, component_adapter, with_action_peers, with_sound_device
 from engine.migrations import migrate
 from engine.model import PROPERTY_REFERENCE, SIGNAL_REFERENCE
 from engine.problems import ExhibitInvalid, Problem, did_you_mean
 from engine.registry import Registry
 from engine.show_check import show_problems
+from engine.sound_model import SOUND_DEVICE, sound_file_problem, sound_properties
 from engine.yamlpos import PositionedData, YamlPath, load_yaml
 
 EXHIBIT_FILE = "exhibit.yaml"
@@ -71,6 +72,7 @@ def validate_text(text: str, file: str, registry: Registry, *, hardware: bool = 
     if exhibit is not None and not problems:
         problems += _name_problems(doc, exhibit, registry)
         problems += _osc_peer_problems(doc, exhibit, registry)
+        problems += [doc.problem((section,), message) for section, message in with_sound_device(exhibit, registry)]
         problems += _final_problems(doc, exhibit)
         problems += _component_problems(doc, exhibit, hardware)
         problems += show_problems(doc, exhibit, build_catalogue(exhibit, registry))
@@ -207,6 +209,9 @@ def _cross_reference_problems(doc: PositionedData, registry: Registry) -> list[P
     devices = _declared(doc, registry, "devices")
     # Mappings drive devices, and sensors that take commands too (a board's LED).
     targets = {name: c for name, c in sensors.items() if c is None or c.settable_properties()} | devices
+    sounds = doc.data.get("sounds")
+    if isinstance(sounds, dict) and SOUND_DEVICE not in targets:
+        targets[SOUND_DEVICE] = SoundTargets([str(name) for name in sounds])
     problems: list[Problem] = []
     mappings = doc.data.get("mappings")
     for index, mapping in enumerate(mappings if isinstance(mappings, list) else []):
@@ -353,7 +358,7 @@ def _final_problems(doc: PositionedData, exhibit: ExhibitBase) -> list[Problem]:
                     "a mapping follows a number or a true/false signal",
                 )
             )
-        device_name, prop = mapping.slot_target(1).split(".")
+        device_name, prop = mapping.slot_target(1).split(".", 1)
         target = devices.get(device_name) or sensors[device_name]
         if mapping.output is None and target.property_range(prop) is None:
             problems.append(
@@ -371,10 +376,23 @@ def _a(signal_type: str) -> str:
     return {"event": "an event", "object": "a list of visitors", "str": "text"}.get(signal_type, signal_type)
 
 
+class SoundTargets:
+    """What mappings may drive of the ``sounds:`` section before it is a device (the cross-reference stage)."""
+
+    def __init__(self, sounds: list[str]) -> None:
+        self.names = sound_properties(sounds)
+
+    def settable_properties(self) -> list[str]:
+        return self.names
+
+
 def _component_problems(doc: PositionedData, exhibit: ExhibitBase, hardware: bool) -> list[Problem]:
     """Driver-specific checks: missing files always, missing hardware with ``check --hardware``."""
     base = Path(doc.file).parent
     problems: list[Problem] = []
+    for name, sound in exhibit.sounds.items():
+        if (unplayable := sound_file_problem(base, sound.file)) is not None:
+            problems.append(doc.problem(("sounds", name, "file"), unplayable))
     for name, sensor in exhibit.sensors.items():
         found = sensor.check_files(base) + (sensor.check_hardware() if hardware else [])
         problems += [doc.problem(("sensors", name, *where), message) for where, message in found]

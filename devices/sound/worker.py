@@ -1,0 +1,483 @@
+"""The sound process: Panda3D's OpenAL back-end (OpenAL Soft 1.19, bundled in the wheel), driven by commands.
+
+It runs in a process of its own (``multiprocessing.get_context("spawn")``, see :mod:`devices.sound.process`)
+because the renderer's processes force ``audio-library-name null`` (:mod:`content.offscreen`), because Panda's
+audio calls hold the GIL and one global lock (they must not stall the engine's loop), and because OpenAL Soft
+reads its configuration (``ALSOFT_CONF``, ``ALSOFT_DRIVERS``) once, at the first call in a process.
+
+The loop wakes for each command as it arrives (so a cue is heard within a mixing block of being sent) and
+ticks at 100 Hz: it advances fades and ramps, notices sounds that have ended and calls ``mgr.update()``
+(which streams long files). Fades are linear in amplitude: simple, and the level is at 0 exactly when a
+fade-out ends. OpenAL interpolates each volume step over one mixing block, so a 100 Hz ramp has no steps.
+
+Panda's OpenAL back-end has no working balance (``setBalance`` does nothing), so ``pan`` places a mono,
+non-positional (listener-relative) sound on the unit circle at ``pan * 90°``; stereo files are never panned or
+spatialised by OpenAL, and a warning says so.
+
+With no sound device Panda gives a null manager: the worker says so in its ``ready`` reply and runs on, taking
+commands, so the exhibit runs without sound rather than not at all (a sound that does not loop is then reported
+``stopped`` at the tick after its Play: nothing is playing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import multiprocessing
+import os
+import queue
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from multiprocessing.queues import Queue
+from typing import Any, Literal
+
+from devices.sound.protocol import (
+    ListenerAt,
+    Load,
+    Master,
+    Pause,
+    Play,
+    Position,
+    Quit,
+    Resume,
+    Set,
+    Silence,
+    SoundCommand,
+    SoundReply,
+    StopSound,
+    WorkerSettings,
+)
+
+log = logging.getLogger("devices.sound")
+
+TICK = 0.01
+"""Seconds between ticks (fades, end-of-sound checks, ``mgr.update()``): 100 Hz."""
+SILENCE_MARGIN = 0.03
+"""A :class:`Silence` fade ends this long before its deadline: the tick that stops the sounds may come up to
+one tick late, and the mixer needs a block to hear it."""
+PARENT_CHECK_TICKS = 50
+"""Every this many ticks the worker checks that its parent is alive, and quits if not (no orphaned audio)."""
+RENDER_ENV = "EXHIBIT_SOUND_RENDER"
+"""The render file reaches OpenAL Soft's config through this variable (it expands ``$VARS``), so a path needs
+no quoting in the config file."""
+
+PAN_DEGREES = 90.0
+"""Pan ±1 puts a sound at ±90° (fully on one side); ±0.5 is about 13 dB between the channels."""
+
+
+def _alsoft_conf(settings: WorkerSettings) -> str:
+    # Every key that matters is set: ALSOFT_CONF is read after ~/.config/alsoft.conf etc. and overrides key by key.
+    return (
+        "[general]\n"
+        "drivers=wave\n"
+        f"frequency={settings.frequency}\n"
+        "channels=stereo\n"
+        "sample-type=int16\n"
+        f"period_size={settings.period_size}\n"
+        "stereo-mode=speakers\n"
+        "hrtf=false\n"
+        "dither=false\n"  # int16 dithers ±1 LSB by default, even in silence: off gives exact digital silence
+        "output-limiter=true\n"
+        "[wave]\n"
+        f"file=${RENDER_ENV}\n"
+    )
+
+
+class Ramped:
+    """A value that can glide to a target: linear over ``fade`` seconds, or at once."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+        self.target = value
+        self._start = value
+        self._t0 = 0.0
+        self._duration = 0.0
+
+    def to(self, target: float, fade: float, now: float) -> None:
+        self.target = target
+        if fade <= 0:
+            self.value = self._start = target
+            self._duration = 0.0
+        else:
+            self._start, self._t0, self._duration = self.value, now, fade
+
+    @property
+    def moving(self) -> bool:
+        return self._duration > 0
+
+    def advance(self, now: float) -> bool:
+        """Move along the ramp; True if the value changed."""
+        if not self._duration:
+            return False
+        x = (now - self._t0) / self._duration
+        if x >= 1.0:
+            self.value, self._duration = self.target, 0.0
+        else:
+            self.value = self._start + (self.target - self._start) * max(0.0, x)
+        return True
+
+
+@dataclass
+class Voice:
+    """One loaded sound and what the worker knows of it (Panda's own state is not to be trusted on a null
+    manager, where every sound reports READY)."""
+
+    name: str
+    sound: Any
+    loop: bool
+    mono: bool
+    positional: bool
+    volume: Ramped
+    rate: Ramped
+    pan: Ramped | None
+    gain: Ramped = field(default_factory=lambda: Ramped(1.0))
+    """The fade envelope, kept apart from the volume so a fade and a volume ramp combine."""
+    state: Literal["stopped", "playing", "paused"] = "stopped"
+    after_fade: Literal["stop", "pause"] | None = None
+    paused_at: float = 0.0
+    warned: bool = False
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return min(high, max(low, value))
+
+
+class Mixer:
+    """Carries out commands on one Panda audio manager. Not thread-safe: the worker's loop owns it."""
+
+    def __init__(self, core: Any, mgr: Any, replies: Queue[SoundReply], valid: bool) -> None:
+        self._core = core
+        self.mgr = mgr
+        self._replies = replies
+        self.valid = valid
+        self.voices: dict[str, Voice] = {}
+        self.master = Ramped(1.0)
+        self.master_setting = 1.0
+        """The master volume last asked for: a :class:`Silence` returns to it."""
+        self._silences: list[float] = []
+        """Deadlines of :class:`Silence` commands in progress (one reply each)."""
+
+    def reply(self, *items: Any) -> None:
+        self._replies.put(tuple(items))
+
+    # -- commands ---------------------------------------------------------------------------------------------
+
+    def handle(self, command: SoundCommand, now: float) -> None:
+        match command:
+            case Load():
+                self._load(command, now)
+            case Play(name, fade):
+                if voice := self._voice(name):
+                    self._play(voice, fade, now, at=0.0)
+            case Resume(name, fade):
+                if voice := self._voice(name):
+                    self._resume(voice, fade, now)
+            case StopSound(name, fade) | Pause(name, fade):
+                if voice := self._voice(name):
+                    self._fade_out(voice, "stop" if isinstance(command, StopSound) else "pause", fade, now)
+            case Set():
+                if voice := self._voice(command.name):
+                    self._set(voice, command, now)
+            case Position(name, x, y, z):
+                if voice := self._voice(name):
+                    if voice.positional:
+                        voice.sound.set3dAttributes(x, y, z, 0, 0, 0)
+                    else:
+                        self.reply("error", name, f"{name!r} was not loaded as positional: use pan instead")
+            case ListenerAt(x, y, z, forward, up):
+                self.mgr.audio3dSetListenerAttributes(x, y, z, 0, 0, 0, *forward, *up)
+            case Master(volume, fade):
+                self.master_setting = _clamp(volume, 0.0, 1.0)
+                if not self._silences:  # a Silence in progress wins; it restores this setting when done
+                    self.master.to(self.master_setting, fade, now)
+                    self._apply_master()
+            case Silence(within):
+                self._silences.append(now + max(0.0, within))
+                # From the level now to 0 by the earliest deadline (a second PANIC can only make it sooner).
+                self.master.to(0.0, min(self._silences) - SILENCE_MARGIN - now, now)
+                self._apply_master()
+                self._check_silence()
+            case _:
+                self.reply("error", "", f"not a sound command: {command!r}")
+
+    def _voice(self, name: str) -> Voice | None:
+        voice = self.voices.get(name)
+        if voice is None:
+            self.reply("error", name, f"no sound is loaded as {name!r}")
+        return voice
+
+    def _load(self, command: Load, now: float) -> None:
+        core = self._core
+        old = self.voices.pop(command.name, None)
+        if old is not None:
+            old.sound.stop()
+        if not os.path.isfile(command.path):
+            self.reply("error", command.name, f"no such sound file: {command.path}")
+            return
+        filename = core.Filename.fromOsSpecific(command.path)
+        sound = self.mgr.getSound(filename, positional=command.positional)
+        # A file Panda cannot read gives a NullAudioSound, not an exception (on a null manager every sound is one).
+        if self.valid and sound.getType().getName() == "NullAudioSound":
+            self.reply("error", command.name, f"cannot read {command.path} as a sound (see the audio log)")
+            return
+        cursor = core.MovieAudio.get(filename).open()
+        mono = cursor is not None and cursor.audioChannels() == 1
+        voice = Voice(
+            command.name,
+            sound,
+            loop=command.loop,
+            mono=mono,
+            positional=command.positional,
+            volume=Ramped(_clamp(command.volume, 0.0, 1.0)),
+            rate=Ramped(max(0.01, command.rate)),
+            pan=None,
+        )
+        sound.setLoop(command.loop)
+        if command.positional and not mono:
+            self._warn(voice, "a stereo file is not spatialised (OpenAL places mono sounds only)")
+        if command.pan is not None:
+            if command.positional:
+                self._warn(voice, "pan is ignored on a positional sound: Position places it")
+            elif mono:
+                voice.pan = Ramped(_clamp(command.pan, -1.0, 1.0))
+            else:
+                self._warn(voice, "pan is ignored on a stereo file (OpenAL pans mono sounds only)")
+        self._apply(voice)
+        self.voices[command.name] = voice
+
+    def _warn(self, voice: Voice, text: str) -> None:
+        if not voice.warned:
+            voice.warned = True
+            self.reply("warning", voice.name, text)
+
+    def _play(self, voice: Voice, fade: float, now: float, at: float) -> None:
+        sound = voice.sound
+        sound.stop()
+        voice.gain.to(0.0, 0.0, now)
+        voice.gain.to(1.0, fade, now)
+        voice.after_fade = None
+        self._apply(voice)
+        sound.setTime(at)  # play() starts here (0 for Play; the paused position for Resume)
+        sound.play()
+        voice.state = "playing"
+
+    def _resume(self, voice: Voice, fade: float, now: float) -> None:
+        if voice.state == "paused":
+            self._play(voice, fade, now, at=voice.paused_at)
+        elif voice.state == "playing":  # cancel a fade-out on its way
+            voice.after_fade = None
+            voice.gain.to(1.0, fade, now)
+            self._apply(voice)
+        else:
+            self._play(voice, fade, now, at=0.0)
+
+    def _fade_out(self, voice: Voice, then: Literal["stop", "pause"], fade: float, now: float) -> None:
+        if voice.state == "playing" and fade > 0:
+            voice.after_fade = then
+            voice.gain.to(0.0, fade, now)
+        elif voice.state == "playing":
+            self._halt(voice, then)
+        elif then == "stop":  # stopping a paused sound forgets its position
+            voice.state = "stopped"
+
+    def _halt(self, voice: Voice, then: Literal["stop", "pause"]) -> None:
+        if then == "pause":
+            voice.paused_at = float(voice.sound.getTime())
+        voice.sound.stop()
+        voice.state = "paused" if then == "pause" else "stopped"
+        voice.after_fade = None
+
+    def _set(self, voice: Voice, command: Set, now: float) -> None:
+        if command.param == "volume":
+            voice.volume.to(_clamp(command.value, 0.0, 1.0), command.fade, now)
+        elif command.param == "rate":
+            voice.rate.to(max(0.01, command.value), command.fade, now)
+        elif command.param == "pan":
+            if voice.positional or not voice.mono:
+                self._warn(voice, "pan works on mono, non-positional sounds only")
+                return
+            if voice.pan is None:
+                voice.pan = Ramped(0.0)
+            voice.pan.to(_clamp(command.value, -1.0, 1.0), command.fade, now)
+        else:
+            self.reply("error", voice.name, f"cannot set {command.param!r}: volume, rate or pan")
+            return
+        self._apply(voice)
+
+    # -- applying ---------------------------------------------------------------------------------------------
+
+    def _apply(self, voice: Voice) -> None:
+        self._apply_volume(voice)
+        voice.sound.setPlayRate(voice.rate.value)
+        self._apply_pan(voice)
+
+    def _apply_volume(self, voice: Voice) -> None:
+        voice.sound.setVolume(voice.volume.value * voice.gain.value)
+
+    def _apply_pan(self, voice: Voice) -> None:
+        if voice.pan is not None:
+            # Non-positional sources are listener-relative: the unit circle in front, no distance attenuation.
+            theta = math.radians(voice.pan.value * PAN_DEGREES)
+            voice.sound.set3dAttributes(math.sin(theta), math.cos(theta), 0, 0, 0, 0)
+
+    def _apply_master(self) -> None:
+        self.mgr.setVolume(self.master.value)
+
+    def tick(self, now: float) -> None:
+        """Advance ramps, finish fades, notice sounds that ended, then let Panda update."""
+        if self.master.advance(now):
+            self._apply_master()
+        self._check_silence()
+        playing = self._core.AudioSound.PLAYING
+        for voice in self.voices.values():
+            if voice.volume.advance(now) | voice.gain.advance(now):
+                self._apply_volume(voice)
+            if voice.rate.advance(now):
+                voice.sound.setPlayRate(voice.rate.value)
+            if voice.pan is not None and voice.pan.advance(now):
+                self._apply_pan(voice)
+            if voice.after_fade and not voice.gain.moving:
+                self._halt(voice, voice.after_fade)
+            if voice.state == "playing" and not voice.loop and voice.sound.status() != playing:
+                voice.state = "stopped"
+                self.reply("stopped", voice.name)
+        self.mgr.update()
+
+    def _check_silence(self) -> None:
+        if not self._silences or self.master.moving:
+            return
+        for voice in self.voices.values():
+            voice.sound.stop()
+            voice.state = "stopped"
+            voice.after_fade = None
+        self.mgr.stopAllSounds()
+        self.master.to(self.master_setting, 0.0, 0.0)
+        self._apply_master()  # later plays are heard again
+        done = time.monotonic()
+        for _ in self._silences:
+            self.reply("silent", done)
+        self._silences.clear()
+
+
+class _Caught:
+    def __init__(self, file: Any) -> None:
+        self.file = file
+
+    def text(self) -> str:
+        self.file.seek(0)
+        return str(self.file.read().decode("utf-8", "replace"))
+
+
+@contextlib.contextmanager
+def _stderr_caught() -> Any:
+    """What C libraries write to file descriptor 2 meanwhile, kept instead of shown (``.text()`` after)."""
+    with tempfile.TemporaryFile() as caught:
+        saved = os.dup(2)
+        try:
+            os.dup2(caught.fileno(), 2)
+            yield _Caught(caught)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _first_reason(said: str) -> str:
+    """The line of what the libraries said that names the cause (Panda's, else the last ALSA one), as `: ...`."""
+    lines = [line.strip() for line in said.splitlines() if line.strip()]
+    panda = [line for line in lines if line.startswith(":audio") and "device" in line.lower()]
+    chosen = panda[0] if panda else (lines[-1] if lines else "")
+    return f" ({chosen[:160]})" if chosen else ""
+
+
+def worker_main(commands: Queue[SoundCommand], replies: Queue[SoundReply], settings: WorkerSettings) -> None:
+    """The sound process's entry point: open the output, reply ``ready``, carry out commands until :class:`Quit`
+    (or until the parent dies), then shut the manager down (which finalises a rendered WAV) and reply
+    ``closed``."""
+    conf_dir: str | None = None
+    os.environ.setdefault("ALSOFT_LOGLEVEL", "0")  # OpenAL Soft's own warnings go to stderr otherwise
+    # OpenAL Soft reads these once, at the first OpenAL call in the process: set them before Panda opens it.
+    if settings.render_to is not None:
+        conf_dir = tempfile.mkdtemp(prefix="exhibit-sound-")
+        conf = os.path.join(conf_dir, "alsoft.conf")
+        with open(conf, "w", encoding="utf-8") as file:
+            file.write(_alsoft_conf(settings))
+        os.environ["ALSOFT_CONF"] = conf
+        os.environ[RENDER_ENV] = os.path.abspath(settings.render_to)
+        os.environ.pop("ALSOFT_DRIVERS", None)  # it would override drivers=wave
+    elif settings.driver is not None:
+        os.environ["ALSOFT_DRIVERS"] = settings.driver
+    said = ""
+    try:
+        import panda3d.core as core
+
+        # The most recent page wins before the first manager: undo content.offscreen's `null` if it was imported.
+        core.loadPrcFileData("sound worker", "audio-library-name p3openal_audio")
+        with _stderr_caught() as caught:  # ALSA and Panda write a screenful where there is no sound card
+            mgr = core.AudioManager.createAudioManager()
+            said = caught.text()
+    except Exception as exc:  # nothing to shut down: say why, and exit
+        replies.put(("fatal", f"the sound manager did not start: {type(exc).__name__}: {exc}"))
+        if conf_dir:
+            shutil.rmtree(conf_dir, ignore_errors=True)
+        return
+    try:
+        valid = bool(mgr.isValid())
+        fallback = None if valid else "no sound device could be opened" + _first_reason(said)
+        info = {"valid": valid, "type": str(mgr.getType()), "started": time.monotonic(), "fallback": fallback}
+        replies.put(("ready", info))
+        _run(Mixer(core, mgr, replies, valid), commands)
+    finally:
+        # Release the sounds first: a rendered file ends when the device closes, so the less shutdown() has to do
+        # after `closing` is taken, the closer `closing` is to the file's last sample.
+        with contextlib.suppress(Exception):
+            mgr.stopAllSounds()
+        closing = time.monotonic()
+        mgr.shutdown()  # closes the device (all managers); the wave back-end writes the WAV's sizes now
+        replies.put(("closed", closing, time.monotonic()))
+        if conf_dir:
+            shutil.rmtree(conf_dir, ignore_errors=True)
+
+
+def _run(mixer: Mixer, commands: Queue[SoundCommand]) -> None:
+    try:
+        _loop(mixer, commands)
+    finally:
+        mixer.voices.clear()  # Panda frees each sound's source and buffer with the last reference
+
+
+def _loop(mixer: Mixer, commands: Queue[SoundCommand]) -> None:
+    parent = multiprocessing.parent_process()
+    next_tick = time.monotonic()
+    ticks = 0
+    while True:
+        wait = next_tick - time.monotonic()
+        if wait > 0:
+            try:
+                command = commands.get(timeout=wait)  # wakes at once for a command: cues are not held to a tick
+            except queue.Empty:
+                pass
+            except (EOFError, OSError):  # the parent's end of the queue is gone: so is the parent
+                log.warning("sound: the controller has gone; the sound process quits")
+                return
+            else:
+                if isinstance(command, Quit):
+                    return
+                try:
+                    mixer.handle(command, time.monotonic())
+                except Exception as exc:  # one bad command must not end the sound of the exhibit
+                    log.exception("sound: %r failed", command)
+                    with contextlib.suppress(Exception):
+                        mixer.reply("error", getattr(command, "name", ""), f"{type(exc).__name__}: {exc}")
+                continue
+        now = time.monotonic()
+        mixer.tick(now)
+        next_tick += TICK
+        if next_tick < now:  # fell behind (a busy machine): tick again soon, without a burst to catch up
+            next_tick = now + TICK
+        ticks += 1
+        if parent is not None and ticks % PARENT_CHECK_TICKS == 0 and not parent.is_alive():
+            log.warning("sound: the controller has gone; the sound process quits")
+            return

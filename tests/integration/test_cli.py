@@ -35,7 +35,7 @@ def test_flagship_runs_on_the_embedded_defaults_with_simulated_sensors():
     log = result.stderr
     assert "embedded MQTT broker (amqtt) listening" in log
     assert "connected to the MQTT broker" in log
-    assert "all 7 devices are in their safe state" in log
+    assert "all 8 devices are in their safe state" in log
     assert "pose sensor body is simulated from recordings/visitors.jsonl.gz" in log
     assert "published offline" in log
     assert "Traceback" not in log
@@ -229,7 +229,7 @@ def test_run_falls_back_to_a_free_port_when_the_embedded_one_is_taken():
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert f"port {port} is taken; the embedded broker uses" in result.stderr
-    assert "all 7 devices are in their safe state" in result.stderr
+    assert "all 8 devices are in their safe state" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -266,7 +266,7 @@ def test_a_second_run_right_after_the_first_keeps_the_embedded_port(launcher, su
     assert second.returncode == 0, second.stderr
     assert "is taken" not in second.stderr
     assert f"embedded MQTT broker (amqtt) listening on mqtt://127.0.0.1:{port}" in second.stderr
-    assert "all 7 devices are in their safe state" in second.stderr
+    assert "all 8 devices are in their safe state" in second.stderr
 
 
 def test_shot_a_missing_exhibit_or_an_unwritable_output_is_one_sentence(tmp_path: Path, a_file: Path):

@@ -243,11 +243,12 @@ async def paced(fire: Fire, plan: LogicPlan) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def engine_log_to(path: Path) -> Iterator[None]:
-    """The engine's log lines go to a file, as the OSC bench's engine process's do: the cost stays, the noise goes."""
+def engine_log_to(path: Path, names: tuple[str, ...] = ENGINE_LOGGERS) -> Iterator[None]:
+    """The engine's log lines (those of the loggers ``names``) go to a file, as the OSC bench's engine process's do:
+    the cost stays, the noise goes."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(TextFormatter())
-    loggers = [logging.getLogger(name) for name in ENGINE_LOGGERS]
+    loggers = [logging.getLogger(name) for name in names]
     saved = [(logger.handlers[:], logger.propagate) for logger in loggers]
     for logger in loggers:
         logger.handlers[:] = [handler]

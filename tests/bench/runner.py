@@ -7,8 +7,9 @@ bare aiomqtt loops (``devices.py``), the scene renderer's frame rate against a b
 what rendering costs the OSC-to-MQTT latency (``render.py``, :func:`run_render`), the show network's backup
 takeover, crash restart to safe and synced cue skew (``site.py``), the curator studio's keystroke
 to problems on screen in a real browser against bare checks, its preview's frame rate and what a curator at work in
-it costs the OSC-to-MQTT latency (``studio.py``, :func:`run_studio_group`), the pose
-pipeline's frame rates and latency against a bare MediaPipe loop (``pose.py``), and, last, how fast the
+it costs the OSC-to-MQTT latency (``studio.py``, :func:`run_studio_group`), GO to a cue's sound in the rendered mix
+against a bare Panda3D loop and what playing sound costs the OSC-to-MQTT latency (``sound.py``, :func:`run_sound`),
+the pose pipeline's frame rates and latency against a bare MediaPipe loop (``pose.py``), and, last, how fast the
 flagship's render process and controller grow in memory over a long run against floors running alongside
 (``soak.py``).
 
@@ -38,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from devices.sound.protocol import WorkerSettings
 from tests.bench.analytics import (
     FULL_ANALYTICS,
     QUICK_ANALYTICS,
@@ -112,6 +114,23 @@ from tests.bench.results import (
 )
 from tests.bench.site import FULL_SITE, QUICK_SITE, SiteResults, run_site, site_figures, site_samples, site_targets
 from tests.bench.soak import FULL_SOAK, QUICK_SOAK, run_soak
+from tests.bench.sound import (
+    FULL_SOUND,
+    QUICK_SOUND,
+    MixHeard,
+    SoundLoad,
+    SoundPlan,
+    SoundResults,
+    ask_sound,
+    bare_gos,
+    engine_gos,
+    load_exhibit_text,
+    mix_heard,
+    sound_figures,
+    sound_samples,
+    wait_sounding,
+    write_sounds,
+)
 from tests.bench.studio import (
     BROWSER_NICE,
     FULL_STUDIO,
@@ -133,11 +152,13 @@ ROOT = Path(__file__).resolve().parents[2]
 BASELINE_TOPIC = "bench/baseline/set"
 ENGINE_TOPIC = "exhibit/bench/devices/probe/set"
 ENGINE_STATUS = "exhibit/bench/status"
-GROUPS = ("osc", "console", "inputs", "logic", "devices", "render", "site", "studio", "pose", "analytics", "soak")
+GROUPS = (
+    "osc", "console", "inputs", "logic", "devices", "render", "site", "studio", "sound", "pose", "analytics", "soak",
+)  # fmt: skip
 """The benchmark's groups, in the order a run takes them: the OSC-to-MQTT latency (engine against a minimal
 bridge), the operator console, inputs, show logic, many devices, rendering, the show network, the curator studio,
-pose, and the soak (memory over minutes), which goes last."""
-NEEDS_BROKER = frozenset({"osc", "console", "logic", "devices", "render", "site", "studio", "soak"})
+sound, pose, and the soak (memory over minutes), which goes last."""
+NEEDS_BROKER = frozenset({"osc", "console", "logic", "devices", "render", "site", "studio", "sound", "soak"})
 """The groups that start a private Mosquitto. The studio's keystrokes and preview run on its exhibit's embedded
 broker, as a curator's do; its control latency, like the console's and the render's, on Mosquitto."""
 
@@ -215,6 +236,7 @@ def main(
     pose: PoseResults | None = None
     studio: StudioResults | None = None
     site: SiteResults | None = None
+    sound: SoundResults | None = None
     analytics: AnalyticsResults | None = None
     soak: SoakResults | None = None
     try:
@@ -235,6 +257,8 @@ def main(
                 site = run_site(QUICK_SITE if quick else FULL_SITE, exe)
             if "studio" in chosen:  # likewise
                 studio = run_studio_group(QUICK_STUDIO if quick else FULL_STUDIO, exe)
+            if "sound" in chosen:  # likewise
+                sound = run_sound(QUICK_SOUND if quick else FULL_SOUND, exe)
             if "pose" in chosen:
                 pose = run_pose(QUICK if quick else FULL)
             if "analytics" in chosen:  # after pose: MediaPipe once more, then the store on disk
@@ -263,6 +287,8 @@ def main(
         results |= studio_figures(studio)
     if site is not None:
         results |= site_figures(site)
+    if sound is not None:
+        results |= sound_figures(sound)
     if analytics is not None:
         results |= analytics_figures(analytics)
     if soak is not None:
@@ -270,6 +296,8 @@ def main(
     table = as_table(results, engine, baseline, pose, inputs, logic, devices, render, soak, console, studio)
     if site is not None:
         table += "\n" + "\n".join(site_samples(site) + site_targets(results, site))
+    if sound is not None:
+        table += "\n" + "\n".join(sound_samples(sound))
     if analytics is not None:
         table += "\n" + "\n".join(analytics_samples(analytics))
     print(as_json(results) if json_output else table)
@@ -556,3 +584,79 @@ def run_studio_load(plan: StudioPlan, mosquitto: str) -> StudioLoad:
     )
     log.info("studio load: p99 %.3f ms curated, %.3f ms not", load.curated.percentile(99), load.alone.percentile(99))
     return load
+
+
+# --- sound (sound.py): GO to the beep in the rendered mix, then what playing sound costs control --------------------
+
+
+def run_sound(plan: SoundPlan, mosquitto: str) -> SoundResults:
+    """GO to onset in the mix, a bare Panda3D loop first, then the OSC bench's measurement through the exhibit with
+    sound and without, alternating (without first, then with first, ...) so that drift cancels; every child is
+    stopped and every temp file removed."""
+    osc = Plan(warmup=plan.latency_warmup, measured=plan.messages, settle_s=plan.settle_s)
+    runs: dict[bool, list[Latencies]] = {False: [], True: []}
+    mixes: list[MixHeard] = []
+    with tempfile.TemporaryDirectory(prefix="exhibit-bench-sound-") as tmp:
+        children = Children(Path(tmp))
+        try:
+            mqtt_port = start_mosquitto(children, mosquitto)
+            bare = bare_gos(children, plan)
+            engine = engine_gos(children, mqtt_port, plan)
+            log.info("sound: GO to onset p99 %.2f ms (bare loop %.2f ms)", engine.percentile(99), bare.percentile(99))
+            for index in range(plan.rounds):
+                for sounding in (False, True) if index % 2 == 0 else (True, False):
+                    result, mix = run_sound_engine(children, mqtt_port, osc, sounding, index)
+                    runs[sounding].append(result)
+                    if mix is not None:
+                        mixes.append(mix)
+        finally:
+            children.stop_all()
+    load = SoundLoad(
+        sounding=pooled(runs[True]),
+        silent=pooled(runs[False]),
+        sounding_p99=tuple(run.percentile(99) for run in runs[True]),
+        silent_p99=tuple(run.percentile(99) for run in runs[False]),
+        runs=plan.rounds,
+        rate=osc.rate,
+        mixes=tuple(mixes),
+    )
+    log.info("sound load: p99 %.3f ms with sound, %.3f ms without", load.sounding.percentile(99),
+             load.silent.percentile(99))  # fmt: skip
+    return SoundResults(
+        engine=engine, bare=bare, settings=WorkerSettings(), warmup=plan.warmup, spacing_s=plan.spacing_s, load=load
+    )
+
+
+def run_sound_engine(
+    children: Children, mqtt_port: int, plan: Plan, sounding: bool, index: int
+) -> tuple[Latencies, MixHeard | None]:
+    """One engine process (``python -m tests.bench.sound serve``) measured as :func:`run_engine` is; with sound,
+    its mix rendered to a WAV, which must show the sound played all along."""
+    mode = "sounding" if sounding else "silent"
+    name = f"sound-engine-{mode}-{index}"
+    exhibit_id = f"bench-sound-{mode}-{index}"  # its own status topic: no retained `online` of an earlier run
+    udp_port = free_port(socket.SOCK_DGRAM)
+    write_sounds(children.workdir)
+    exhibit = children.workdir / f"{exhibit_id}.yaml"
+    exhibit.write_text(load_exhibit_text(exhibit_id, udp_port, sounding), encoding="utf-8")
+    render = children.workdir / f"{name}.wav"
+    extra = ["--render-to", render] if sounding else []
+    started = time.monotonic()
+    proc = start_module(children, name, "sound", "serve", exhibit, "--broker-port", mqtt_port, *extra)
+    if not wait_for_payload(mqtt_port, f"exhibit/{exhibit_id}/status", b"online", timeout=30.0, alive=proc):
+        state = f"exited with status {proc.returncode}" if proc.poll() is not None else "did not say online in 30 s"
+        raise children.failed(name, f"the engine {state}")
+    if sounding:
+        wait_sounding(children, name)
+    time.sleep(max(0.0, started + plan.settle_s - time.monotonic()))
+    log.info("%s online%s; sending %d messages", name, " and sounding" if sounding else "", plan.count)
+    began = time.monotonic()
+    result = measure(children, name, f"exhibit/{exhibit_id}/devices/probe/set", mqtt_port, udp_port, plan)
+    ended = time.monotonic()
+    health = ask_sound(children, name) if sounding else None
+    if health is not None and (health.get("status") != "ok" or health.get("errors")):
+        raise children.failed(name, f"the sound device was not well while the messages went through: {health}")
+    code = children.stop(name)
+    if code != 0:
+        log.warning("%s exited with status %s after SIGTERM:\n%s", name, code, children.log_text(name))
+    return result, None if health is None else mix_heard(render, began, ended, health)

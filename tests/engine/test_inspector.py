@@ -241,7 +241,7 @@ async def test_the_flagship_has_an_entry_for_every_property_and_signal_and_is_js
     assert "[0.5, 0.5, 0.0]" not in text  # no landmark array, only the count and ids
 
     expected = {(name, prop) for name, out in runtime.show.outputs.items() for prop in out.settable_properties()}
-    assert len(expected) == 23  # wash, lanterns (2), finale, 3 strips (5 each), boat (3), plinth LED
+    assert len(expected) == 30  # wash, lanterns (2), finale, 3 strips (5 each), boat (3), plinth LED, sound (7)
     pairs = [(d["device"], d["property"]) for d in picture["devices"]]
     assert set(pairs) == expected and len(pairs) == len(expected)
     signals = {s["name"]: s for s in picture["signals"]}

@@ -53,6 +53,7 @@ from engine.validate import load_exhibit
 from launcher import build_registry
 from tests.bench.procs import BenchError, Children
 from tests.bench.results import FrameTimes, RenderFps
+from tests.bench.stdin_state import answer_questions, ask_child
 
 log = logging.getLogger("bench")
 
@@ -317,29 +318,12 @@ async def serve(path: Path, broker_port: int, render: RenderMode) -> None:
 
 
 async def answer(runtime: Runtime, stop: asyncio.Event) -> None:
-    store = runtime.store
-    reader = asyncio.StreamReader()
-    loop = asyncio.get_running_loop()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while line := await reader.readline():
-        if line.strip() == RENDER_STATE.encode():
-            sys.stdout.write(f"{RENDER_STATE} {json.dumps(render_state(store))}\n")
-            sys.stdout.flush()
-    stop.set()  # the bench went away
+    await answer_questions(runtime, stop, RENDER_STATE, lambda run: render_state(run.store))
 
 
 def ask_render(children: Children, name: str, timeout: float = 5.0) -> dict[str, Any]:
     """Ask the engine child for its ``render.*`` signals (lines that are not the answer are skipped)."""
-    from tests.bench.inputs import reply, tell
-
-    tell(children, name, RENDER_STATE)
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        line = reply(children, name, left)
-        if line.startswith(RENDER_STATE + " "):
-            state: dict[str, Any] = json.loads(line[len(RENDER_STATE) + 1 :])
-            return state
-    raise children.failed(name, f"{name} did not say how its renderer is within {timeout:.0f} s")
+    return ask_child(children, name, RENDER_STATE, "how its renderer is", timeout)
 
 
 def wait_rendering(children: Children, name: str, proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:

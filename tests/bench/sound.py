@@ -50,6 +50,7 @@ from launcher import build_registry
 from tests.bench.logic import ENGINE_LOGGERS, engine_log_to
 from tests.bench.procs import BenchError, Children, bench_runtime
 from tests.bench.results import Figure, Latencies, figure, latency_summary, verdict
+from tests.bench.stdin_state import answer_questions, ask_child
 
 log = logging.getLogger("bench")
 
@@ -390,28 +391,12 @@ async def serve(path: Path, broker_port: int, render_to: Path | None) -> None:
 
 
 async def answer(runtime: Runtime, stop: asyncio.Event) -> None:
-    reader = asyncio.StreamReader()
-    loop = asyncio.get_running_loop()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while line := await reader.readline():
-        if line.strip() == RENDERED.encode():
-            sys.stdout.write(f"{RENDERED} {json.dumps(sound_state(runtime))}\n")
-            sys.stdout.flush()
-    stop.set()  # the bench went away
+    await answer_questions(runtime, stop, RENDERED, sound_state)
 
 
 def ask_sound(children: Children, name: str, timeout: float = 5.0) -> dict[str, Any]:
     """The engine child's sound device health (lines that are not the answer are skipped)."""
-    from tests.bench.inputs import reply, tell
-
-    tell(children, name, RENDERED)
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        line = reply(children, name, left)
-        if line.startswith(RENDERED + " "):
-            state: dict[str, Any] = json.loads(line[len(RENDERED) + 1 :])
-            return state
-    raise children.failed(name, f"{name} did not say how its sound is within {timeout:.0f} s")
+    return ask_child(children, name, RENDERED, "how its sound is", timeout)
 
 
 def wait_sounding(children: Children, name: str, timeout: float = 30.0) -> dict[str, Any]:

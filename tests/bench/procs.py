@@ -185,3 +185,25 @@ def _die_with_parent(parent: int) -> Any:
             os.kill(os.getpid(), signal.SIGTERM)
 
     return tie
+
+
+PROBE_EXHIBIT = """\
+format_version: 1
+id: {exhibit_id}
+title: {{en: Benchmark}}
+sensors:
+  probe_in:
+    kind: osc
+    host: 127.0.0.1
+    port: {udp_port}
+    signals:
+      seq: {{address: /bench/seq, type: float}}
+devices:
+  probe:
+    kind: mqtt
+    properties:
+      value: {{type: int, range: [0, 10000000], safe: 0}}
+mappings:
+  - {{from: probe_in.seq, to: probe.value, input: [0, 10000000]}}
+"""
+"""The OSC-to-MQTT bench's exhibit: an OSC input mapped to an MQTT device (``.format(exhibit_id=, udp_port=)``)."""

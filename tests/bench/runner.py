@@ -67,6 +67,7 @@ from tests.bench.logic import FULL_LOGIC, QUICK_LOGIC, run_logic
 from tests.bench.pose import FULL, QUICK, run_pose
 from tests.bench.procs import (
     MOSQUITTO_HINT,
+    PROBE_EXHIBIT,
     BenchError,
     Children,
     find_mosquitto,
@@ -161,26 +162,6 @@ sound, pose, and the soak (memory over minutes), which goes last."""
 NEEDS_BROKER = frozenset({"osc", "console", "logic", "devices", "render", "site", "studio", "sound", "soak"})
 """The groups that start a private Mosquitto. The studio's keystrokes and preview run on its exhibit's embedded
 broker, as a curator's do; its control latency, like the console's and the render's, on Mosquitto."""
-
-EXHIBIT = """\
-format_version: 1
-id: bench
-title: {{en: Benchmark}}
-sensors:
-  probe_in:
-    kind: osc
-    host: 127.0.0.1
-    port: {udp_port}
-    signals:
-      seq: {{address: /bench/seq, type: float}}
-devices:
-  probe:
-    kind: mqtt
-    properties:
-      value: {{type: int, range: [0, 10000000], safe: 0}}
-mappings:
-  - {{from: probe_in.seq, to: probe.value, input: [0, 10000000]}}
-"""
 
 
 @dataclass(frozen=True)
@@ -349,7 +330,7 @@ def run_baseline(children: Children, mqtt_port: int, plan: Plan) -> Latencies:
 def run_engine(children: Children, mqtt_port: int, plan: Plan) -> Latencies:
     udp_port = free_port(socket.SOCK_DGRAM)
     exhibit = children.workdir / "bench-exhibit.yaml"
-    exhibit.write_text(EXHIBIT.format(udp_port=udp_port), encoding="utf-8")
+    exhibit.write_text(PROBE_EXHIBIT.format(exhibit_id="bench", udp_port=udp_port), encoding="utf-8")
     argv = [sys.executable, "launcher.py", "run", str(exhibit), "--broker", f"mqtt://127.0.0.1:{mqtt_port}"]
     proc = children.start("engine", argv, cwd=ROOT)
     # The engine opens its OSC port before it connects, so `online` means it is listening too.

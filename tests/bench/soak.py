@@ -10,7 +10,7 @@ Four processes run side by side (memory, unlike speed, is hardly disturbed by ru
 * the render floor: ``python -m tests.bench.soak bare``, a bare Panda3D loop drawing the flagship's scene as
   built (nothing moves, no snapshots: ``content.renderer.render_bare``'s loop, paced at 60 fps) at the size the
   flagship's render process draws, offscreen, until told to stop;
-* the controller floor: ``launcher.py run --no-render`` of the OSC bench's exhibit (``runner.EXHIBIT``: one OSC
+* the controller floor: ``launcher.py run --no-render`` of the OSC bench's exhibit (``procs.PROBE_EXHIBIT``: one OSC
   float mapped to one MQTT device), idle.
 
 Every few seconds each process's resident memory (VmRSS in ``/proc/<pid>/status``) is read. A process's growth is
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import paho.mqtt.client as mqtt
 
-from tests.bench.procs import BenchError, Children, start_mosquitto, wait_for_payload
+from tests.bench.procs import PROBE_EXHIBIT, BenchError, Children, start_mosquitto, wait_for_payload
 from tests.bench.results import ProcessMemory, RssTrace, SoakResults
 from tests.support.net import free_port
 
@@ -151,10 +151,9 @@ def watched_memory(result: SoakResults) -> dict[str, ProcessMemory]:
 
 
 def start_controller_baseline(children: Children, broker: str, cap: str) -> subprocess.Popen[str]:
-    from tests.bench.runner import EXHIBIT  # runner imports this module
-
     exhibit = children.workdir / "bench-exhibit.yaml"
-    exhibit.write_text(EXHIBIT.format(udp_port=free_port(socket.SOCK_DGRAM)), encoding="utf-8")
+    text = PROBE_EXHIBIT.format(exhibit_id="bench", udp_port=free_port(socket.SOCK_DGRAM))
+    exhibit.write_text(text, encoding="utf-8")
     argv = [sys.executable, "launcher.py", "run", str(exhibit), "--headless", "--no-reload", "--no-render"]
     return children.start("controller-baseline", [*argv, "--broker", broker, "--duration", cap], cwd=ROOT)
 

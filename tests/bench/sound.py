@@ -48,7 +48,7 @@ from engine.sound_model import SOUND_DEVICE
 from engine.validate import load_exhibit
 from launcher import build_registry
 from tests.bench.logic import ENGINE_LOGGERS, engine_log_to
-from tests.bench.procs import BenchError, Children, bench_runtime
+from tests.bench.procs import PROBE_EXHIBIT, BenchError, Children, bench_runtime
 from tests.bench.results import Figure, Latencies, figure, latency_summary, verdict
 from tests.bench.stdin_state import answer_questions, ask_child
 
@@ -206,25 +206,8 @@ def load_exhibit_text(exhibit_id: str, udp_port: int, sounding: bool) -> str:
     sounds = (
         "sounds:\n  hum: {file: hum.wav, loop: true, autoplay: true}\n  beep: {file: beep.wav}\n" if sounding else ""
     )
-    return f"""\
-format_version: 1
-id: {exhibit_id}
-title: {{en: Sound load benchmark}}
-sensors:
-  probe_in:
-    kind: osc
-    host: 127.0.0.1
-    port: {udp_port}
-    signals:
-      seq: {{address: /bench/seq, type: float}}
-devices:
-  probe:
-    kind: mqtt
-    properties:
-      value: {{type: int, range: [0, 10000000], safe: 0}}
-mappings:
-  - {{from: probe_in.seq, to: probe.value, input: [0, 10000000]}}
-states:
+    probe = PROBE_EXHIBIT.format(exhibit_id=exhibit_id, udp_port=udp_port)
+    return f"""{probe}states:
   pulse:
     initial: tick
     states:

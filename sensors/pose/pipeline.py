@@ -114,6 +114,8 @@ def pipeline_signals(zones: list[str]) -> dict[str, StoreType]:
     for zone in zones:
         signals[f"zone.{zone}.count"] = "int"
         signals[f"zone.{zone}.dwell"] = "float"
+        signals[f"zone.{zone}.enter"] = "event"
+        signals[f"zone.{zone}.leave"] = "event"
     return signals
 
 
@@ -131,6 +133,8 @@ def pipeline_meanings(zones: list[str]) -> dict[str, str]:
     for zone in zones:
         meanings[f"zone.{zone}.count"] = f"visitors in zone `{zone}`"
         meanings[f"zone.{zone}.dwell"] = f"seconds the longest-present visitor has been in zone `{zone}`"
+        meanings[f"zone.{zone}.enter"] = f"a visitor came into zone `{zone}` (payload: the id)"
+        meanings[f"zone.{zone}.leave"] = f"a visitor left zone `{zone}` (payload: the id)"
     return meanings
 
 
@@ -224,6 +228,10 @@ class PosePipeline:
         for zone, state in result.zones.items():
             self._set(f"zone.{zone}.count", state.count)
             self._set(f"zone.{zone}.dwell", float(state.dwell))
+            for visitor_id in state.entered:
+                self._set(f"zone.{zone}.enter", visitor_id)
+            for visitor_id in state.left:
+                self._set(f"zone.{zone}.leave", visitor_id)
             for visitor_id in state.visitors:
                 inside.setdefault(visitor_id, set()).add(zone)
         return {visitor_id: frozenset(names) for visitor_id, names in inside.items()}

@@ -43,6 +43,11 @@ class WorkerSettings:
     driver: str | None = None
     period_size: int = 64
     frequency: int = 48000
+    ceiling: float = 1.0
+    """The mix's peak may not go above this (``audio.max_volume``): the worker turns the master down whenever the
+    sounds playing could add up to more (see :meth:`devices.sound.worker.Mixer.guard`)."""
+    device: str | None = None
+    """OpenAL's name of the output device (``audio.outputs``); None: the default one."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,8 @@ class Load:
 
     ``pan`` (-1 left .. +1 right, None: centred) works on mono files only and not with ``positional`` (then
     :class:`Position` places it). ``volume`` is 0..1 (OpenAL cannot boost); ``rate`` resamples (pitch and
-    speed together)."""
+    speed together). ``near``: metres within which a positional sound is at full volume. ``duck``: while this
+    sound plays, every sound without a ``duck`` of its own plays at this share of its volume (narration)."""
 
     name: str
     path: str
@@ -60,6 +66,8 @@ class Load:
     rate: float = 1.0
     pan: float | None = None
     positional: bool = False
+    near: float = 1.0
+    duck: float | None = None
 
 
 @dataclass(frozen=True)

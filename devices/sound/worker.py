@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from multiprocessing.queues import Queue
 from typing import Any, Literal
 
+import numpy as np
+
 from devices.sound.protocol import (
     ListenerAt,
     Load,
@@ -63,6 +65,13 @@ PARENT_CHECK_TICKS = 50
 RENDER_ENV = "EXHIBIT_SOUND_RENDER"
 """The render file reaches OpenAL Soft's config through this variable (it expands ``$VARS``), so a path needs
 no quoting in the config file."""
+
+DUCK_DOWN = 0.4
+"""Seconds background sounds take to fall to their ducked level when narration starts."""
+DUCK_UP = 1.5
+"""Seconds they take to come back up after it ends."""
+PEAK_CHUNK = 48000
+"""Frames read at a time when measuring a file's peak."""
 
 PAN_DEGREES = 90.0
 """Pan ±1 puts a sound at ±90° (fully on one side); ±0.5 is about 13 dB between the channels."""
@@ -133,6 +142,10 @@ class Voice:
     volume: Ramped
     rate: Ramped
     pan: Ramped | None
+    peak: float = 1.0
+    """The file's largest sample (0..1): what it adds to the mix at most, at volume 1."""
+    duck: float | None = None
+    """This sound ducks the others to this share while it plays (narration); None: it is ducked."""
     gain: Ramped = field(default_factory=lambda: Ramped(1.0))
     """The fade envelope, kept apart from the volume so a fade and a volume ramp combine."""
     state: Literal["stopped", "playing", "paused"] = "stopped"
@@ -148,14 +161,18 @@ def _clamp(value: float, low: float, high: float) -> float:
 class Mixer:
     """Carries out commands on one Panda audio manager. Not thread-safe: the worker's loop owns it."""
 
-    def __init__(self, core: Any, mgr: Any, replies: Queue[SoundReply], valid: bool) -> None:
+    def __init__(self, core: Any, mgr: Any, replies: Queue[SoundReply], valid: bool, ceiling: float = 1.0) -> None:
         self._core = core
         self.mgr = mgr
         self._replies = replies
         self.valid = valid
+        self.ceiling = ceiling
         self.voices: dict[str, Voice] = {}
+        self.ducking = Ramped(1.0)
+        """The share of their volume ducked sounds play at: below 1 while narration speaks."""
         self.master = Ramped(1.0)
         self.master_setting = 1.0
+        self._master_applied = -1.0
         """The master volume last asked for: a :class:`Silence` returns to it."""
         self._silences: list[float] = []
         """Deadlines of :class:`Silence` commands in progress (one reply each)."""
@@ -234,8 +251,12 @@ class Mixer:
             volume=Ramped(_clamp(command.volume, 0.0, 1.0)),
             rate=Ramped(max(0.01, command.rate)),
             pan=None,
+            peak=_peak(core, cursor),
+            duck=None if command.duck is None else _clamp(command.duck, 0.0, 1.0),
         )
         sound.setLoop(command.loop)
+        if command.positional:
+            sound.set3dMinDistance(max(0.01, command.near))
         if command.positional and not mono:
             self._warn(voice, "a stereo file is not spatialised (OpenAL places mono sounds only)")
         if command.pan is not None:
@@ -259,10 +280,11 @@ class Mixer:
         voice.gain.to(0.0, 0.0, now)
         voice.gain.to(1.0, fade, now)
         voice.after_fade = None
+        voice.state = "playing"
         self._apply(voice)
+        self._apply_master()  # the guard counts this sound before it is heard
         sound.setTime(at)  # play() starts here (0 for Play; the paused position for Resume)
         sound.play()
-        voice.state = "playing"
 
     def _resume(self, voice: Voice, fade: float, now: float) -> None:
         if voice.state == "paused":
@@ -314,8 +336,12 @@ class Mixer:
         voice.sound.setPlayRate(voice.rate.value)
         self._apply_pan(voice)
 
+    def _level(self, voice: Voice) -> float:
+        ducked = self.ducking.value if voice.duck is None else 1.0
+        return voice.volume.value * voice.gain.value * ducked
+
     def _apply_volume(self, voice: Voice) -> None:
-        voice.sound.setVolume(voice.volume.value * voice.gain.value)
+        voice.sound.setVolume(self._level(voice))
 
     def _apply_pan(self, voice: Voice) -> None:
         if voice.pan is not None:
@@ -323,17 +349,35 @@ class Mixer:
             theta = math.radians(voice.pan.value * PAN_DEGREES)
             voice.sound.set3dAttributes(math.sin(theta), math.cos(theta), 0, 0, 0, 0)
 
+    def guard(self) -> float:
+        """The share of the master that keeps the mix under the ceiling: 1 unless the sounds playing, each at its
+        file's peak and its volume, could add up to more than the ceiling (a limiter that never lets a peak
+        through, at the cost of turning down sooner than a look-ahead one would)."""
+        worst = sum(voice.peak * self._level(voice) for voice in self.voices.values() if voice.state == "playing")
+        return 1.0 if worst <= self.ceiling else self.ceiling / worst
+
     def _apply_master(self) -> None:
-        self.mgr.setVolume(self.master.value)
+        volume = self.master.value * self.guard()
+        if volume != self._master_applied:  # Panda sets every sound's gain on each call
+            self._master_applied = volume
+            self.mgr.setVolume(volume)
+
+    def _duck(self, now: float) -> None:
+        """Narration playing: the others fall to its ``duck`` level; none: they come back up."""
+        levels = [v.duck for v in self.voices.values() if v.duck is not None and v.state == "playing"]
+        target = min(levels) if levels else 1.0
+        if target != self.ducking.target:
+            self.ducking.to(target, DUCK_DOWN if target < self.ducking.value else DUCK_UP, now)
 
     def tick(self, now: float) -> None:
         """Advance ramps, finish fades, notice sounds that ended, then let Panda update."""
-        if self.master.advance(now):
-            self._apply_master()
+        self.master.advance(now)
         self._check_silence()
+        self._duck(now)
+        ducking = self.ducking.advance(now)
         playing = self._core.AudioSound.PLAYING
         for voice in self.voices.values():
-            if voice.volume.advance(now) | voice.gain.advance(now):
+            if voice.volume.advance(now) | voice.gain.advance(now) | (ducking and voice.duck is None):
                 self._apply_volume(voice)
             if voice.rate.advance(now):
                 voice.sound.setPlayRate(voice.rate.value)
@@ -344,6 +388,7 @@ class Mixer:
             if voice.state == "playing" and not voice.loop and voice.sound.status() != playing:
                 voice.state = "stopped"
                 self.reply("stopped", voice.name)
+        self._apply_master()  # every tick: the guard follows fades, ducking and sounds that ended
         self.mgr.update()
 
     def _check_silence(self) -> None:
@@ -360,6 +405,23 @@ class Mixer:
         for _ in self._silences:
             self.reply("silent", done)
         self._silences.clear()
+
+
+def _peak(core: Any, cursor: Any) -> float:
+    """The largest sample of a file (0..1), read through Panda's decoder; 1 when it cannot be read."""
+    if cursor is None:
+        return 1.0
+    left = round(cursor.length() * cursor.audioRate())  # the cursor reads on past the end: count the frames
+    peak = 0
+    while left > 0:
+        chunk = core.Datagram()
+        frames = min(left, PEAK_CHUNK)
+        cursor.readSamples(frames, chunk)
+        left -= frames
+        samples = np.frombuffer(chunk.getMessage(), dtype=np.int16)
+        if len(samples):
+            peak = max(peak, int(np.abs(samples.astype(np.int32)).max()))
+    return min(1.0, peak / 32767) if peak else 0.0
 
 
 class _Caught:
@@ -415,6 +477,8 @@ def worker_main(commands: Queue[SoundCommand], replies: Queue[SoundReply], setti
 
         # The most recent page wins before the first manager: undo content.offscreen's `null` if it was imported.
         core.loadPrcFileData("sound worker", "audio-library-name p3openal_audio")
+        if settings.device is not None and settings.render_to is None:
+            core.loadPrcFileData("sound worker output", f"openal-device {settings.device}")
         with _stderr_caught() as caught:  # ALSA and Panda write a screenful where there is no sound card
             mgr = core.AudioManager.createAudioManager()
             said = caught.text()
@@ -426,9 +490,11 @@ def worker_main(commands: Queue[SoundCommand], replies: Queue[SoundReply], setti
     try:
         valid = bool(mgr.isValid())
         fallback = None if valid else "no sound device could be opened" + _first_reason(said)
+        if valid and settings.device is not None and "falling back to default device" in said:
+            fallback = f"the output {settings.device!r} is not there: playing on the default output"
         info = {"valid": valid, "type": str(mgr.getType()), "started": time.monotonic(), "fallback": fallback}
         replies.put(("ready", info))
-        _run(Mixer(core, mgr, replies, valid), commands)
+        _run(Mixer(core, mgr, replies, valid, settings.ceiling), commands)
     finally:
         # Release the sounds first: a rendered file ends when the device closes, so the less shutdown() has to do
         # after `closing` is taken, the closer `closing` is to the file's last sample.

@@ -391,3 +391,28 @@ async def test_the_handle_calls_back_with_replies_and_sees_the_process_end(sound
         assert not process.alive and not process.send(Play("beep"))
     finally:
         await process.close(1.0)
+
+
+async def test_the_mix_never_goes_above_the_ceiling(tmp_path, sounds):
+    """Three 0.3 sines could add up to 0.9 (0.53 a channel, centred): with a ceiling of 0.4 the worker turns the
+    master down before they do, and back up when they end; a sound alone under the ceiling is left as it is."""
+    ceiling = 0.4
+    settings = WorkerSettings(render_to=str(tmp_path / "mix.wav"), ceiling=ceiling)
+    async with Session(settings) as session:
+        for name in ("low", "mid", "high"):
+            session.send(Load(name, sounds[name], loop=True))
+        alone = session.send(Play("low"))
+        await asyncio.sleep(0.5)
+        together = session.send(Play("mid"), Play("high"))
+        await asyncio.sleep(0.8)
+        ended = session.send(StopSound("mid"), StopSound("high"))
+        await asyncio.sleep(0.5)
+        mix = await session.render()
+
+    peak = float(np.abs(mix.samples).max())
+    assert peak <= ceiling * 1.02, f"the mix reached {peak:.3f}, above the ceiling {ceiling}"
+    low_alone = mix.level(alone + 0.05, together - 0.02, 0)
+    assert low_alone == pytest.approx(20 * math.log10(0.3 / math.sqrt(2)) - 4.5, abs=LEVEL_TOLERANCE)
+    guarded = segment(mix.samples, mix.rate, together + 0.05 - mix.origin, ended - 0.02 - mix.origin)
+    assert float(np.abs(guarded).max()) > ceiling * 0.4, "the guard turned the mix down far more than needed"
+    assert mix.level(ended + 0.1, ended + 0.4, 0) == pytest.approx(low_alone, abs=LEVEL_TOLERANCE)

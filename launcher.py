@@ -275,6 +275,20 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sound_outputs(args: argparse.Namespace) -> int:
+    from devices.sound.outputs import list_outputs
+
+    names = list_outputs(driver=args.driver)
+    if not names:
+        print("No sound output on this computer: exhibits run on silently. / 本机没有声音输出，展项照常运行。")
+        return 0
+    print("Sound outputs (the first is the default) / 声音输出（第一个为默认）:")
+    for name in names:
+        print(f"  {name}")
+    print("Name one in `audio.outputs.<output>.device`; sounds choose it with `output: <output>`.")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     registry = build_registry()
     folders = sorted(p.parent for p in EXHIBITS.glob(f"*/{EXHIBIT_FILE}"))
@@ -1022,6 +1036,12 @@ def parser() -> argparse.ArgumentParser:
     new.add_argument("--template", required=True, choices=[t.name for t in TEMPLATES])
     new.add_argument("--into", type=Path, metavar="DIR", help="make it in DIR instead of exhibits/")
     new.set_defaults(handler=cmd_new)
+    sound = commands.add_parser("sound", help="sound on this computer: the outputs OpenAL can play on")
+    sound_commands = sound.add_subparsers(dest="sound_command", required=True, metavar="ACTION")
+    outputs = sound_commands.add_parser("outputs", help="list the sound outputs, for `audio.outputs`")
+    outputs.add_argument("--driver", help="OpenAL Soft back-end to ask: alsa, pulse, null (default: its own choice)")
+    outputs.set_defaults(handler=cmd_sound_outputs)
+
     listing = commands.add_parser("list", help="list the exhibits under exhibits/")
     listing.set_defaults(handler=cmd_list)
 

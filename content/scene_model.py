@@ -459,6 +459,21 @@ class SceneSpec(Strict):
             found.extend(((*path, "bind", prop), source) for prop, source in node.bind.items())
         return found
 
+    def heard_at(self, name: str) -> tuple[float, float, float] | None:
+        """Where node ``name`` is relative to the camera (right, ahead, up), or None if there is no such node: a
+        sound placed at it is heard from there."""
+        from content.scene_place import relative_to_camera, world_position
+
+        for path, _node in self.walk():
+            if path[-1] == name:
+                chain, nodes = [], self.nodes
+                for part in path[1::2]:  # ("nodes", g, "children", a): g, then a
+                    node = nodes[str(part)]
+                    chain.append(node)
+                    nodes = getattr(node, "children", {})
+                return relative_to_camera(world_position(chain), self.camera)
+        return None
+
     def binding_problems(self, catalogue: Catalogue) -> list[tuple[YamlPath, ExpressionError]]:
         """Bind expressions that do not compile against the exhibit's catalogue, compiled exactly as the
         render process compiles them (``check`` calls this: what it accepts, the renderer draws)."""

@@ -11,7 +11,8 @@ from engine.analytics.settings import AnalyticsSettings
 from engine.control.settings import ConsoleSettings, ControlSettings
 from engine.model import DeviceConfig, Mapping, MqttSettings, Name, SensorConfig, Strict, Title
 from engine.show_model import CueListSpec, MachineSpec, RuleSpec, SafetySpec, ScheduleSpec
-from engine.sound_model import MASTER, SOUND_DEVICE, AudioSettings, SoundSpec
+from engine.sound_model import MASTER, SOUND_DEVICE, AudioSettings, NarrationSettings, SoundSpec
+from engine.sound_plan import Where, sound_plan
 from engine.timeline import TimelineSpec
 
 if TYPE_CHECKING:
@@ -51,6 +52,10 @@ class ExhibitBase(Strict):
     audio: AudioSettings = Field(
         default_factory=AudioSettings,  # type: ignore[arg-type]
         description="The audio output: master volume and the ceiling no sound exceeds.",
+    )
+    narration: NarrationSettings = Field(
+        default_factory=NarrationSettings,  # type: ignore[arg-type]
+        description="Narration per zone and language, spoken when a visitor steps into a zone.",
     )
     analytics: AnalyticsSettings = Field(
         default_factory=AnalyticsSettings,
@@ -92,19 +97,22 @@ def component_adapter(registry: Registry, section: Literal["sensors", "devices"]
     return TypeAdapter(_union([spec.config for spec in specs.values()]))
 
 
-def with_sound_device(exhibit: ExhibitBase, registry: Registry) -> list[tuple[str, str]]:
-    """Give the ``sounds:`` section its output device, ``sound`` (``devices/sound/``), so sounds are properties and
-    outputs like any other. Returns (section, problem) for a name that clashes."""
-    problems: list[tuple[str, str]] = []
+def with_sound_device(exhibit: ExhibitBase, registry: Registry) -> list[tuple[Where, str]]:
+    """Give the ``sounds:`` and ``narration:`` sections their output device, ``sound`` (``devices/sound/``), so
+    sounds are properties and outputs like any other. Returns (where, problem) for a name that clashes or a place,
+    visitor or zone that cannot be resolved."""
+    problems: list[tuple[Where, str]] = []
     if MASTER in exhibit.sounds:
-        problems.append(("sounds", f"`{MASTER}` is the name of every sound at once (`sound.master.volume`)"))
-    if not exhibit.sounds or registry.sound_device is None:
+        problems.append((("sounds", MASTER), f"`{MASTER}` is the name of every sound at once (`sound.master.volume`)"))
+    if not (exhibit.sounds or exhibit.narration.zones) or registry.sound_device is None:
         return problems
     for section in ("sensors", "devices"):
         if SOUND_DEVICE in getattr(exhibit, section):
-            problems.append((section, f"`{SOUND_DEVICE}` is the device the `sounds:` section becomes"))
+            problems.append(((section, SOUND_DEVICE), f"`{SOUND_DEVICE}` is the device the `sounds:` section becomes"))
+    plan = sound_plan(exhibit)
+    problems += plan.problems
     if not problems:
-        exhibit.devices[SOUND_DEVICE] = registry.sound_device(exhibit.sounds, exhibit.audio)
+        exhibit.devices[SOUND_DEVICE] = registry.sound_device(exhibit, plan)
     return problems
 
 

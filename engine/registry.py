@@ -63,7 +63,8 @@ class Registry:
     osc_peer: Callable[[str, int], DeviceConfig] | None = None
     """The config of the device an `{osc: ...}` action to a host and port sends through (devices/osc_out.py)."""
     sound_device: Callable[[Any, Any], DeviceConfig] | None = None
-    """The config of the device the exhibit's ``sounds:`` become, from its sounds and ``audio:`` (devices/sound/)."""
+    """The config of the device the exhibit's ``sounds:`` become, from the exhibit and its
+    :class:`~engine.sound_plan.SoundPlan` (devices/sound/)."""
 
     def add_sensor(self, spec: DriverSpec[Any]) -> None:
         self._add(self.sensors, spec, SensorConfig)

@@ -73,6 +73,15 @@ class _Checker:
         for name, timeline in self.exhibit.timelines.items():
             for track in timeline.tracks:
                 self.property_ref(("timelines", name, "tracks", track), track, key=True)
+        chooser = self.exhibit.narration.language_from
+        if chooser is not None and self.resolver.resolve(chooser) is None:
+            self.problems.append(
+                self.doc.problem(
+                    ("narration", "language_from"),
+                    f"no signal named `{chooser}` to choose the language",
+                    did_you_mean(chooser, self.resolver.names()),
+                )
+            )
 
     def expression(self, path: YamlPath, source: str, condition: bool) -> None:
         try:

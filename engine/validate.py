@@ -72,7 +72,7 @@ def validate_text(text: str, file: str, registry: Registry, *, hardware: bool = 
     if exhibit is not None and not problems:
         problems += _name_problems(doc, exhibit, registry)
         problems += _osc_peer_problems(doc, exhibit, registry)
-        problems += [doc.problem((section,), message) for section, message in with_sound_device(exhibit, registry)]
+        problems += [doc.problem(where, message) for where, message in with_sound_device(exhibit, registry)]
         problems += _final_problems(doc, exhibit)
         problems += _component_problems(doc, exhibit, hardware)
         problems += show_problems(doc, exhibit, build_catalogue(exhibit, registry))
@@ -393,6 +393,10 @@ def _component_problems(doc: PositionedData, exhibit: ExhibitBase, hardware: boo
     for name, sound in exhibit.sounds.items():
         if (unplayable := sound_file_problem(base, sound.file)) is not None:
             problems.append(doc.problem(("sounds", name, "file"), unplayable))
+    for zone, narration in exhibit.narration.zones.items():
+        for language, file in narration.files.items():
+            if (unplayable := sound_file_problem(base, file)) is not None:
+                problems.append(doc.problem(("narration", "zones", zone, "files", language), unplayable))
     for name, sensor in exhibit.sensors.items():
         found = sensor.check_files(base) + (sensor.check_hardware() if hardware else [])
         problems += [doc.problem(("sensors", name, *where), message) for where, message in found]

@@ -107,3 +107,12 @@ def onsets(
         if not len(before) or rise - before[-1] >= min_gap * rate:
             found.append(float(rise) / rate)
     return found
+
+
+def band(samples: Samples, rate: int, low: float, high: float) -> Samples:
+    """Only what lies between ``low`` and ``high`` Hz, every channel (an FFT brick-wall filter: to tell sounds of
+    different pitches apart in one mix)."""
+    spectrum = np.fft.rfft(samples, axis=0)
+    freqs = np.fft.rfftfreq(len(samples), 1.0 / rate)
+    spectrum[(freqs < low) | (freqs > high)] = 0
+    return np.fft.irfft(spectrum, n=len(samples), axis=0)

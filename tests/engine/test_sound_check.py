@@ -88,3 +88,53 @@ def test_master_is_no_sound_name_and_sound_no_device_name_beside_sounds(folder: 
     assert any("`master` is the name of every sound at once" in p for p in problems(folder, text))
     clash = HEAD + "devices:\n  sound: {kind: osc, port: 9000}\n"
     assert any("`sound` is the device the `sounds:` section becomes" in p for p in problems(folder, clash))
+
+
+PLACED = """\
+format_version: 1
+id: placed
+title: {en: Placed}
+sensors:
+  body:
+    kind: pose
+    source: {camera: 0}
+    zones:
+      bridge: {polygon: [[0, 0], [1, 0], [1, 1], [0, 1]]}
+sounds:
+  water: {file: water.wav, at: {node: boat}}
+  steps: {file: water.wav, follow: {sensor: bodies, landmark: nose}}
+  bell: {file: chime.wav, output: booth}
+narration:
+  language_from: body.language
+  zones:
+    bridge: {files: {zh: bridge-zh.wav, en: chime.wav}}
+    hall: {files: {zh: chime.wav}}
+"""
+
+
+def test_places_visitors_zones_outputs_and_narration_files_are_checked_at_their_lines(folder: Path):
+    found = problems(folder, PLACED)
+    lines = PLACED.splitlines()
+
+    def line(text: str) -> int:
+        return next(number for number, content in enumerate(lines, 1) if text in content)
+
+    water = line("water: {file")
+    column = lines[water - 1].index("boat") + 1
+    assert f"exhibit.yaml:{water}:{column}: the scene has no node `boat`" in found, found
+    assert any(
+        p.startswith(f"exhibit.yaml:{line('steps:')}:") and "no pose sensor named `bodies`" in p for p in found
+    ), found
+    assert any(p.startswith(f"exhibit.yaml:{line('bell:')}:") and "no output `booth`" in p for p in found), found
+    hall = f"exhibit.yaml:{line('hall:')}:"
+    assert any(p.startswith(hall) and "no pose sensor has a zone `hall`" in p for p in found), found
+
+
+def test_a_missing_narration_file_and_an_unknown_language_signal(folder: Path):
+    text = PLACED.split("sounds:")[0] + "narration:\n  language_from: body.language\n  zones:\n"
+    text += "    bridge: {files: {zh: bridge-zh.wav, en: chime.wav}}\n"
+    found = problems(folder, text)
+    lines = text.splitlines()
+    bridge = next(number for number, content in enumerate(lines, 1) if "bridge: {files" in content)
+    assert any(p.startswith(f"exhibit.yaml:{bridge}:") and "`bridge-zh.wav` not found" in p for p in found), found
+    assert any("no signal named `body.language` to choose the language" in p for p in found), found

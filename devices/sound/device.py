@@ -352,8 +352,8 @@ class SoundDevice(Device):
 
     async def _keep_quiet(self) -> None:
         while True:
-            self.quiet_at(dt.datetime.now(dt.UTC))
-            await self.context.clock.sleep(QUIET_CHECK)
+            self.quiet_at(self.context.clock.wall())  # the show's wall time: a rehearsal can pretend another
+            await self.context.clock.sleep_wall(QUIET_CHECK)
 
     def check_outputs(self) -> None:
         """An output whose sound card has gone degrades the device (said once); when it is back, its sound

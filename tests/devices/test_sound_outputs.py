@@ -14,7 +14,8 @@ import pytest
 
 from devices.sound.device import SoundDevice, SoundDeviceConfig
 from devices.sound.outputs import list_outputs, parse_device_list
-from devices.sound.protocol import Master
+from devices.sound.process import SoundProcess
+from devices.sound.protocol import Master, WorkerSettings
 from engine.clock import MonotonicClock
 from engine.drivers import DriverContext, Resources
 from engine.signals import SignalStore
@@ -39,7 +40,9 @@ class Sent:
 def device(audio: dict[str, Any], tmp_path: Path) -> SoundDevice:
     config = SoundDeviceConfig(
         kind="sound",
-        sounds={"bell": SoundSpec(file="bell.wav", output="booth" if "outputs" in audio else None)},
+        sounds={
+            "bell": SoundSpec.model_validate({"file": "bell.wav", "output": "booth" if "outputs" in audio else None})
+        },
         audio=AudioSettings.model_validate(audio),
         timezone="Asia/Shanghai",
     )
@@ -100,3 +103,15 @@ def test_a_quiet_period_can_mute(tmp_path: Path, value: int):
     sound.links["main"].process = sent  # type: ignore[assignment]
     sound.quiet_at(dt.datetime(2026, 12, 5, 17, 30, tzinfo=dt.UTC))  # 01:30 in Shanghai: past midnight
     assert sent.commands == ([Master(0.0, 3.0)] if value == 0 else [])
+
+
+async def test_an_output_that_is_not_there_is_said_and_the_default_one_plays():
+    """OpenAL opens the default output instead of a named one it cannot find: the worker says so, so the device
+    is degraded rather than silently playing in the wrong place (the null back-end: no sound card needed)."""
+    process = SoundProcess(WorkerSettings(driver="null", device="Nope, USB Audio (CARD=NOPE,DEV=0)"))
+    info = await process.start(30.0)
+    try:
+        assert info["valid"]
+        assert "'Nope, USB Audio (CARD=NOPE,DEV=0)' is not there" in (info["fallback"] or ""), info
+    finally:
+        await process.close()

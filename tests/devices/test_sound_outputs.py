@@ -5,6 +5,7 @@ list is read from what Panda3D prints (the real listing on this machine: none bu
 
 from __future__ import annotations
 
+import ctypes.util
 import datetime as dt
 import logging
 from pathlib import Path
@@ -20,6 +21,7 @@ from engine.clock import MonotonicClock
 from engine.drivers import DriverContext, Resources
 from engine.signals import SignalStore
 from engine.sound_model import AudioSettings, SoundSpec
+from tests.conftest import run_launcher
 
 USB = "USB Audio CODEC, USB Audio (CARD=CODEC,DEV=0)"
 
@@ -115,3 +117,15 @@ async def test_an_output_that_is_not_there_is_said_and_the_default_one_plays():
         assert "'Nope, USB Audio (CARD=NOPE,DEV=0)' is not there" in (info["fallback"] or ""), info
     finally:
         await process.close()
+
+
+def test_exhibit_sound_outputs_lists_what_openal_can_play_on():
+    silent = run_launcher("sound", "outputs", "--driver", "null")
+    assert silent.returncode == 0, silent.stderr
+    assert "No sound output on this computer" in silent.stdout  # the null back-end has none to name
+    alsa = run_launcher("sound", "outputs", "--driver", "alsa")
+    assert alsa.returncode == 0, alsa.stderr
+    if ctypes.util.find_library("asound"):  # Chromium's dependencies bring it: ALSA names its default, card or not
+        assert alsa.stdout.splitlines()[1].strip() == "ALSA Default", alsa.stdout
+    else:
+        assert "No sound output on this computer" in alsa.stdout

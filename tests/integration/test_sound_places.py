@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import math
-import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from content.audio_synth import tone, write_wav
 from devices.sound.wavfile import band, level_db, onsets, read_wav, segment
-from engine.runtime import Runtime, RuntimeOptions, assemble
-from engine.validate import validate_text
-from launcher import build_registry
-from tests.support.net import free_port
+from engine.runtime import Runtime
+from tests.integration.test_sound_show import sounding, until
 
 EXHIBIT = """\
 format_version: 1
@@ -64,28 +61,21 @@ def beeps(hz: float) -> np.ndarray:
     return np.concatenate([np.r_[tone(0.2, hz, 0.5), gap] for _ in range(BEEPS)])
 
 
-async def until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.02)
-
-
 @pytest.fixture
 def placed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Runtime, Path]:
     write_wav(tmp_path / "steps.wav", tone(2.0, STEPS_HZ, 0.5))
     write_wav(tmp_path / "bed.wav", tone(2.0, BED_HZ, 0.5))
     write_wav(tmp_path / "bridge-zh.wav", beeps(ZH_HZ))
     write_wav(tmp_path / "bridge-en.wav", beeps(EN_HZ))
-    text = EXHIBIT.replace("{port}", str(free_port(socket.SOCK_DGRAM)))
-    (tmp_path / "exhibit.yaml").write_text(text, encoding="utf-8")
-    render = tmp_path / "mix.wav"
-    monkeypatch.setenv("EXHIBIT_AUDIO_RENDER", str(render))
-    registry = build_registry()
-    exhibit = validate_text(text, str(tmp_path / "exhibit.yaml"), registry)
-    options = RuntimeOptions(base_dir=tmp_path, console=False, embedded_port=0, state_dir=tmp_path / "s", simulate=True)
-    return assemble(exhibit, registry, options), render
+    return sounding(tmp_path, monkeypatch, EXHIBIT, simulate=True)
+
+
+async def started(runtime: Runtime) -> tuple[Any, Any]:
+    """Start the show; its sound device and pose sensor once the sound process is ready."""
+    await runtime.start()
+    sound, body = runtime.devices["sound"], runtime.sensors["body"]
+    await until("the sound process is ready", lambda: sound.health.status == "ok", timeout=30.0)
+    return sound, body
 
 
 def heard(runtime: Runtime, render: Path) -> tuple[np.ndarray, int, float]:
@@ -98,11 +88,9 @@ def heard(runtime: Runtime, render: Path) -> tuple[np.ndarray, int, float]:
 
 async def test_a_sound_following_a_visitor_is_heard_on_their_side(placed):
     runtime, render = placed
-    await runtime.start()
+    _, body = await started(runtime)
     marks: dict[str, float] = {}
     try:
-        sound, body = runtime.devices["sound"], runtime.sensors["body"]
-        await until("the sound process is ready", lambda: sound.health.status == "ok")
         visitor = body.add_puppet({"x": 0.8, "height": 0.6})
         await until("the visitor is tracked", lambda: runtime.store.get("body.count").value == 1)
         await asyncio.sleep(0.5)
@@ -129,11 +117,9 @@ async def test_a_sound_following_a_visitor_is_heard_on_their_side(placed):
 
 async def test_narration_speaks_once_per_visit_in_the_chosen_language_over_ducked_sound(placed):
     runtime, render = placed
-    await runtime.start()
+    sound, body = await started(runtime)
     marks: dict[str, float] = {}
     try:
-        sound, body = runtime.devices["sound"], runtime.sensors["body"]
-        await until("the sound process is ready", lambda: sound.health.status == "ok")
         await asyncio.sleep(0.5)
         marks["before"] = time.monotonic()
         first = body.add_puppet({"x": 0.75, "height": 0.6})

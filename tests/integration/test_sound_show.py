@@ -21,7 +21,7 @@ import pytest
 
 from content.audio_synth import tone, write_wav
 from devices.sound.wavfile import level_db, onsets, read_wav, segment
-from engine.runtime import RuntimeOptions, assemble
+from engine.runtime import Runtime, RuntimeOptions, assemble
 from engine.validate import validate_text
 from launcher import build_registry
 from tests.support.net import free_port
@@ -64,18 +64,27 @@ async def until(what: str, check: Callable[[], bool], timeout: float = 20.0) -> 
         await asyncio.sleep(0.02)
 
 
-async def test_cues_mappings_and_panic_as_heard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    write_wav(tmp_path / "beep.wav", tone(0.3, 660.0, BEEP_LEVEL))
-    write_wav(tmp_path / "tone.wav", tone(2.0, 440.0, 0.5))
-    text = EXHIBIT.replace("{port}", str(free_port(socket.SOCK_DGRAM)))
+def sounding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exhibit_text: str, simulate: bool = False
+) -> tuple[Runtime, Path]:
+    """The runtime of ``exhibit_text`` (its `{port}` a free UDP port) in ``tmp_path``, mixing into a file there:
+    the runtime, and the file."""
+    text = exhibit_text.replace("{port}", str(free_port(socket.SOCK_DGRAM)))
     (tmp_path / "exhibit.yaml").write_text(text, encoding="utf-8")
     render = tmp_path / "mix.wav"
     monkeypatch.setenv("EXHIBIT_AUDIO_RENDER", str(render))
     registry = build_registry()
     exhibit = validate_text(text, str(tmp_path / "exhibit.yaml"), registry)
-    runtime = assemble(
-        exhibit, registry, RuntimeOptions(base_dir=tmp_path, console=False, embedded_port=0, state_dir=tmp_path / "s")
+    options = RuntimeOptions(
+        base_dir=tmp_path, console=False, embedded_port=0, state_dir=tmp_path / "s", simulate=simulate
     )
+    return assemble(exhibit, registry, options), render
+
+
+async def test_cues_mappings_and_panic_as_heard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    write_wav(tmp_path / "beep.wav", tone(0.3, 660.0, BEEP_LEVEL))
+    write_wav(tmp_path / "tone.wav", tone(2.0, 440.0, 0.5))
+    runtime, render = sounding(tmp_path, monkeypatch, EXHIBIT)
     await runtime.start()
     marks: dict[str, float] = {}
     try:

@@ -202,6 +202,9 @@ def action_lists(exhibit: ExhibitBase) -> Iterator[tuple[YamlPath, list[Any]]]:
     for name, cue_list in exhibit.cues.items():
         for index, cue in enumerate(cue_list.cues):
             yield ("cues", name, "cues", index, "actions"), cue.actions
+    for name, timeline in exhibit.timelines.items():
+        for index, timed in enumerate(timeline.actions):
+            yield ("timelines", name, "actions", index, "do"), timed.do
     if exhibit.schedule is not None:
         yield ("schedule", "on_open"), exhibit.schedule.on_open
         yield ("schedule", "on_close"), exhibit.schedule.on_close

@@ -380,8 +380,11 @@ class FadeEngine:
             self._drop_if_unowned([owner])
 
     def _drop_if_unowned(self, animations: Iterable[Animation]) -> None:
+        """Stop sampling animations whose every property later fades took (one with none, a timeline of actions
+        only, runs on)."""
         for animation in animations:
-            if not any(self._owner.get(key) is animation for key in animation.properties()):
+            keys = animation.properties()
+            if keys and not any(self._owner.get(key) is animation for key in keys):
                 self.remove_animation(animation)
 
     # Writing ------------------------------------------------------------------------------------

@@ -158,7 +158,10 @@ class Show:
                 )
             self.cue_lists[name] = CueList(name, cues, cue_spec.guard, self.clock, self.ctx)
         for name, timeline in self.exhibit.timelines.items():
-            self.timelines[name] = Timeline(timeline, self.fades, name)
+            self.timelines[name] = played = Timeline(timeline, self.fades, name)
+            if timeline.actions:
+                compiled = {id(timed.do): self.actions(timed.do, origin=played.cause) for timed in timeline.actions}
+                played.on_actions = lambda actions, compiled=compiled: compiled[id(actions)].run(self.ctx)
 
     # --- running ----------------------------------------------------------------------
 

@@ -10,6 +10,13 @@ timelines:
       lanterns.hue: [[0, 20], [20, 50]]
 ```
 
+A timeline can also run actions at set times (a sound, an event, a cue), each time it passes them:
+
+```yaml
+    actions:
+      - {at: 5s, do: [{sound: chime}]}
+```
+
 A keyframe's curve shapes the move *to* it from the key before (default ``linear``).
 Numbers are interpolated; bools and strings are held, changing at their keyframe.
 Before its first key a track holds the first value, after its last key the last one.
@@ -26,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -36,6 +43,7 @@ from engine.curves import CURVE_SCHEMA, DURATION_SCHEMA, Curve, Duration, interp
 from engine.fades import TIME_TOLERANCE, FadeEngine, Key, is_number
 from engine.model import PROPERTY_REFERENCE, Strict
 from engine.provenance import Cause
+from engine.show_model import Action
 
 KeyValue = bool | float | str
 
@@ -110,29 +118,43 @@ Track = Annotated[list[Annotated[Keyframe, WithJsonSchema(_KEYFRAME_SCHEMA)]], A
 TrackName = Annotated[str, AfterValidator(_check_track_name)]
 
 
+class TimedActions(Strict):
+    """Actions a timeline runs when it passes a time."""
+
+    at: Duration = Field(ge=0, description="Seconds into the timeline (or `5s`).")
+    do: list[Action] = Field(min_length=1, description="The actions: `{sound: chime}`, `{event: ...}`...")
+
+
 class TimelineSpec(Strict):
     """A timeline as written in the exhibit file."""
 
     length: Duration | None = Field(None, description="Seconds (or `20s`); default: the last keyframe's time.")
     loop: bool = Field(False, description="Start again from 0 at the end, forever.")
     tracks: dict[TrackName, Track] = Field(
-        description="Keyframes per `device.property`: `[time, value]` or `[time, value, curve]`."
+        default_factory=dict,
+        description="Keyframes per `device.property`: `[time, value]` or `[time, value, curve]`.",
+    )
+    actions: list[TimedActions] = Field(
+        default_factory=list, description="Actions run as the timeline passes their time (`{at: 5s, do: [...]}`)."
     )
 
     @model_validator(mode="after")
     def _fits(self) -> TimelineSpec:
-        if not self.tracks:
-            raise ValueError("a timeline needs at least one track")
+        if not self.tracks and not self.actions:
+            raise ValueError("a timeline needs at least one track or action")
         last = self.last_keyframe
         if self.length is not None and self.length < last:
-            raise ValueError(f"`length` ({self.length:g} s) ends before the last keyframe (at {last:g} s)")
+            what = "keyframe" if self.tracks and last == max(k[-1].time for k in self.tracks.values()) else "action"
+            raise ValueError(f"`length` ({self.length:g} s) ends before the last {what} (at {last:g} s)")
         if self.loop and self.duration <= 0:
             raise ValueError("a looping timeline needs a length above 0: set `length` or add a later keyframe")
         return self
 
     @property
     def last_keyframe(self) -> float:
-        return max(keys[-1].time for keys in self.tracks.values())
+        """The time of the last keyframe or action."""
+        times = [keys[-1].time for keys in self.tracks.values()] + [timed.at for timed in self.actions]
+        return max(times)
 
     @property
     def duration(self) -> float:
@@ -195,6 +217,10 @@ class Timeline:
         """Who last played it (`state mode: attract (enter)`, `cue evening/2`), for the inspector."""
         self.cause = Cause("timeline", name, f"timeline {name}", self.explain)
         """Recorded by the fade engine for every value it writes: the detail is formatted on read."""
+        self.on_actions: Callable[[list[Any]], None] | None = None
+        """Runs the actions of ``spec.actions`` as the timeline passes them (set by the show)."""
+        self._passed = 0.0
+        """Seconds since ``_origin`` up to which actions have run."""
 
     def explain(self) -> str:
         """Why its properties have their values: where it is, for the curator's inspector."""
@@ -258,6 +284,7 @@ class Timeline:
 
     def _start_at(self, position: float, claim: bool) -> None:
         self._origin = self._clock.now() - position
+        self._passed = position - TIME_TOLERANCE if position == 0 else position  # an action at 0 runs on play
         self._state = "playing"
         self._reached_end = False
         self.done.clear()
@@ -312,7 +339,25 @@ class Timeline:
             elapsed = now - self._origin
             self._reached_end = not self._loop and elapsed >= self._length - TIME_TOLERANCE
             position = self._length if self._reached_end else self._wrap(elapsed)
+            self._run_passed(self._length if self._reached_end else elapsed)
         return {track.key: track.value_at(position) for track in self._tracks}
+
+    def _run_passed(self, elapsed: float) -> None:
+        """Run the actions whose time lies in (last time, ``elapsed``], in every round a looping timeline made."""
+        if not self.spec.actions or elapsed <= self._passed:
+            return
+        since, self._passed = self._passed, elapsed
+        due: list[tuple[float, list[Any]]] = []
+        for timed in self.spec.actions:
+            if self._loop and self._length > 0:
+                rounds = math.floor((elapsed - timed.at) / self._length) - math.floor((since - timed.at) / self._length)
+                first = math.floor((since - timed.at) / self._length) + 1
+                due += [(timed.at + (first + k) * self._length, timed.do) for k in range(max(0, rounds))]
+            elif since < timed.at <= elapsed:
+                due.append((timed.at, timed.do))
+        if self.on_actions is not None:
+            for _, actions in sorted(due, key=lambda item: item[0]):
+                self.on_actions(actions)
 
     @property
     def running(self) -> bool:

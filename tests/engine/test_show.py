@@ -243,6 +243,37 @@ rules:
     await runtime.stop()
 
 
+async def test_a_timeline_runs_its_actions_as_it_passes_them_and_check_knows_them():
+    text = (
+        HEAD
+        + """\
+variables:
+  rounds: 0
+timelines:
+  show:
+    loop: true
+    length: 4s
+    actions:
+      - {at: 1s, do: [{set: spot.level, value: 80}, {var: rounds, expr: "var.rounds + 1"}]}
+      - {at: 3s, do: [{set: spot.level, value: 0}]}
+rules:
+  - when: "panel.button"
+    do: [{timeline: show}]
+"""
+    )
+    runtime, clock = await start_show(text)
+    runtime.store.set("panel.button", True)
+    await clock.advance(1.2)
+    assert commands(runtime, "spot")[-1][1] == {"level": 80.0}
+    await clock.advance(2.0)
+    assert commands(runtime, "spot")[-1][1] == {"level": 0.0}
+    await clock.advance(6.0)  # two more rounds have begun: at 5 s and 9 s, the first action
+    assert runtime.store.get("var.rounds").value == 3
+    await runtime.stop()
+    with pytest.raises(ExhibitInvalid, match="no device named `spots`"):
+        validate_text(text.replace("{set: spot.level, value: 0}", "{set: spots.level, value: 0}"), "x.yaml", registry())
+
+
 SCHEDULE = (
     HEAD
     + """\

@@ -105,7 +105,7 @@ def error_of(data: dict) -> tuple[tuple, str]:
         ({"a.b": []}, ("tracks", "a.b"), "a track needs at least one keyframe"),
         ({"lanterns": [[0, 0]]}, ("tracks", "lanterns", "[key]"), "track `lanterns` must name a property"),
         ({"Lanterns.Hue": [[0, 0]]}, ("tracks", "Lanterns.Hue", "[key]"), "as `device.property`"),
-        ({}, (), "a timeline needs at least one track"),
+        ({}, (), "a timeline needs at least one track or action"),
     ],
 )
 def test_keyframe_mistakes_are_reported_where_they_are(tracks, where, message):
@@ -309,3 +309,52 @@ async def test_a_timeline_whose_every_track_is_taken_stops(clock, engine, lanter
 async def test_a_track_on_an_unknown_device_is_refused(clock, engine, lanterns):
     with pytest.raises(ValueError, match=r"unknown fade target `lantern`; did you mean `lanterns`\?"):
         Timeline(spec({"lantern.brightness": [[0, 0]]}), engine)
+
+
+# Timed actions ------------------------------------------------------------------------------------
+
+
+def ran_at(clock: VirtualClock, timeline: Timeline) -> list[tuple[float, str]]:
+    """Record (clock time, sound) each time the timeline runs its actions."""
+    ran: list[tuple[float, str]] = []
+    timeline.on_actions = lambda actions: ran.append((clock.now(), actions[0].sound))
+    return ran
+
+
+def with_actions(**options) -> TimelineSpec:
+    return TimelineSpec.model_validate(
+        {"actions": [{"at": 0, "do": [{"sound": "drum"}]}, {"at": "1.5s", "do": [{"sound": "chime"}]}], **options}
+    )
+
+
+async def test_actions_run_as_the_timeline_passes_them_even_without_tracks(clock, engine):
+    timeline = Timeline(with_actions(), engine)
+    ran = ran_at(clock, timeline)
+    start = clock.now()
+    timeline.play()
+    await clock.advance(1.0)
+    assert [sound for _, sound in ran] == ["drum"]
+    await clock.advance(1.0)
+    assert [sound for _, sound in ran] == ["drum", "chime"]
+    assert ran[1][0] - start == pytest.approx(1.5, abs=PERIOD)  # on the engine's tick after 1.5 s
+    assert not timeline.playing  # 1.5 s long: done, and nothing ran twice
+    await clock.advance(2.0)
+    assert len(ran) == 2
+
+
+async def test_a_looping_timeline_runs_its_actions_every_round_and_a_seek_skips_what_it_jumps_over(clock, engine):
+    timeline = Timeline(with_actions(loop=True, length=2), engine)
+    ran = ran_at(clock, timeline)
+    timeline.play()
+    await clock.advance(5.0)  # rounds at 0, 2, 4: drum, chime, drum, chime, drum
+    assert [sound for _, sound in ran] == ["drum", "chime", "drum", "chime", "drum"]
+    timeline.seek(1.6)  # past this round's chime
+    await clock.advance(0.3)
+    assert [sound for _, sound in ran][5:] == []
+    await clock.advance(0.2)  # the next round's drum
+    assert [sound for _, sound in ran][5:] == ["drum"]
+
+
+def test_an_action_after_the_length_is_refused():
+    with pytest.raises(ValidationError, match=r"ends before the last action \(at 1.5 s\)"):
+        with_actions(length=1)

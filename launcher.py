@@ -732,6 +732,29 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_qr(args: argparse.Namespace) -> int:
+    """The audience page's join address, and its QR code (PNG and SVG) for signage."""
+    from sensors.audience.join import join_url, write_qr
+    from sensors.audience.model import AudienceSensorConfig
+
+    path = resolve_exhibit_path(args.exhibit, EXHIBITS)
+    exhibit = load_exhibit(path, build_registry())
+    audiences = {name: c for name, c in exhibit.sensors.items() if isinstance(c, AudienceSensorConfig)}
+    if not audiences:
+        raise UserError(f"{exhibit.id} has no audience sensor (`kind: audience`) / 该展项没有观众互动传感器。")
+    if args.sensor is not None and args.sensor not in audiences:
+        raise UserError(f"{exhibit.id} has no audience sensor named `{args.sensor}` (it has: {', '.join(audiences)})")
+    folder = Path(args.out).expanduser() if args.out else path.parent
+    for name, config in audiences.items():
+        if args.sensor is not None and name != args.sensor:
+            continue
+        url = args.url or join_url(config)
+        print(f"{name}: {url}")
+        for written in write_qr(url, folder, f"{exhibit.id}-{name}-qr"):
+            print(f"wrote {written} / 已写入")
+    return 0
+
+
 def cmd_privacy(args: argparse.Namespace) -> int:
     """What the exhibit processes about visitors, where it goes and for how long; `--signage DIR` also writes the
     bilingual visitor signage (A4 HTML and PDF)."""
@@ -1090,6 +1113,13 @@ def parser() -> argparse.ArgumentParser:
     )
     diagnose.add_argument("--state-dir", metavar="DIR", help="the node's state folder (default: as for `run`)")
     diagnose.set_defaults(handler=cmd_diagnose)
+
+    qr = commands.add_parser("qr", help="the audience page's join address and its QR code (PNG, SVG) for signage")
+    qr.add_argument("exhibit", metavar="EXHIBIT")
+    qr.add_argument("--sensor", metavar="NAME", help="only this audience sensor (default: each)")
+    qr.add_argument("--url", help="the address phones use, if not the one the exhibit gives or this computer's")
+    qr.add_argument("--out", metavar="DIR", help="where the PNG and SVG go (default: the exhibit's folder)")
+    qr.set_defaults(handler=cmd_qr)
 
     privacy = commands.add_parser(
         "privacy", help="what the exhibit processes about visitors, where it goes, for how long; visitor signage"

@@ -217,6 +217,20 @@ def _var(c: Controller, p: Mapping[str, Any]) -> Any:
     return {"name": name, "value": value}
 
 
+def _audience_pause(c: Controller, p: Mapping[str, Any]) -> Any:
+    """Pause (or let in again) what the audience's phones send: nothing they send counts meanwhile."""
+    show = _show(c)
+    audiences = [name for name, config in show.exhibit.sensors.items() if config.kind == "audience"]
+    name = p.get("sensor") or (audiences[0] if len(audiences) == 1 else None)
+    if name not in audiences:
+        have = ", ".join(audiences) or "none"
+        raise CommandError("not_found", f"name the audience sensor ({have}) / 请指定观众互动传感器")
+    if show.panicked and not p["paused"]:
+        raise CommandError("conflict", "PANIC holds the audience paused: reset first / 紧急停止中，请先复位")
+    show.fades.set_now(name, "paused", bool(p["paused"]))
+    return {"sensor": name, "paused": bool(p["paused"])}
+
+
 def _coerce(initial: Any, value: Any) -> float | int | bool | str:
     """``value`` as the type of the variable's start value; raises CommandError when it cannot be."""
     kind = type(initial)
@@ -357,6 +371,16 @@ COMMANDS: dict[str, Command] = {
         ),
         Command(
             "var", "operator", "Set a variable.", _var, {"name": Param("str", True), "value": Param("value", True)}
+        ),
+        Command(
+            "audience/pause",
+            "operator",
+            "Pause what the audience's phones send (nothing counts), or let it in again.",
+            _audience_pause,
+            {
+                "paused": Param("bool", True),
+                "sensor": Param("str", summary="the audience sensor (optional when the exhibit has one)"),
+            },
         ),
         Command(
             "site/takeover",

@@ -17,6 +17,7 @@ State topics:
 ``health/<component>``   status, reason, since, and the component's figures (rate, age...); ``in_use: false``
                          for a service this run does without (offline, nothing wrong)
 ``schedule``             open now, the next change and whether it opens or closes
+``audience/<sensor>``    phones connected, input paused, and each vote: open, votes, the choice ahead
 ``signal/<name>``        value, stale, t (only the signals a client asks for)
 
 A state topic whose subject is gone (a reload removed the cue list) is sent once more with ``data: null``.
@@ -85,6 +86,24 @@ def plain(value: Any) -> Any:
 
 def signal_data(signal: Signal) -> dict[str, Any]:
     return {"value": plain(signal.value), "stale": signal.stale, "t": signal.timestamp}
+
+
+def audience_data(show: Any, name: str, config: Any) -> dict[str, Any]:
+    """An audience sensor for operators: its phones, whether input is paused, and its votes."""
+
+    def value(signal: str) -> Any:
+        full = f"{name}.{signal}"
+        return plain(show.store.get(full).value) if full in show.store else None
+
+    votes = {
+        vote: {
+            "open": bool(value(f"{vote}.voting")),
+            "votes": value(f"{vote}.votes") or 0,
+            "leader": value(f"{vote}.leader"),
+        }
+        for vote in config.of_type("vote")
+    }
+    return {"count": value("count") or 0, "paused": bool(show.fades.value(name, "paused")), "votes": votes}
 
 
 def state_topics(runtime: Runtime, controller: Controller) -> dict[str, Any]:
@@ -163,6 +182,9 @@ def state_topics(runtime: Runtime, controller: Controller) -> dict[str, Any]:
         }
     for name in show.exhibit.variables:
         topics[f"var/{name}"] = {"value": plain(show.store.get(f"var.{name}").value)}
+    for name, config in show.exhibit.sensors.items():
+        if config.kind == "audience":
+            topics[f"audience/{name}"] = audience_data(show, name, config)
     schedule = show.exhibit.schedule
     if schedule is not None:
         now = runtime.clock.wall()

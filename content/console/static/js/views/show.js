@@ -1,12 +1,12 @@
 // Show: the cue lists with their playhead (GO / BACK, tap a cue to put the playhead on it), PAUSE /
-// RESUME and STOP, state machines, timelines, variables and the opening hours.
+// RESUME and STOP, state machines, timelines, variables, the opening hours and the audience's phones.
 
 import { clockTime, lang, relative, t } from "../i18n.js";
 import { el, fill, reconcile, setText, showValue, toggle } from "../ui.js";
 
 const view = {
   id: "show",
-  topics: ["show", "cuelist/", "state/", "timeline/", "var/", "schedule"],
+  topics: ["show", "cuelist/", "state/", "timeline/", "var/", "schedule", "audience/"],
   mount,
   render,
 };
@@ -24,6 +24,7 @@ function mount(root, ctx) {
     timelines: el("div.rows"),
     variables: el("div.rows"),
     schedule: el("div.schedule"),
+    audience: el("div.rows"),
     titles: {},
   };
   if (operator) {
@@ -59,6 +60,7 @@ function mount(root, ctx) {
       card("timelines", parts.timelines),
       card("variables", parts.variables),
       card("schedule", parts.schedule),
+      card("audience", parts.audience),
     ),
   );
 }
@@ -92,6 +94,8 @@ function render(ctx) {
   renderTimelines(byPrefix(ctx.state, "timeline/"));
   renderVariables(ctx, byPrefix(ctx.state, "var/"));
   renderSchedule(ctx.state.get("schedule"));
+  setText(parts.titles.audience, t("show.audience"));
+  renderAudience(ctx, byPrefix(ctx.state, "audience/"));
 }
 
 function renderStatus(ctx, show) {
@@ -337,6 +341,54 @@ function renderVariables(ctx, variables) {
       if (row.input) {
         row.input.placeholder = t("show.var_value", { name });
         setText(row.set, t("btn.set"));
+      }
+    },
+  );
+}
+
+// --- the audience's phones ------------------------------------------------------------------------
+
+function renderAudience(ctx, audiences) {
+  parts.audience.closest(".card").hidden = !audiences.length; // only where the exhibit has an audience
+  reconcile(
+    parts.audience,
+    audiences,
+    (a) => a.name,
+    (a) => {
+      const row = el("div.row.audience", { dataset: { audience: a.name } });
+      row.count = el("span.row-value.mono.audience-count");
+      row.paused = el("span.badge.warn", { hidden: true });
+      row.votes = el("p.audience-votes");
+      row.append(el("div.row-head", {}, el("span.row-name", {}, a.name), row.paused, row.count), row.votes);
+      if (ctx.may("operator")) {
+        row.toggle = el("button", {
+          type: "button",
+          dataset: { cmd: "audience/pause", audience: a.name },
+          onclick: () => {
+            const paused = !row.toggle.classList.contains("active");
+            const label = t(paused ? "btn.audience_pause" : "btn.audience_resume");
+            ctx.command("audience/pause", { sensor: a.name, paused }, label);
+          },
+        });
+        row.append(row.toggle);
+      }
+      return row;
+    },
+    (row, { data }) => {
+      setText(row.count, t("show.audience_phones", { n: data.count ?? 0 }));
+      row.paused.hidden = !data.paused;
+      setText(row.paused, t("show.audience_paused"));
+      const votes = Object.entries(data.votes || {}).map(([name, vote]) =>
+        t(vote.open ? "show.audience_vote_open" : "show.audience_vote_closed", {
+          name,
+          votes: vote.votes,
+          leader: vote.leader || "–",
+        }),
+      );
+      setText(row.votes, votes.join(" · "));
+      if (row.toggle) {
+        setText(row.toggle, t(data.paused ? "btn.audience_resume" : "btn.audience_pause"));
+        toggle(row.toggle, "active", Boolean(data.paused));
       }
     },
   );

@@ -1,0 +1,171 @@
+"""The audience page on phones (issue 19), in Chromium's mobile emulation (a Pixel-sized touch screen), in
+Chinese and in English: a tap, a vote and a slider on the page reach the crowd's signals and, through the
+exhibit's mappings and rules, a device on a real Mosquitto. The exhibit runs as `exhibit run` runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, Mosquitto
+from tests.console_browser.conftest import Api, MqttLines, latest, launch_console, sign_in, watched_tab
+from tests.support.net import free_port
+
+EXHIBIT = """\
+format_version: 1
+id: crowd-page
+title: {en: Crowd page, zh: 观众页面}
+sensors:
+  crowd:
+    kind: audience
+    host: 127.0.0.1
+    port: {port}
+    offers:
+      lantern: {type: tap, label: {zh: 放灯, en: Release a lantern}}
+      season:
+        type: vote
+        open: true
+        label: {zh: 下一个季节, en: The next season}
+        choices: {spring: {zh: 春, en: Spring}, autumn: {zh: 秋, en: Autumn}}
+      wind: {type: slider, label: {zh: 风, en: Wind}, range: [0, 1]}
+devices:
+  lamp:
+    kind: mqtt
+    properties:
+      level: {type: float, range: [0, 100], safe: 0}
+      fan: {type: float, range: [0, 100], safe: 0}
+      warm: {type: bool, safe: false}
+mappings:
+  - {from: crowd.lantern.taps_per_s, to: lamp.level, input: [0, 5]}
+  - {from: crowd.wind.mean, to: lamp.fan, input: [0, 1]}
+rules:
+  - when: crowd.season.votes >= 2
+    do: [{set: crowd.season.open, value: false}, {set: crowd.season.results, value: true}]
+  - when: crowd.season.leader == "autumn"
+    do: [{set: lamp.warm, value: true}]
+"""
+TOPIC = "exhibit/crowd-page/devices/lamp/set"
+PHONE = {
+    "viewport": {"width": 393, "height": 851},
+    "device_scale_factor": 2.75,
+    "is_mobile": True,
+    "has_touch": True,
+    "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Mobile Safari/537.36",
+}
+
+
+@pytest.fixture(scope="module")
+def crowd_page(broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, MqttLines]]:
+    folder = tmp_path_factory.mktemp("crowd")
+    port = free_port()
+    (folder / "exhibit.yaml").write_text(EXHIBIT.replace("{port}", str(port)), encoding="utf-8")
+    lines = MqttLines(broker.port, TOPIC)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "launcher.py"), "run", str(folder / "exhibit.yaml"), "--headless", "--no-render",
+         "--no-console", "--no-reload", "--broker", broker.url, "--state-dir", str(folder / "state")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 40
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                break
+        except OSError:
+            assert process.poll() is None and time.monotonic() < deadline, "the audience page never came up"
+            time.sleep(0.2)
+    yield url, lines
+    process.terminate()
+    process.wait(20)
+    lines.close()
+
+
+def phone(browser: Any, locale: str) -> Any:
+    context = browser.new_context(locale=locale, **PHONE)
+    return context.new_page()
+
+
+def wait_lamp(lines: MqttLines, check: Any, timeout: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in reversed(lines.lines):
+            payload = json.loads(line.partition(" ")[2])
+            if check(payload):
+                return payload
+        time.sleep(0.05)
+    raise AssertionError(f"the lamp never got there; last: {latest(lines, TOPIC)}")
+
+
+def test_phones_in_chinese_and_english_tap_vote_and_slide(browser: Any, crowd_page: tuple[str, MqttLines]):
+    url, lamp = crowd_page
+    chinese, english = phone(browser, "zh-CN"), phone(browser, "en-GB")
+    for page in (chinese, english):
+        page.goto(url)
+        page.wait_for_selector("button.tap[data-offer=lantern]")
+    assert chinese.locator("html").get_attribute("lang", timeout=5000).startswith("zh")
+    assert "放灯" in chinese.content() and "春" in chinese.content()
+    assert "Release a lantern" in english.content() and "Spring" in english.content()
+    assert english.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # nothing off the side
+
+    pad = chinese.locator("button.tap[data-offer=lantern]")
+    for _ in range(6):
+        pad.tap()
+        chinese.wait_for_timeout(60)
+    wait_lamp(lamp, lambda p: p.get("level", 0) > 0)
+
+    slider = english.locator("input[type=range][data-offer=wind]")
+    slider.fill("0.8")  # a touch drag ends in the same input events
+    slider.dispatch_event("change")
+    wait_lamp(lamp, lambda p: p.get("fan", 0) >= 50)
+
+    chinese.locator("button.choice[data-offer=season][data-choice=autumn]").tap()
+    english.locator("button.choice[data-offer=season][data-choice=autumn]").tap()
+    wait_lamp(lamp, lambda p: p.get("warm") is True)
+    result = english.locator(".result[data-offer=season][data-choice=autumn]")
+    result.wait_for(timeout=5000)
+    assert "100" in result.inner_text()  # both votes: 100 %
+    spring = chinese.locator("button.choice[data-offer=season][data-choice=spring]")
+    assert spring.is_disabled()  # closed by the rule, and this phone has voted
+    for page in (chinese, english):
+        page.context.close()
+
+
+def test_the_console_shows_the_phones_and_an_operator_pauses_the_audience(
+    browser: Any, broker: Mosquitto, accounts: Path, tmp_path: Path
+):
+    """The simulated crowd (`--simulate`) on the console's Show page: its phones and votes live, and the pause
+    switch, whose use is in the audit log."""
+    (tmp_path / "exhibit.yaml").write_text(EXHIBIT.replace("{port}", str(free_port())), encoding="utf-8")
+    audit_log = tmp_path / "audit.log"
+    console = launch_console(str(tmp_path / "exhibit.yaml"), broker.url, accounts, audit_log)
+    try:
+        with watched_tab(browser, console.url) as tab:
+            sign_in(tab, "olivia")
+            tab.click(".tab[data-tab=show]")
+            row = tab.locator(".row.audience[data-audience=crowd]")
+            row.wait_for(timeout=10000)
+            tab.wait_for_function(
+                "() => parseInt(document.querySelector('.audience-count')?.textContent || '0') >= 3", timeout=20000
+            )
+            assert "season" in row.locator(".audience-votes").inner_text()
+            row.locator("button[data-cmd='audience/pause']").click()
+            row.locator(".badge.warn:not([hidden])").wait_for(timeout=5000)
+            api = Api(console.url)
+            api.login("olivia")
+            assert api.state()["audience/crowd"]["paused"] is True
+            row.locator("button[data-cmd='audience/pause']").click()
+            row.locator(".badge.warn").wait_for(state="hidden", timeout=5000)
+    finally:
+        console.stop()
+    audited = [json.loads(line) for line in audit_log.read_text(encoding="utf-8").splitlines()]
+    pauses = [entry for entry in audited if entry.get("action") == "audience/pause"]
+    assert [entry["params"]["paused"] for entry in pauses] == [True, False], pauses

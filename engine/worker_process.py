@@ -65,6 +65,10 @@ class WorkerProcess:
         return self._process is not None and self._process.is_alive()
 
     @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
     def exitcode(self) -> int | None:
         return None if self._process is None else self._process.exitcode
 

@@ -71,8 +71,8 @@ async def test_a_killed_audience_server_is_started_again_and_keeps_what_the_show
         await until(lambda: sensor.health.status == "ok" and store.get("crowd.count").timestamp is not None)
         sensor.set({"season.open": True})
         await until(lambda: store.get("crowd.season.voting").value is True)
-        assert sensor.process is not None
-        os.kill(sensor.process._process.pid, signal.SIGKILL)  # type: ignore[union-attr]
+        assert sensor.process is not None and sensor.process.pid is not None
+        os.kill(sensor.process.pid, signal.SIGKILL)
         await until(lambda: sensor.health.status == "offline")
         assert store.get("crowd.count").stale
         await until(lambda: sensor.health.status == "ok", 30.0)

@@ -5,6 +5,8 @@ exhibit's mappings and rules, a device on a real Mosquitto. The exhibit runs as 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -36,6 +38,7 @@ sensors:
         label: {zh: 下一个季节, en: The next season}
         choices: {spring: {zh: 春, en: Spring}, autumn: {zh: 秋, en: Autumn}}
       wind: {type: slider, label: {zh: 风, en: Wind}, range: [0, 1]}
+      shake: {type: motion, label: {zh: 摇动手机, en: Shake your phone}}
 devices:
   lamp:
     kind: mqtt
@@ -43,9 +46,11 @@ devices:
       level: {type: float, range: [0, 100], safe: 0}
       fan: {type: float, range: [0, 100], safe: 0}
       warm: {type: bool, safe: false}
+      wave: {type: float, range: [0, 100], safe: 0}
 mappings:
   - {from: crowd.lantern.taps_per_s, to: lamp.level, input: [0, 5]}
   - {from: crowd.wind.mean, to: lamp.fan, input: [0, 1]}
+  - {from: crowd.shake.energy, to: lamp.wave, input: [0, 1]}
 rules:
   - when: crowd.season.votes >= 2
     do: [{set: crowd.season.open, value: false}, {set: crowd.season.results, value: true}]
@@ -64,7 +69,9 @@ PHONE = {
 
 
 @pytest.fixture(scope="module")
-def crowd_page(broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, MqttLines]]:
+def crowd_page(
+    broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, MqttLines, subprocess.Popen[str]]]:
     folder = tmp_path_factory.mktemp("crowd")
     port = free_port()
     (folder / "exhibit.yaml").write_text(EXHIBIT.replace("{port}", str(port)), encoding="utf-8")
@@ -83,7 +90,7 @@ def crowd_page(broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory) -> I
         except OSError:
             assert process.poll() is None and time.monotonic() < deadline, "the audience page never came up"
             time.sleep(0.2)
-    yield url, lines
+    yield url, lines, process
     process.terminate()
     process.wait(20)
     lines.close()
@@ -94,10 +101,10 @@ def phone(browser: Any, locale: str) -> Any:
     return context.new_page()
 
 
-def wait_lamp(lines: MqttLines, check: Any, timeout: float = 10.0) -> dict[str, Any]:
+def wait_lamp(lines: MqttLines, check: Any, timeout: float = 10.0, since: int = 0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for line in reversed(lines.lines):
+        for line in reversed(lines.lines[since:]):
             payload = json.loads(line.partition(" ")[2])
             if check(payload):
                 return payload
@@ -105,8 +112,8 @@ def wait_lamp(lines: MqttLines, check: Any, timeout: float = 10.0) -> dict[str, 
     raise AssertionError(f"the lamp never got there; last: {latest(lines, TOPIC)}")
 
 
-def test_phones_in_chinese_and_english_tap_vote_and_slide(browser: Any, crowd_page: tuple[str, MqttLines]):
-    url, lamp = crowd_page
+def test_phones_in_chinese_and_english_tap_vote_and_slide(browser: Any, crowd_page: tuple[str, MqttLines, Any]):
+    url, lamp, _ = crowd_page
     chinese, english = phone(browser, "zh-CN"), phone(browser, "en-GB")
     for page in (chinese, english):
         page.goto(url)
@@ -135,8 +142,45 @@ def test_phones_in_chinese_and_english_tap_vote_and_slide(browser: Any, crowd_pa
     assert "100" in result.inner_text()  # both votes: 100 %
     spring = chinese.locator("button.choice[data-offer=season][data-choice=spring]")
     assert spring.is_disabled()  # closed by the rule, and this phone has voted
+
+    english.locator("button[data-offer=shake]").tap()  # Chromium asks no permission; iOS Safari would
+    shaking = "() => window.dispatchEvent(new DeviceMotionEvent('devicemotion', {acceleration: {x: 14, y: 0, z: 0}}))"
+    for _ in range(20):  # a phone shaken for a second: |a| = 14 m/s², energy 0.7
+        english.evaluate(shaking)
+        english.wait_for_timeout(50)
+    wait_lamp(lamp, lambda p: p.get("wave", 0) >= 50)
     for page in (chinese, english):
         page.context.close()
+
+
+def spawned_children(pid: int) -> list[int]:
+    """The processes ``pid`` spawned with multiprocessing (the audience server among them)."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()  # any thread's: they are started from the executor's threads
+    children = [c for task in tasks for c in (task / "children").read_text().split()]
+    return [int(c) for c in children if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")]
+
+
+def test_a_phone_reconnects_by_itself_when_the_audience_server_comes_back(
+    browser: Any, crowd_page: tuple[str, MqttLines, subprocess.Popen[str]]
+):
+    url, lamp, exhibit = crowd_page
+    page = phone(browser, "en-GB")
+    page.goto(url)
+    pad = page.locator("button.tap[data-offer=lantern]")
+    pad.wait_for()
+    page.wait_for_timeout(1500)  # the earlier test's taps have left the last second
+    spawned = spawned_children(exhibit.pid)
+    assert spawned, "the exhibit has no audience server process"
+    for pid in spawned:
+        os.kill(pid, signal.SIGKILL)  # the server dies (a crash, the OOM killer)
+    page.locator("#reconnecting").wait_for(state="visible", timeout=10000)
+    page.locator("#reconnecting").wait_for(state="hidden", timeout=30000)  # started again; the page is back
+    since = lamp.mark()
+    for _ in range(5):
+        pad.tap()
+        page.wait_for_timeout(80)
+    wait_lamp(lamp, lambda p: p.get("level", 0) > 0, since=since)
+    page.context.close()
 
 
 def test_the_console_shows_the_phones_and_an_operator_pauses_the_audience(

@@ -9,14 +9,14 @@ by themselves. ``--simulate`` runs a simulated crowd in the show's own process i
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from engine.drivers import DriverContext, Fault, WritableSensor, check_fault
+from engine.errors import UserError
 from engine.reconnect import Backoff, Reconnect
-from engine.worker_process import WorkerProcess, WorkerReply
+from engine.worker_process import WorkerProcess, WorkerReply, WorkerStartError
 from sensors.audience.model import AudienceSensorConfig, Label
 from sensors.audience.server import ServerSettings, SetProps, StopServing, server_main
 from sensors.audience.simulated import SimulatedCrowd
@@ -35,6 +35,8 @@ class AudienceSensor(WritableSensor):
         self.values: dict[str, Any] = config.initial_state()
         """What the show set last: sent again to a restarted server."""
         self.process: WorkerProcess | None = None
+        self._first: tuple[WorkerProcess, dict[str, Any]] | None = None
+        """The server :meth:`open` started, for :meth:`run` to take on."""
         self.port: int | None = None
         """The port the page listens on, once started (the configured one, or the one given for port 0)."""
 
@@ -47,21 +49,40 @@ class AudienceSensor(WritableSensor):
         self.set(self.config.safe_state())
         return True
 
+    async def open(self) -> None:
+        """Start the page's server: a port that is taken stops the start here, in one sentence."""
+        try:
+            self._first = await self._start()
+        except WorkerStartError as exc:
+            where = f"{self.config.host}:{self.config.port}"
+            if "address already in use" in str(exc).lower():
+                raise UserError(
+                    f"TCP port {self.config.port} is already in use, so the audience page of `{self.name}` "
+                    f"cannot listen on {where}; stop the other program or choose another `port`."
+                ) from None
+            raise UserError(f"the audience page of `{self.name}` cannot start on {where}: {exc}") from None
+
+    async def _start(self) -> tuple[WorkerProcess, dict[str, Any]]:
+        settings = ServerSettings(self.config, self.config.title or DEFAULT_TITLE)
+        process = WorkerProcess(server_main, settings, StopServing(), "audience server", self._reply)
+        try:
+            return process, await process.start(START_TIMEOUT)
+        except BaseException:
+            await process.close(1.0)
+            raise
+
     async def run(self) -> None:
         retry = Reconnect(Backoff(), self.context.clock)
-        settings = ServerSettings(self.config, self.config.title or DEFAULT_TITLE)
         while True:
-            process = WorkerProcess(server_main, settings, StopServing(), "audience server", self._reply)
-            try:
-                info = await process.start(START_TIMEOUT)
-            except asyncio.CancelledError:
-                await process.close(1.0)
-                raise
-            except Exception as exc:
-                self.health.set("offline", f"观众页面无法启动 / the audience page did not start: {exc}")
-                await process.close(1.0)
-                await self.context.clock.sleep(retry.next_delay())
-                continue
+            started, self._first = self._first, None
+            if started is None:
+                try:
+                    started = await self._start()
+                except WorkerStartError as exc:
+                    self.health.set("offline", f"观众页面无法启动 / the audience page did not start: {exc}")
+                    await self.context.clock.sleep(retry.next_delay())
+                    continue
+            process, info = started
             self.process, self.port = process, int(info["port"])
             retry.up()
             process.send(SetProps(dict(self.values)))
@@ -76,6 +97,12 @@ class AudienceSensor(WritableSensor):
             self.context.store.mark_stale(f"{self.name}.")
             self.health.set("offline", "观众页面已退出 / the audience page's process ended; starting it again")
             await self.context.clock.sleep(retry.next_delay())
+
+    async def close(self) -> None:
+        """A server :meth:`open` started that :meth:`run` never took (the start failed further on)."""
+        started, self._first = self._first, None
+        if started is not None:
+            await started[0].close(2.0)
 
     def _reply(self, reply: WorkerReply) -> None:
         if reply[0] == "frame":
@@ -110,6 +137,9 @@ class SimulatedAudienceSensor(AudienceSensor):
         else:
             self.health.set("ok")
 
+    async def open(self) -> None:
+        log.info("audience %s is simulated: no port is opened", self.name)
+
     def set(self, values: Mapping[str, Any]) -> None:
         self.values.update(values)
         self.crowd.crowd.set(dict(values))
@@ -118,7 +148,7 @@ class SimulatedAudienceSensor(AudienceSensor):
         clock = self.context.clock
         self.crowd.crowd.set(dict(self.values))
         self.health.set("ok")
-        log.info("audience %s is simulated: %d phones", self.name, self.crowd.phones)
+        log.info("audience %s is simulated: %d phones arrive", self.name, self.crowd.phones)
         period = 1.0 / self.config.rate
         while True:
             await clock.sleep(period)

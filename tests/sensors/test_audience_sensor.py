@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from engine.clock import MonotonicClock
 from engine.drivers import DriverContext, Resources
+from engine.errors import UserError
 from engine.signals import SignalStore
 from sensors.audience.driver import AudienceSensor, SimulatedAudienceSensor
 from sensors.audience.model import AudienceSensorConfig
@@ -82,3 +84,14 @@ async def test_a_killed_audience_server_is_started_again_and_keeps_what_the_show
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
     assert sensor.process is None
+
+
+async def test_a_port_another_program_holds_stops_the_start_in_one_sentence():
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        cfg = config(host="127.0.0.1", port=other.getsockname()[1])
+        sensor = AudienceSensor("crowd", cfg, DriverContext("t", declared(cfg), MonotonicClock(), Resources()))
+        with pytest.raises(UserError, match=r"TCP port \d+ is already in use, so the audience page of `crowd`"):
+            await sensor.open()
+        await sensor.close()

@@ -1096,7 +1096,7 @@ def parser() -> argparse.ArgumentParser:
         "--only",
         metavar="GROUPS",
         help="comma-separated groups to run: osc, console, inputs, logic, devices, render, site, studio, sound, "
-        "pose, analytics, soak (default: all)",
+        "audience, pose, analytics, soak (default: all)",
     )
     bench.add_argument(
         "--soak-minutes", type=float, metavar="MINUTES", help="how long the memory soak runs (default 10; 1.5 quick)"

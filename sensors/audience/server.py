@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import queue
 import re
 import secrets
@@ -296,8 +297,15 @@ def _number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+NICENESS = 10
+"""The audience server runs at a lower scheduling priority than the show: where they want the same core, the show's
+control path comes first and a crowd waits a little (measured by ``launcher.py bench --only audience``)."""
+
+
 def server_main(commands: Queue[Any], replies: Queue[Any], settings: ServerSettings) -> None:
     """The audience process's entry point (see :mod:`engine.worker_process`)."""
+    with contextlib.suppress(OSError, AttributeError):  # not on every platform
+        os.nice(NICENESS)
     try:
         asyncio.run(_serve(commands, replies, settings))
     except OSError as exc:  # the port is taken, or the address is not this computer's

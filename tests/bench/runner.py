@@ -9,7 +9,9 @@ takeover, crash restart to safe and synced cue skew (``site.py``), the curator s
 to problems on screen in a real browser against bare checks, its preview's frame rate and what a curator at work in
 it costs the OSC-to-MQTT latency (``studio.py``, :func:`run_studio_group`), GO to a cue's sound in the rendered mix
 against a bare Panda3D loop and what playing sound costs the OSC-to-MQTT latency (``sound.py``, :func:`run_sound`),
-the pose pipeline's frame rates and latency against a bare MediaPipe loop (``pose.py``), and, last, how fast the
+the audience's phones: a tap to the crowd's signal with a thousand phones tapping against none, how many phones the
+audience page holds and what they cost the OSC-to-MQTT latency (``audience.py``, :func:`run_audience`), the pose
+pipeline's frame rates and latency against a bare MediaPipe loop (``pose.py``), and, last, how fast the
 flagship's render process and controller grow in memory over a long run against floors running alongside
 (``soak.py``).
 
@@ -47,6 +49,24 @@ from tests.bench.analytics import (
     analytics_figures,
     analytics_samples,
     run_analytics,
+)
+from tests.bench.audience import (
+    FULL_AUDIENCE,
+    QUICK_AUDIENCE,
+    AudienceLoad,
+    AudiencePlan,
+    AudienceResults,
+    AudienceStep,
+    CrowdRun,
+    TapRun,
+    audience_figures,
+    audience_samples,
+    idle_cores,
+    probe_taps,
+    probe_work_s,
+    start_audience_engine,
+    stop_audience_engine,
+    with_crowd,
 )
 from tests.bench.console import (
     FULL_CONSOLE,
@@ -154,12 +174,15 @@ BASELINE_TOPIC = "bench/baseline/set"
 ENGINE_TOPIC = "exhibit/bench/devices/probe/set"
 ENGINE_STATUS = "exhibit/bench/status"
 GROUPS = (
-    "osc", "console", "inputs", "logic", "devices", "render", "site", "studio", "sound", "pose", "analytics", "soak",
+    "osc", "console", "inputs", "logic", "devices", "render", "site", "studio", "sound", "audience", "pose",
+    "analytics", "soak",
 )  # fmt: skip
 """The benchmark's groups, in the order a run takes them: the OSC-to-MQTT latency (engine against a minimal
 bridge), the operator console, inputs, show logic, many devices, rendering, the show network, the curator studio,
-sound, pose, and the soak (memory over minutes), which goes last."""
-NEEDS_BROKER = frozenset({"osc", "console", "logic", "devices", "render", "site", "studio", "sound", "soak"})
+sound, the audience's phones, pose, and the soak (memory over minutes), which goes last."""
+NEEDS_BROKER = frozenset(
+    {"osc", "console", "logic", "devices", "render", "site", "studio", "sound", "audience", "soak"}
+)
 """The groups that start a private Mosquitto. The studio's keystrokes and preview run on its exhibit's embedded
 broker, as a curator's do; its control latency, like the console's and the render's, on Mosquitto."""
 
@@ -218,6 +241,7 @@ def main(
     studio: StudioResults | None = None
     site: SiteResults | None = None
     sound: SoundResults | None = None
+    audience: AudienceResults | None = None
     analytics: AnalyticsResults | None = None
     soak: SoakResults | None = None
     try:
@@ -240,6 +264,8 @@ def main(
                 studio = run_studio_group(QUICK_STUDIO if quick else FULL_STUDIO, exe)
             if "sound" in chosen:  # likewise
                 sound = run_sound(QUICK_SOUND if quick else FULL_SOUND, exe)
+            if "audience" in chosen:  # likewise
+                audience = run_audience(QUICK_AUDIENCE if quick else FULL_AUDIENCE, exe)
             if "pose" in chosen:
                 pose = run_pose(QUICK if quick else FULL)
             if "analytics" in chosen:  # after pose: MediaPipe once more, then the store on disk
@@ -270,6 +296,8 @@ def main(
         results |= site_figures(site)
     if sound is not None:
         results |= sound_figures(sound)
+    if audience is not None:
+        results |= audience_figures(audience)
     if analytics is not None:
         results |= analytics_figures(analytics)
     if soak is not None:
@@ -279,6 +307,8 @@ def main(
         table += "\n" + "\n".join(site_samples(site) + site_targets(results, site))
     if sound is not None:
         table += "\n" + "\n".join(sound_samples(sound))
+    if audience is not None:
+        table += "\n" + "\n".join(audience_samples(audience))
     if analytics is not None:
         table += "\n" + "\n".join(analytics_samples(analytics))
     print(as_json(results) if json_output else table)
@@ -641,3 +671,74 @@ def run_sound_engine(
     if code != 0:
         log.warning("%s exited with status %s after SIGTERM:\n%s", name, code, children.log_text(name))
     return result, None if health is None else mix_heard(render, began, ended, health)
+
+
+# --- the audience (audience.py): a tap to the crowd's signal, phones held, and what they cost control ---------------
+
+
+def run_audience(plan: AudiencePlan, mosquitto: str) -> AudienceResults:
+    """Through one engine process with an audience page (``python -m tests.bench.audience serve``): the probe
+    phone's taps to their count at the broker with no crowd, then with ``plan.crowd`` phones tapping; the OSC
+    bench's measurement with that crowd and without, alternating (without first, then with first, ...) so that
+    drift cancels; then ever larger crowds while the OSC bench measures, up to the first that is not held. Every
+    child is stopped and every temp file removed."""
+    osc = Plan(warmup=plan.latency_warmup, measured=plan.messages)
+    osc_s = osc.send_seconds + 3.0  # the subscriber's start and drain, and the sender's
+    runs: dict[bool, list[Latencies]] = {False: [], True: []}
+    crowds: list[CrowdRun] = []
+    cores: list[float] = []
+    steps: list[AudienceStep] = []
+    with tempfile.TemporaryDirectory(prefix="exhibit-bench-audience-") as tmp:
+        children = Children(Path(tmp))
+        try:
+            mqtt_port = start_mosquitto(children, mosquitto)
+            engine = start_audience_engine(children, mqtt_port)
+            log.info("audience: engine online, its page on port %d", engine.web_port)
+            idle_taps = TapRun(probe_taps(children, engine, mqtt_port, plan, "tap-probe-alone"), crowd=None)
+            latency, crowd = with_crowd(
+                children, engine, "tap-crowd", plan.crowd, plan, probe_work_s(plan),
+                lambda: probe_taps(children, engine, mqtt_port, plan, "tap-probe-crowd"),
+            )  # fmt: skip
+            crowd_taps = TapRun(latency, crowd)
+            for index in range(plan.rounds):
+                for crowded in (False, True) if index % 2 == 0 else (True, False):
+                    name = f"audience-{'crowd' if crowded else 'alone'}-{index}"
+
+                    def measured(name: str = name) -> Latencies:
+                        return measure(children, name, engine.control_topic, mqtt_port, engine.udp_port, osc)
+
+                    if crowded:
+                        result, crowd = with_crowd(children, engine, name, plan.crowd, plan, osc_s, measured)
+                        crowds.append(crowd)
+                    else:
+                        result, busy = idle_cores(engine, measured)
+                        cores.append(busy)
+                    runs[crowded].append(result)
+            idle_p99 = pooled(runs[False]).percentile(99)
+            for phones in plan.steps:
+                name = f"audience-step-{phones}"
+
+                def stepped(name: str = name) -> Latencies:
+                    return measure(children, name, engine.control_topic, mqtt_port, engine.udp_port, osc)
+
+                control, crowd = with_crowd(children, engine, name, phones, plan, osc_s, stepped)
+                steps.append(AudienceStep(crowd=crowd, control=control, idle_p99=idle_p99, rate=plan.rate))
+                log.info("audience: %d phones %s", phones, "held" if steps[-1].passed else steps[-1].failures())
+                if not steps[-1].passed:
+                    break
+            stop_audience_engine(children, engine)
+        finally:
+            children.stop_all()
+    load = AudienceLoad(
+        crowded=pooled(runs[True]),
+        idle=pooled(runs[False]),
+        crowded_p99=tuple(run.percentile(99) for run in runs[True]),
+        idle_p99=tuple(run.percentile(99) for run in runs[False]),
+        crowds=tuple(crowds),
+        idle_engine_cores=tuple(cores),
+        runs=plan.rounds,
+        rate=osc.rate,
+    )
+    log.info("audience load: p99 %.3f ms with the crowd, %.3f ms without", load.crowded.percentile(99),
+             load.idle.percentile(99))  # fmt: skip
+    return AudienceResults(idle_taps=idle_taps, crowd_taps=crowd_taps, load=load, steps=tuple(steps), plan=plan)

@@ -31,5 +31,5 @@ def test_bench_refuses_a_group_it_does_not_have_in_one_sentence():
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "No such benchmark group: smell; the groups are osc, console, inputs, logic, devices, render, site, "
-        "studio, sound, pose, analytics, soak"
+        "studio, sound, audience, pose, analytics, soak"
     ]

@@ -1,7 +1,8 @@
 """The audience figures of `launcher.py bench` (issue 19): a probe phone's tap to the device command carrying its
 count, with a crowd of phones tapping and without; the ramp of phones held; and the OSC-to-MQTT latency with a
-crowd and without, all through one engine with an audience page. Shape only: timings are never asserted against
-their targets."""
+crowd and without, all through one engine with an audience page. The group's logic on made-up runs (its real runs
+take minutes: `launcher.py bench --only audience`, whose figures the README and the closing notes give); timings are
+never asserted against their targets."""
 
 from __future__ import annotations
 
@@ -33,9 +34,8 @@ from tests.bench.audience import (
     step_failures,
     tap_latencies,
 )
-from tests.bench.procs import find_mosquitto
 from tests.bench.results import Latencies, as_json
-from tests.bench.runner import GROUPS, NEEDS_BROKER, run_audience
+from tests.bench.runner import GROUPS, NEEDS_BROKER
 from tests.support.bench_checks import assert_figures
 from tests.support.net import free_port
 
@@ -169,29 +169,3 @@ def test_the_figures_and_their_explanations():
     assert f"control_latency_audience_ratio at most {AUDIENCE_RATIO_LIMIT:g}: MISS (1.20" in table
     assert "1,500 phones: FAILED: control p99 over 1.1x idle; control p99 0.700 ms (1.40x idle)" in table
     assert "  500 phones: passed" in table and "1,000 phones: passed" in table
-
-
-@pytest.mark.timeout(240)  # about 45 s alone on two cores: an engine with its audience server, three crowds
-def test_tiny_audience_figures_come_from_real_phones():
-    mosquitto = find_mosquitto()
-    assert mosquitto is not None, "Mosquitto is needed: apt-get install mosquitto"
-    audience = run_audience(TINY, mosquitto)
-    figures = json.loads(as_json(audience_figures(audience)))
-    assert set(figures) == set(NAMES)
-    for name in ("audience_tap_to_signal_p50", "audience_tap_to_signal_p99", "control_latency_audience_ratio"):
-        assert all(math.isfinite(figures[name][key]) and figures[name][key] > 0 for key in ("value", "baseline"))
-    # Every timed tap came back as its count, with the crowd and without.
-    for run in (audience.idle_taps, audience.crowd_taps):
-        assert run.latency.measured == TINY.taps and len(run.latency.ms) == TINY.taps
-        assert np.all(run.latency.ms > 0)
-    # Every crowd connected, and the server counted every tap its phones sent.
-    crowds = [audience.crowd_taps.crowd, *audience.load.crowds, *(s.crowd for s in audience.steps)]
-    assert len(audience.load.crowds) == TINY.rounds and 1 <= len(audience.steps) <= len(TINY.steps)
-    for held in crowds:
-        assert held is not None
-        assert held.tally.connected == held.phones and not held.tally.errors and not held.tally.refused
-        assert held.tally.sent > 0 and held.lost == 0 and held.held and not held.restarted
-    assert audience.load.crowded.measured == audience.load.idle.measured == TINY.messages * TINY.rounds
-    table = "\n".join(audience_samples(audience))
-    assert "target: audience_tap_to_signal_p99 at most 150 ms" in table
-    assert "control_latency_audience_ratio at most 1.1" in table

@@ -282,13 +282,9 @@ class SoundDevice(Device):
             return False
         if now - self.narration_started.get(zone, -math.inf) < spec.cooldown:
             return False
-        language = self.language()
-        if language not in spec.files:
-            language = (
-                self.config.narration.language
-                if self.config.narration.language in spec.files
-                else next(iter(spec.files))
-            )
+        # The language of the moment, else the exhibit's, else the zone's first file.
+        choices = (self.language(), self.config.narration.language, next(iter(spec.files)))
+        language = next(code for code in choices if code in spec.files)
         voice = narration_voice(zone, language)
         self.narrating[zone] = voice
         self.narration_started[zone] = now
@@ -344,9 +340,10 @@ class SoundDevice(Device):
         local = when.astimezone(zone)
         level = quiet_level(self.config.audio.quiet, local.hour * 60 + local.minute)
         if level != self.quiet:
-            log.info("sound: quiet period: the master is at most %.2f", level) if level < 1 else log.info(
-                "sound: the quiet period is over"
-            )
+            if level < 1:
+                log.info("sound: quiet period: the master is at most %.2f", level)
+            else:
+                log.info("sound: the quiet period is over")
             self.quiet = level
             self._broadcast(self._master(QUIET_FADE))
 

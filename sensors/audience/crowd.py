@@ -176,12 +176,8 @@ class Crowd:
             values = [phone.sliders[offer] for phone in self.phones.values() if offer in phone.sliders]
             signals |= _spread(offer, values)
         for offer in self.config.of_type("motion"):
-            fresh = [
-                energy
-                for phone in self.phones.values()
-                if offer in phone.motion and now - (sent := phone.motion[offer])[1] <= MOTION_FRESH
-                for energy in (sent[0],)
-            ]
+            sent = [phone.motion[offer] for phone in self.phones.values() if offer in phone.motion]
+            fresh = [energy for energy, at in sent if now - at <= MOTION_FRESH]
             signals[f"{offer}.energy"] = sum(fresh) / len(fresh) if fresh else 0.0
             signals[f"{offer}.count"] = len(fresh)
         spoken = [phone.language for phone in self.phones.values() if phone.language is not None]

@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import math
+import multiprocessing
 import os
 import queue
 import re
@@ -352,8 +353,6 @@ def _next(commands: Queue[Any]) -> Any:
         try:
             return commands.get(timeout=1.0)
         except queue.Empty:
-            import multiprocessing
-
             parent = multiprocessing.parent_process()
             if parent is not None and not parent.is_alive():
                 return StopServing()

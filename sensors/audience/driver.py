@@ -16,6 +16,7 @@ from typing import Any
 from engine.drivers import DriverContext, Fault, WritableSensor, check_fault
 from engine.errors import UserError
 from engine.reconnect import Backoff, Reconnect
+from engine.tls import TlsFilesError, server_context
 from engine.worker_process import WorkerProcess, WorkerReply, WorkerStartError
 from sensors.audience.model import AudienceSensorConfig, Label
 from sensors.audience.server import ServerSettings, SetProps, StopServing, server_main
@@ -39,6 +40,8 @@ class AudienceSensor(WritableSensor):
         """The server :meth:`open` started, for :meth:`run` to take on."""
         self.port: int | None = None
         """The port the page listens on, once started (the configured one, or the one given for port 0)."""
+        self._tls: tuple[str, str] | None = None
+        """The certificate and key files (absolute), checked by :meth:`open`."""
 
     def set(self, values: Mapping[str, Any]) -> None:
         self.values.update(values)
@@ -50,7 +53,16 @@ class AudienceSensor(WritableSensor):
         return True
 
     async def open(self) -> None:
-        """Start the page's server: a port that is taken stops the start here, in one sentence."""
+        """Start the page's server: a port that is taken, or a certificate that cannot be used, stops the start
+        here, in one sentence."""
+        self._tls = self._tls_files()
+        if self._tls is None and self.config.of_type("motion"):
+            log.warning(
+                "%s: phones share their motion only with an https page: give the audience sensor `tls:` (a "
+                "certificate and key) for its motion to work / 手机只向 https 页面提供体感数据，"
+                "请为观众传感器配置 `tls:`",
+                self.name,
+            )
         try:
             self._first = await self._start()
         except WorkerStartError as exc:
@@ -62,8 +74,23 @@ class AudienceSensor(WritableSensor):
                 ) from None
             raise UserError(f"the audience page of `{self.name}` cannot start on {where}: {exc}") from None
 
+    def _tls_files(self) -> tuple[str, str] | None:
+        """The certificate and key, absolute, once they load: a bad pair stops the start in one sentence."""
+        tls = self.config.tls
+        if tls is None:
+            return None
+        cert, key = self.context.base_dir / tls.cert, self.context.base_dir / tls.key
+        try:
+            server_context(cert, key)
+        except TlsFilesError as exc:
+            raise UserError(
+                f"The TLS certificate `{cert}` or key `{key}` of the audience page of `{self.name}` cannot be used: "
+                f"{exc} (观众页面的 TLS 证书或私钥无法使用)."
+            ) from None
+        return str(cert.resolve()), str(key.resolve())
+
     async def _start(self) -> tuple[WorkerProcess, dict[str, Any]]:
-        settings = ServerSettings(self.config, self.config.title or DEFAULT_TITLE)
+        settings = ServerSettings(self.config, self.config.title or DEFAULT_TITLE, self._tls)
         process = WorkerProcess(server_main, settings, StopServing(), "audience server", self._reply)
         try:
             return process, await process.start(START_TIMEOUT)

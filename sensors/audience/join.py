@@ -24,7 +24,8 @@ def join_url(config: AudienceSensorConfig, host: str | None = None) -> str:
         return config.public_url
     if host is None:
         host = config.host if config.host not in ("0.0.0.0", "::", "") else local_address()
-    return f"http://{host}:{config.port}{config.path}"
+    scheme = "http" if config.tls is None else "https"
+    return f"{scheme}://{host}:{config.port}{config.path}"
 
 
 def write_qr(url: str, folder: Path, stem: str) -> list[Path]:

@@ -30,11 +30,14 @@ audience and closes its votes; a PANIC reset lets it in again.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from engine.model import Name, SensorConfig, StoreType, Strict
+from engine.control.settings import TlsSettings
+from engine.model import ComponentProblem, Name, SensorConfig, StoreType, Strict
+from engine.tls import TlsFilesError, server_context
 from sensors.audience.protocol import LANGUAGES
 
 
@@ -110,6 +113,11 @@ class AudienceSensorConfig(SensorConfig):
     path: str = Field("/", pattern=r"^/([A-Za-z0-9_-]+/)*$", description="The page's path (`/`, `/join/`).")
     public_url: str | None = Field(
         None, description="The address phones use (for the QR code), e.g. `http://10.0.0.5:8090/`; default: guessed."
+    )
+    tls: TlsSettings | None = Field(
+        None,
+        description="Serve the page over HTTPS with this certificate and key: phones share their motion only with "
+        "a secure page (taps, votes and sliders work over plain HTTP).",
     )
     title: Label | None = Field(None, description="The page's title (default: the exhibit's).")
     offers: dict[Name, Offer] = Field(min_length=1, description="What the page offers, in order, by name.")
@@ -196,3 +204,19 @@ class AudienceSensorConfig(SensorConfig):
 
     def resources(self) -> list[str]:
         return [f"TCP port {self.port}"]
+
+    def check_files(self, base: Path) -> list[ComponentProblem]:
+        if self.tls is None:
+            return []
+        missing: list[ComponentProblem] = [
+            (("tls", key), f"file `{name}` not found in {base}")
+            for key, name in (("cert", self.tls.cert), ("key", self.tls.key))
+            if not (base / name).is_file()
+        ]
+        if missing:
+            return missing
+        try:
+            server_context(base / self.tls.cert, base / self.tls.key)
+        except TlsFilesError as exc:
+            return [(("tls",), f"the certificate `{self.tls.cert}` and key `{self.tls.key}` cannot be used: {exc}")]
+        return []

@@ -34,6 +34,7 @@ from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from engine.tls import server_context
 from sensors.audience.crowd import Crowd
 from sensors.audience.model import AudienceSensorConfig, Label
 from sensors.audience.protocol import COOKIE, LANGUAGES, MAX_MESSAGE, WS_PATH
@@ -61,6 +62,8 @@ HEADERS = {
 class ServerSettings:
     config: AudienceSensorConfig
     title: Label
+    tls: tuple[str, str] | None = None
+    """The certificate and key files (absolute): the page is served over HTTPS, its WebSocket over WSS."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class AudienceServer:
 
     def __init__(self, settings: ServerSettings, replies: Queue[Any]) -> None:
         self.config, self.title = settings.config, settings.title
+        self.secure = settings.tls is not None
         self.replies = replies
         self.crowd = Crowd(self.config)
         self.sockets: set[Any] = set()
@@ -132,7 +136,9 @@ class AudienceServer:
             return web.Response(body=self._full, status=503, content_type="text/html", headers=self._full_headers)
         response = web.Response(body=self._page, content_type="text/html", charset="utf-8", headers=HEADERS)
         if not _session_of(request):
-            response.set_cookie(COOKIE, secrets.token_urlsafe(16), httponly=True, samesite="Strict", path="/")
+            response.set_cookie(
+                COOKIE, secrets.token_urlsafe(16), httponly=True, samesite="Strict", secure=self.secure, path="/"
+            )
         return response
 
     async def asset(self, request: Any) -> Any:
@@ -325,7 +331,8 @@ async def _serve(commands: Queue[Any], replies: Queue[Any], settings: ServerSett
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
     config = settings.config
-    site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
+    tls = None if settings.tls is None else server_context(*map(Path, settings.tls))
+    site = web.TCPSite(runner, config.host, config.port, reuse_address=True, ssl_context=tls)
     await site.start()
     port = runner.addresses[0][1] if runner.addresses else config.port
     replies.put(("ready", {"port": port, "started": time.monotonic()}))

@@ -4,9 +4,12 @@ exhibit's mappings and rules, a device on a real Mosquitto. The exhibit runs as 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -18,7 +21,17 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, Mosquitto
-from tests.console_browser.conftest import Api, MqttLines, latest, launch_console, sign_in, watched_tab
+from tests.console_browser.conftest import (
+    CHROMIUM_ARGS,
+    Api,
+    MqttLines,
+    chromium_path,
+    latest,
+    launch_console,
+    sign_in,
+    watched_tab,
+)
+from tests.support.certs import self_signed
 from tests.support.net import free_port
 
 EXHIBIT = """\
@@ -68,31 +81,42 @@ PHONE = {
 }
 
 
-@pytest.fixture(scope="module")
-def crowd_page(
-    broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, MqttLines, subprocess.Popen[str]]]:
-    folder = tmp_path_factory.mktemp("crowd")
-    port = free_port()
-    (folder / "exhibit.yaml").write_text(EXHIBIT.replace("{port}", str(port)), encoding="utf-8")
-    lines = MqttLines(broker.port, TOPIC)
+def run_exhibit(folder: Path, text: str, broker: Mosquitto, url: str) -> subprocess.Popen[str]:
+    """``text`` as `exhibit run` runs it, once its audience page answers at ``url`` (over HTTPS without checking
+    the certificate: the browser checks it)."""
+    (folder / "exhibit.yaml").write_text(text, encoding="utf-8")
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "launcher.py"), "run", str(folder / "exhibit.yaml"), "--headless", "--no-render",
          "--no-console", "--no-reload", "--broker", broker.url, "--state-dir", str(folder / "state")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
+    unchecked = ssl.create_default_context()
+    unchecked.check_hostname, unchecked.verify_mode = False, ssl.CERT_NONE
     deadline = time.monotonic() + 40
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2):
-                break
+            with urllib.request.urlopen(url, timeout=2, context=unchecked):
+                return process
         except OSError:
             assert process.poll() is None and time.monotonic() < deadline, "the audience page never came up"
             time.sleep(0.2)
-    yield url, lines, process
+
+
+def stop(process: subprocess.Popen[str]) -> None:
     process.terminate()
     process.wait(20)
+
+
+@pytest.fixture(scope="module")
+def crowd_page(
+    broker: Mosquitto, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, MqttLines, subprocess.Popen[str]]]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    lines = MqttLines(broker.port, TOPIC)
+    process = run_exhibit(tmp_path_factory.mktemp("crowd"), EXHIBIT.replace("{port}", str(port)), broker, url)
+    yield url, lines, process
+    stop(process)
     lines.close()
 
 
@@ -213,3 +237,65 @@ def test_the_console_shows_the_phones_and_an_operator_pauses_the_audience(
     audited = [json.loads(line) for line in audit_log.read_text(encoding="utf-8").splitlines()]
     pauses = [entry for entry in audited if entry.get("action") == "audience/pause"]
     assert [entry["params"]["paused"] for entry in pauses] == [True, False], pauses
+
+
+def spki_hash(cert: Path) -> str:
+    """The base64 SHA-256 of the certificate's public key, as Chromium's ``--ignore-certificate-errors-spki-list``
+    takes it (the browser then trusts that certificate as it would one from a CA)."""
+    public = subprocess.run(["openssl", "x509", "-in", str(cert), "-pubkey", "-noout"], check=True,
+                            capture_output=True).stdout  # fmt: skip
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=public, check=True,
+                         capture_output=True).stdout  # fmt: skip
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def test_motion_needs_the_page_over_https_and_works_there(
+    browser: Any, broker: Mosquitto, crowd_page: tuple[str, MqttLines, Any], tmp_path: Path
+):
+    """A phone reaches the exhibit by a name (`exhibit.test`, as on a venue's Wi-Fi), not by loopback, which browsers
+    count as secure: over plain HTTP the page tells it that motion needs a secure page; over HTTPS (the audience
+    sensor's `tls:`, a certificate the browser trusts) motion and taps reach the lamp through `wss://`."""
+    http_url, _, _ = crowd_page
+    port = free_port()
+    cert, _ = self_signed(tmp_path, "page", names=("exhibit.test",))
+    text = EXHIBIT.replace("{port}", str(port)).replace("    offers:\n", "    tls: {cert: page.crt, key: page.key}\n"
+                                                        "    offers:\n", 1)  # fmt: skip
+    secure_url = f"https://exhibit.test:{port}/"
+    args = [
+        "--host-resolver-rules=MAP exhibit.test 127.0.0.1",
+        f"--ignore-certificate-errors-spki-list={spki_hash(cert)}",
+    ]
+    named = browser.browser_type.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS + args)
+    lamp = MqttLines(broker.port, TOPIC)
+    process = run_exhibit(tmp_path, text, broker, f"https://127.0.0.1:{port}/")
+    try:
+        insecure = phone(named, "zh-CN")
+        insecure.goto(http_url.replace("127.0.0.1", "exhibit.test"))
+        insecure.locator("button[data-offer=shake]").tap()
+        assert insecure.evaluate("window.isSecureContext") is False
+        note = insecure.locator("section[data-card=shake] .note")
+        note.wait_for(timeout=5000)
+        assert "非 https" in note.inner_text()
+        assert insecure.locator("button[data-offer=shake]").is_disabled()
+
+        secure = phone(named, "en-GB")
+        secure.goto(secure_url)
+        assert secure.evaluate("window.isSecureContext") is True
+        pad = secure.locator("button.tap[data-offer=lantern]")
+        for _ in range(5):
+            pad.tap()
+            secure.wait_for_timeout(80)
+        wait_lamp(lamp, lambda p: p.get("level", 0) > 0)
+        secure.locator("button[data-offer=shake]").tap()
+        shaking = (
+            "() => window.dispatchEvent(new DeviceMotionEvent('devicemotion', {acceleration: {x: 14, y: 0, z: 0}}))"
+        )
+        for _ in range(20):
+            secure.evaluate(shaking)
+            secure.wait_for_timeout(50)
+        wait_lamp(lamp, lambda p: p.get("wave", 0) >= 50)
+        assert secure.evaluate("window.audience.state.motion.on") is True
+    finally:
+        named.close()
+        stop(process)
+        lamp.close()

@@ -41,6 +41,7 @@
     motionOn: ["体感已开启，请轻轻晃动手机", "Motion on — gently move your phone"],
     motionUnavailable: ["抱歉，这部手机无法使用体感。", "Sorry, motion isn't available on this phone."],
     motionDenied: ["未获得体感权限。", "Motion access was not allowed."],
+    motionInsecure: ["此页面未加密（非 https），手机不提供体感数据。", "Motion needs a secure (https) page."],
     switchLang: ["切换语言", "Switch language"],
   };
 
@@ -399,7 +400,8 @@
     updaters.push(() => {
       const motion = state.motion;
       setText(button, t(motion.on ? "motionOn" : "enableMotion"));
-      button.disabled = blocked() || motion.on || motion.status === "motionUnavailable";
+      const impossible = motion.status === "motionUnavailable" || motion.status === "motionInsecure";
+      button.disabled = blocked() || motion.on || impossible;
       button.classList.toggle("chosen", motion.on);
       meter.hidden = !motion.on;
       fill.style.transform = `scaleX(${motion.energy})`;
@@ -463,6 +465,7 @@
   /** Asks for the sensor (iOS needs permission, from this tap), then listens to devicemotion. */
   async function enableMotion() {
     if (state.motion.on) return;
+    if (!window.isSecureContext) return stopMotion("motionInsecure");   // browsers send no motion to http pages
     if (typeof DeviceMotionEvent === "undefined") return stopMotion("motionUnavailable");
     if (typeof DeviceMotionEvent.requestPermission === "function") {
       try {

@@ -19,6 +19,7 @@ from engine.control.accounts import Accounts
 from engine.runtime import Runtime, RuntimeOptions, assemble
 from engine.validate import validate_text
 from launcher import build_registry
+from tests.support.certs import self_signed
 
 EXHIBIT = """\
 format_version: 1
@@ -147,15 +148,5 @@ async def console(tmp_path: Path, mosquitto) -> AsyncIterator[Console]:
 @pytest.fixture
 def cert(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """A self-signed certificate for 127.0.0.1 (made by the real openssl)."""
-    import subprocess
-
-    from tests.conftest import require_tool
-
-    key, crt = tmp_path / "console.key", tmp_path / "console.crt"
-    subprocess.run(
-        [require_tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-keyout", str(key), "-out", str(crt), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    crt, key = self_signed(tmp_path, "console")
     yield crt, key

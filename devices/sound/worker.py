@@ -52,11 +52,15 @@ from devices.sound.protocol import (
     StopSound,
     WorkerSettings,
 )
+from engine.priority import lower_priority
 
 log = logging.getLogger("devices.sound")
 
 TICK = 0.01
-"""Seconds between ticks (fades, end-of-sound checks, ``mgr.update()``): 100 Hz."""
+"""Seconds between ticks while something glides (a fade, a ramp, ducking): 100 Hz, so ramps have no steps."""
+IDLE_TICK = 0.05
+"""Seconds between ticks while nothing glides (end-of-sound checks, ``mgr.update()`` for streamed files): 20 Hz.
+The process then wakes a fifth as often, which the show's control path, on the same cores, notices."""
 SILENCE_MARGIN = 0.03
 """A :class:`Silence` fade ends this long before its deadline: the tick that stops the sounds may come up to
 one tick late, and the mixer needs a block to hear it."""
@@ -72,6 +76,12 @@ DUCK_UP = 1.5
 """Seconds they take to come back up after it ends."""
 PEAK_CHUNK = 48000
 """Frames read at a time when measuring a file's peak."""
+
+NICENESS = 10
+"""The sound process runs at a lower priority than the show: when both want a core, the show's control path comes
+first (measured by ``launcher.py bench --only sound``). Mixing takes about 1% of a core and OpenAL keeps a few
+blocks queued (three of 1024 frames, 64 ms, for a sound card), so a wait for the core is not heard; the renderer
+(nice 19) is still below it."""
 
 PAN_DEGREES = 90.0
 """Pan ±1 puts a sound at ±90° (fully on one side); ±0.5 is about 13 dB between the channels."""
@@ -307,6 +317,7 @@ class Mixer:
 
     def _halt(self, voice: Voice, then: Literal["stop", "pause"]) -> None:
         if then == "pause":
+            self.mgr.update()  # Panda's getTime() is the time at its last update(): bring it up to now
             voice.paused_at = float(voice.sound.getTime())
         voice.sound.stop()
         voice.state = "paused" if then == "pause" else "stopped"
@@ -391,6 +402,18 @@ class Mixer:
         self._apply_master()  # every tick: the guard follows fades, ducking and sounds that ended
         self.mgr.update()
 
+    def gliding(self) -> bool:
+        """Whether a level is on its way somewhere (the next tick must come at :data:`TICK`)."""
+        if self.master.moving or self.ducking.moving or self._silences:
+            return True
+        return any(
+            voice.volume.moving
+            or voice.gain.moving
+            or voice.rate.moving
+            or (voice.pan is not None and voice.pan.moving)
+            for voice in self.voices.values()
+        )
+
     def _check_silence(self) -> None:
         if not self._silences or self.master.moving:
             return
@@ -459,6 +482,7 @@ def worker_main(commands: Queue[SoundCommand], replies: Queue[SoundReply], setti
     (or until the parent dies), then shut the manager down (which finalises a rendered WAV) and reply
     ``closed``."""
     conf_dir: str | None = None
+    lower_priority(NICENESS)  # before OpenAL starts its mixing thread, which inherits it
     os.environ.setdefault("ALSOFT_LOGLEVEL", "0")  # OpenAL Soft's own warnings go to stderr otherwise
     # OpenAL Soft reads these once, at the first OpenAL call in the process: set them before Panda opens it.
     if settings.render_to is not None:
@@ -537,12 +561,15 @@ def _loop(mixer: Mixer, commands: Queue[SoundCommand]) -> None:
                     log.exception("sound: %r failed", command)
                     with contextlib.suppress(Exception):
                         mixer.reply("error", getattr(command, "name", ""), f"{type(exc).__name__}: {exc}")
+                if mixer.gliding():  # a fade (or PANIC's silence) starts now, not at the next idle tick
+                    next_tick = min(next_tick, time.monotonic() + TICK)
                 continue
         now = time.monotonic()
         mixer.tick(now)
-        next_tick += TICK
+        step = TICK if mixer.gliding() else IDLE_TICK
+        next_tick += step
         if next_tick < now:  # fell behind (a busy machine): tick again soon, without a burst to catch up
-            next_tick = now + TICK
+            next_tick = now + step
         ticks += 1
         if parent is not None and ticks % PARENT_CHECK_TICKS == 0 and not parent.is_alive():
             log.warning("sound: the controller has gone; the sound process quits")

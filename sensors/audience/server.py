@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import multiprocessing
-import os
 import queue
 import re
 import secrets
@@ -34,6 +33,7 @@ from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from engine.priority import idle_priority
 from engine.tls import server_context
 from sensors.audience.crowd import Crowd
 from sensors.audience.model import AudienceSensorConfig, Label
@@ -305,14 +305,14 @@ def _number(value: Any) -> TypeGuard[float]:
 
 
 NICENESS = 10
-"""The audience server runs at a lower scheduling priority than the show: where they want the same core, the show's
-control path comes first and a crowd waits a little (measured by ``launcher.py bench --only audience``)."""
+"""Where the idle scheduling class is not there: a lower priority than the show's."""
 
 
 def server_main(commands: Queue[Any], replies: Queue[Any], settings: ServerSettings) -> None:
-    """The audience process's entry point (see :mod:`engine.worker_process`)."""
-    with contextlib.suppress(OSError, AttributeError):  # not on every platform
-        os.nice(NICENESS)
+    """The audience process's entry point (see :mod:`engine.worker_process`). It runs in the idle scheduling class:
+    a crowd waits a little for the show's control path, and loses nothing (the phones' messages wait in their
+    sockets)."""
+    idle_priority(NICENESS)
     try:
         asyncio.run(_serve(commands, replies, settings))
     except OSError as exc:  # the port is taken, or the address is not this computer's

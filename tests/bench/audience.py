@@ -3,8 +3,9 @@ tests.bench.audience serve`` (the exhibit as ``launcher.py run --no-render --no-
 Mosquitto): the OSC bench's exhibit (an OSC float mapped to an MQTT device) plus a ``kind: audience`` sensor on
 loopback (``max_phones`` 3000, ``rate`` 10) with two tap pads, ``probe`` and ``lantern``, and a mapping from
 ``crowd.probe.taps`` to a second MQTT device's ``value``. Its audience server is the sensor's own process, as in a
-show. Phones are real WebSocket clients: ``tests.support.phones`` processes (the crowd, tapping ``lantern``) at the
-lowest CPU priority (they stand in for phones, which are other machines), and a probe phone of the bench's own.
+show. Phones are real WebSocket clients: ``tests.support.phones`` processes (the crowd, tapping ``lantern``) in
+the idle scheduling class, as the audience server is (they stand in for phones, which are other machines), and a
+probe phone of the bench's own.
 Every clock is ``time.monotonic_ns()``, the same one in every process on Linux. The engine answers ``crowd`` on its
 stdin with the crowd's signals as the show holds them (the server's exact tap totals, the phones it counts).
 
@@ -108,6 +109,9 @@ class AudiencePlan:
     """The crowd's phones are spread over this many ``tests.support.phones`` processes."""
     latency_warmup: int = 300
     seed: int = 19
+    step_runs: int = 2
+    """Runs of the OSC bench's probe each step of the ramp measures, pooled: one run's p99 moves by about 10% from
+    run to run here, with or without phones, as much as the step's limit allows."""
 
     def gaps(self) -> list[float]:
         """The time before each probe tap (the first after 0.5 s)."""
@@ -117,7 +121,7 @@ class AudiencePlan:
 
 
 QUICK_AUDIENCE = AudiencePlan(taps=30, crowd=500, steps=(250, 500), rounds=1, messages=1000)
-FULL_AUDIENCE = AudiencePlan(taps=100, crowd=1000, steps=(500, 1000, 1500, 2000), rounds=2, messages=3000)
+FULL_AUDIENCE = AudiencePlan(taps=100, crowd=1000, steps=(500, 1000, 1500, 2000), rounds=3, messages=3000)
 
 
 # --- results ----------------------------------------------------------------------------------------------------
@@ -465,12 +469,12 @@ def start_phones(
     children: Children, engine: AudienceEngine, name: str, phones: int, plan: AudiencePlan, seconds: float
 ) -> list[str]:
     """``phones`` spread over the plan's processes (fewer for a small crowd), each tapping ``lantern`` at the
-    plan's rate for ``seconds`` from its start, at the lowest CPU priority."""
+    plan's rate for ``seconds`` from its start, in the idle scheduling class (as the audience server is)."""
     processes = max(1, min(plan.processes, phones))
     names = []
     for index in range(processes):
         share = phones // processes + (1 if index < phones % processes else 0)
-        argv = ["nice", "-n", "19", sys.executable, "-m", "tests.support.phones", engine.url, "--phones", str(share)]
+        argv = ["chrt", "--idle", "0", sys.executable, "-m", "tests.support.phones", engine.url, "--phones", str(share)]
         argv += ["--rate", f"{plan.rate:g}", "--seconds", f"{seconds:.2f}", "--offer", CROWD_OFFER]
         names.append(f"{name}-phones-{index}")
         children.start(names[-1], argv, pipes=True, cwd=ROOT)
@@ -682,8 +686,9 @@ def audience_samples(audience: AudienceResults) -> list[str]:
         "audience: one engine process (the OSC bench's exhibit plus a `kind: audience` sensor on loopback, rate "
         f"{AGGREGATION_HZ:g} Hz, max_phones {MAX_PHONES:,}, run as `launcher.py run --no-render --no-console` does, "
         "on Mosquitto), its audience server in the sensor's own process; the crowd: real WebSocket clients "
-        f"(`tests.support.phones`, {plan.processes} processes at nice 19, stand-ins for phones, which are other "
-        f"machines, yet on the same 2 cores here) each tapping `{CROWD_OFFER}` {plan.rate:g} times a second; the "
+        f"(`tests.support.phones`, {plan.processes} processes in the idle scheduling class as the audience server "
+        "is, stand-ins for phones, which are other machines, yet on the same 2 cores here) each tapping "
+        f"`{CROWD_OFFER}` {plan.rate:g} times a second; the "
         "server's tap totals read from the show's signals (exact counts)",
         f"audience_tap_to_signal_p50/_p99: {plan.taps} taps (after {plan.tap_warmup}) {low:g} to {high:g} s apart at "
         f"random from a probe phone (a process of its own) on the `{PROBE_OFFER}` pad, each timed from just before "
@@ -699,9 +704,10 @@ def audience_samples(audience: AudienceResults) -> list[str]:
     lines += [
         f"  no crowd:       {tap_summary(audience.idle_taps.latency)}",
         f"audience_phones_max: steps of {steps} phones (stopping at the first that fails), each tapping "
-        f"{plan.rate:g}/s while the OSC bench's probe measures the control path ({plan.messages:,} messages after "
-        f"{plan.latency_warmup} at {load.rate:,.0f}/s); a step passes when every phone connected and stayed, the "
-        f"server counted every tap the phones sent (its total against the sum of their own), counted at least "
+        f"{plan.rate:g}/s while the OSC bench's probe measures the control path ({plan.step_runs} runs of "
+        f"{plan.messages:,} messages after {plan.latency_warmup} at {load.rate:,.0f}/s, pooled); a step passes when "
+        "every phone connected and stayed, the server counted every tap the phones sent (its total against the sum "
+        f"of their own), counted at least "
         f"{RATE_SHORTFALL:.0%} of the taps a second asked while measured, and the control p99 stayed within "
         f"{STEP_RATIO_LIMIT:g}x the p99 with no phones (the ratio's runs without, pooled: "
         f"{load.idle.percentile(99):.3f} ms); value: the largest step passed, baseline: the issue's target, "

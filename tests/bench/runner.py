@@ -137,6 +137,7 @@ from tests.bench.site import FULL_SITE, QUICK_SITE, SiteResults, run_site, site_
 from tests.bench.soak import FULL_SOAK, QUICK_SOAK, run_soak
 from tests.bench.sound import (
     FULL_SOUND,
+    LOAD_BLOCK,
     QUICK_SOUND,
     MixHeard,
     SoundLoad,
@@ -651,7 +652,7 @@ def run_sound_engine(
     exhibit = children.workdir / f"{exhibit_id}.yaml"
     exhibit.write_text(load_exhibit_text(exhibit_id, udp_port, sounding), encoding="utf-8")
     render = children.workdir / f"{name}.wav"
-    extra = ["--render-to", render] if sounding else []
+    extra = ["--render-to", render, "--block", LOAD_BLOCK] if sounding else []
     started = time.monotonic()
     proc = start_module(children, name, "sound", "serve", exhibit, "--broker-port", mqtt_port, *extra)
     if not wait_for_payload(mqtt_port, f"exhibit/{exhibit_id}/status", b"online", timeout=30.0, alive=proc):
@@ -719,9 +720,14 @@ def run_audience(plan: AudiencePlan, mosquitto: str) -> AudienceResults:
                 name = f"audience-step-{phones}"
 
                 def stepped(name: str = name) -> Latencies:
-                    return measure(children, name, engine.control_topic, mqtt_port, engine.udp_port, osc)
+                    return pooled(
+                        [
+                            measure(children, f"{name}-{run}", engine.control_topic, mqtt_port, engine.udp_port, osc)
+                            for run in range(plan.step_runs)
+                        ]
+                    )
 
-                control, crowd = with_crowd(children, engine, name, phones, plan, osc_s, stepped)
+                control, crowd = with_crowd(children, engine, name, phones, plan, osc_s * plan.step_runs, stepped)
                 steps.append(AudienceStep(crowd=crowd, control=control, idle_p99=idle_p99, rate=plan.rate))
                 log.info("audience: %d phones %s", phones, "held" if steps[-1].passed else steps[-1].failures())
                 if not steps[-1].passed:

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from content.audio_synth import tone, write_wav
-from devices.sound.device import RENDER_ENV
+from devices.sound.device import BLOCK_ENV, RENDER_ENV
 from devices.sound.protocol import WorkerSettings
 from devices.sound.wavfile import level_db, onsets, read_wav, segment
 from engine import session
@@ -58,6 +58,9 @@ ROOT = Path(__file__).resolve().parents[2]
 GO_LIMIT_MS = 20.0
 """The issue's target for GO to sound: 20 ms plus the back-end's buffer."""
 SOUND_RATIO_LIMIT = 1.1
+LOAD_BLOCK = 1024
+"""Frames per mixing block in the control-latency runs with sound: OpenAL Soft's default period, so the mixer wakes
+as often as it does for a sound card (the GO runs mix in 64-frame blocks, to time onsets within 1.3 ms)."""
 CUE_LIST = "main"
 BEEP_S = 0.05
 BEEP_HZ = 1000.0
@@ -92,9 +95,11 @@ class SoundPlan:
     spacing_s: tuple[float, float] = (0.15, 0.25)
     """Between two GOs: uniformly at random in this range (seeded: the engine and the bare loop get the same)."""
     latency_warmup: int = 300
-    settle_s: float = 2.0
+    settle_s: float = 6.0
     """Control latency: the first message goes at least this long after the engine was started (and, with sound,
-    once its sound process is mixing), so the start-up's one-off work is over in both kinds of run."""
+    once its sound process is mixing), so the start-up's one-off work is over in both kinds of run. Measured: with
+    2 s the sound process was still starting (its imports, the files' peaks) in some runs, whose p99 went from about
+    1 ms to 5 to 20 ms, with and without sound alike; with 6 s every run's p99 is within 0.2 ms of the others."""
     seed: int = 18
 
     def gaps(self) -> list[float]:
@@ -105,7 +110,7 @@ class SoundPlan:
 
 
 QUICK_SOUND = SoundPlan(gos=30, rounds=2, messages=500)
-FULL_SOUND = SoundPlan(gos=150, rounds=3, messages=2500)
+FULL_SOUND = SoundPlan(gos=150, rounds=8, messages=2500)
 
 
 @dataclass(frozen=True)
@@ -351,12 +356,14 @@ def closed_file(render: Path) -> Path:
     return render.with_suffix(".closed.json")
 
 
-async def serve(path: Path, broker_port: int, render_to: Path | None) -> None:
+async def serve(path: Path, broker_port: int, render_to: Path | None, block: int | None = None) -> None:
     """The exhibit as ``launcher.py run --no-render --no-console --broker ...`` runs it (its mix into ``render_to``),
     and a reader of this process's stdin that answers ``mix`` with the sound device's health; stops on SIGTERM or
     EOF, then writes the sound device's ``closed_at`` to :func:`closed_file`."""
     if render_to is not None:
         os.environ[RENDER_ENV] = str(render_to)
+    if block is not None:
+        os.environ[BLOCK_ENV] = str(block)
     registry = build_registry()
     exhibit = load_exhibit(path, registry)
     options = RuntimeOptions(base_dir=path.parent, broker=f"mqtt://127.0.0.1:{broker_port}", console=False)
@@ -492,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     engine.add_argument("exhibit", type=Path)
     engine.add_argument("--broker-port", type=int, required=True)
     engine.add_argument("--render-to", type=Path)
+    engine.add_argument("--block", type=int, help="frames per mixing block of the rendered mix")
     args = parser.parse_args(argv)
     if args.command == "bare":
         gaps = [float(gap) for gap in json.loads(args.gaps.read_text(encoding="utf-8"))]
@@ -499,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(result), encoding="utf-8")
         return 0
     setup_logging("info", "text")  # as launcher.py's main does: the cost of its log lines stays
-    asyncio.run(serve(args.exhibit, args.broker_port, args.render_to))
+    asyncio.run(serve(args.exhibit, args.broker_port, args.render_to, args.block))
     return 0
 
 

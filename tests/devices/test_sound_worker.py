@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
 import wave
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from devices.sound.protocol import (
     WorkerSettings,
 )
 from devices.sound.wavfile import level_db, onsets, read_wav, segment
+from devices.sound.worker import NICENESS
 
 RATE = 48000
 BLOCK = 64 / RATE
@@ -164,6 +166,17 @@ def rendering(tmp_path: Path) -> Session:
 
 def null_output() -> Session:
     return Session(WorkerSettings(driver="null"))
+
+
+async def test_the_sound_process_and_its_mixing_thread_yield_the_cpu_to_the_show(tmp_path, sounds):
+    async with rendering(tmp_path) as session:
+        session.send(Load("tone", sounds["tone"], loop=True), Play("tone"))
+        await asyncio.sleep(0.3)  # OpenAL's mixing thread is running
+        pid = session.process.pid
+        assert pid is not None
+        threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+        niceness = {tid: os.getpriority(os.PRIO_PROCESS, tid) for tid in threads}
+    assert len(threads) > 2 and set(niceness.values()) == {os.getpriority(os.PRIO_PROCESS, 0) + NICENESS}, niceness
 
 
 async def test_a_play_starts_on_time_at_its_level(tmp_path, sounds):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -123,6 +124,16 @@ async def test_the_page_sets_a_session_and_serves_only_its_own_files(server: Ser
         for command in ("go", "panic", "login", "reset", "show/go"):
             async with client.post(f"http://127.0.0.1:{server.port}/api/v1/{command}", json={}) as response:
                 assert response.status in (404, 405), command
+
+
+async def test_the_server_and_every_thread_it_started_yield_the_cpu_to_the_show(server: Server):
+    """The idle scheduling class: any of the show's processes that wakes takes the core from the server at once."""
+    async with aiohttp.ClientSession() as client, client.get(server.url) as page:  # its threads are all started
+        assert page.status == 200
+    assert server.process.pid is not None
+    threads = [int(task) for task in os.listdir(f"/proc/{server.process.pid}/task")]
+    assert len(threads) > 1 and {os.sched_getscheduler(tid) for tid in threads} == {os.SCHED_IDLE}, threads
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the show's own process is not touched
 
 
 async def test_taps_votes_and_sliders_from_several_phones_become_signals(server: Server):

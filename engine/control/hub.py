@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,12 @@ if TYPE_CHECKING:
     from engine.signals import Signal
 
 log = logging.getLogger("engine.control.hub")
+
+FIGURES_EVERY = 1.0
+"""Seconds between two sends of a component's health when only its figures changed (a rate, the sounds playing,
+the phones' messages a second): some change ten times a second, which no operator reads, and each send costs the
+show's loop a publish per subscriber. A change of status or reason goes at once."""
+HEALTH_STATE = ("status", "reason", "since", "kind", "in_use")
 
 
 class Subscription:
@@ -111,6 +118,11 @@ class Subscription:
         self.hub.unsubscribe(self)
 
 
+def _figures_only(sent: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether a component's health changed in its figures only (its status, reason and since are the same)."""
+    return all(sent.get(key) == now.get(key) for key in HEALTH_STATE)
+
+
 class EventHub:
     def __init__(self, runtime: Runtime, controller: Controller, interval: float = 0.05) -> None:
         self.runtime, self.controller, self.interval = runtime, controller, interval
@@ -130,6 +142,9 @@ class EventHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._log_handler: _HubLogHandler | None = None
         self._refresh_soon = False
+        self._figures_sent: dict[str, float] = {}
+        """When each health topic was last sent, for :data:`FIGURES_EVERY`."""
+        self.now: Callable[[], float] = time.monotonic
         controller.listeners.append(self._after_command)
         controller.audit.listeners.append(lambda entry: self.publish("audit", entry))
 
@@ -207,9 +222,16 @@ class EventHub:
         except Exception:  # the console must never take the show down; say it once per kind
             log.exception("could not read the show state for the console")
             return
+        clock = self.now()
         for topic, data in now.items():
-            if self.state.get(topic) != data:
-                self.publish(topic, data)
+            sent = self.state.get(topic)
+            if sent == data:
+                continue
+            if topic.startswith("health/") and sent is not None:
+                if _figures_only(sent, data) and clock - self._figures_sent.get(topic, -FIGURES_EVERY) < FIGURES_EVERY:
+                    continue  # the latest figures go at the first refresh after FIGURES_EVERY
+                self._figures_sent[topic] = clock
+            self.publish(topic, data)
         for topic in [t for t in self.state if t not in now]:  # a reload took its subject away
             del self.state[topic]
             for sub in list(self.subscribers):

@@ -244,6 +244,33 @@ async def test_a_slow_subscriber_gets_the_latest_state_not_a_backlog():
     await runtime.stop()
 
 
+async def test_health_figures_alone_go_out_once_a_second_and_a_new_status_at_once():
+    runtime, _clock = await start_show(EXHIBIT)
+    hub = runtime.events
+    now = [1000.0]
+    hub.now = lambda: now[0]
+    sub = hub.subscribe(topics=("health/panel",))
+    await sub.next()
+    health = next(component for component in runtime.health if component.name == "panel")
+    figure = next(iter(health.figures))
+    sent: list[dict] = []
+    for step in range(30):  # three seconds of a figure changing ten times a second
+        health.figure(figure, 1000.0 + step)
+        hub.refresh()
+        sent += sub.take()
+        now[0] += 0.1
+    assert 3 <= len(sent) <= 4, [event["data"][figure] for event in sent]
+    now[0] += 1.0
+    hub.refresh()
+    last = (sent + sub.take())[-1]["data"]
+    assert last[figure] == 1029  # the latest figure arrives within a second
+    health.set("degraded", "a test")
+    hub.refresh()
+    assert [event["data"]["status"] for event in sub.take()] == ["degraded"]  # a new status goes at once
+    sub.close()
+    await runtime.stop()
+
+
 async def test_watched_signals_are_pushed_as_they_change_and_unwatched_ones_are_not():
     runtime, _clock = await start_show(EXHIBIT)
     hub = runtime.events

@@ -22,7 +22,6 @@ from engine.errors import UserError
 from engine.health import ComponentHealth
 from engine.model import StoreType
 from engine.registry import ServiceSpec
-from engine.tls import TlsFilesError, server_context
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -115,13 +114,17 @@ class ConsoleService:
             return None
         base = self.runtime.context.base_dir
         cert, key = base / self.settings.tls.cert, base / self.settings.tls.key
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
         try:
-            return server_context(cert, key)
-        except TlsFilesError as exc:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
             raise UserError(
-                f"The console's TLS certificate `{cert}` or key `{key}` cannot be used: {exc} "
+                f"The console's TLS certificate `{cert}` or key `{key}` cannot be used: {reason} "
                 "(控制台的 TLS 证书或私钥无法使用)."
             ) from None
+        return context
 
     def _hosts(self) -> frozenset[str]:
         names = {"localhost", "127.0.0.1", "::1", *(host.lower().rstrip(".") for host in self.settings.allowed_hosts)}

@@ -16,11 +16,11 @@ from typing import Any
 from engine.drivers import DriverContext, Fault, WritableSensor, check_fault
 from engine.errors import UserError
 from engine.reconnect import Backoff, Reconnect
-from engine.tls import TlsFilesError, server_context
 from engine.worker_process import WorkerProcess, WorkerReply, WorkerStartError
 from sensors.audience.model import AudienceSensorConfig, Label
 from sensors.audience.server import ServerSettings, SetProps, StopServing, server_main
 from sensors.audience.simulated import SimulatedCrowd
+from sensors.audience.tls import TlsFilesError, server_context
 
 log = logging.getLogger("sensors.audience")
 

@@ -37,8 +37,8 @@ from pydantic import Field, model_validator
 
 from engine.control.settings import TlsSettings
 from engine.model import ComponentProblem, Name, SensorConfig, StoreType, Strict
-from engine.tls import TlsFilesError, server_context
 from sensors.audience.protocol import LANGUAGES
+from sensors.audience.tls import TlsFilesError, server_context
 
 
 class Label(Strict):

@@ -33,11 +33,11 @@ from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from engine.priority import idle_priority
-from engine.tls import server_context
+from engine.priority import lower_priority
 from sensors.audience.crowd import Crowd
 from sensors.audience.model import AudienceSensorConfig, Label
 from sensors.audience.protocol import COOKIE, LANGUAGES, MAX_MESSAGE, WS_PATH
+from sensors.audience.tls import server_context
 
 log = logging.getLogger("sensors.audience")
 
@@ -305,14 +305,14 @@ def _number(value: Any) -> TypeGuard[float]:
 
 
 NICENESS = 10
-"""Where the idle scheduling class is not there: a lower priority than the show's."""
+"""The audience server runs at a lower priority than the show: where they want the same core, the show's control
+path comes first and a crowd waits a little (measured by ``launcher.py bench --only audience``). Not the idle
+scheduling class: a load at any normal priority would starve it (a thousand phones' stand-ins in a test did)."""
 
 
 def server_main(commands: Queue[Any], replies: Queue[Any], settings: ServerSettings) -> None:
-    """The audience process's entry point (see :mod:`engine.worker_process`). It runs in the idle scheduling class:
-    a crowd waits a little for the show's control path, and loses nothing (the phones' messages wait in their
-    sockets)."""
-    idle_priority(NICENESS)
+    """The audience process's entry point (see :mod:`engine.worker_process`)."""
+    lower_priority(NICENESS)
     try:
         asyncio.run(_serve(commands, replies, settings))
     except OSError as exc:  # the port is taken, or the address is not this computer's

@@ -1,5 +1,5 @@
-"""TLS for the exhibit's own web servers (the operator console, the audience page): a certificate and its key,
-PEM files in the exhibit's folder, loaded into a server context that speaks TLS 1.2 or later."""
+"""TLS for the audience page (phones share their motion only with a secure page): a certificate and its key, PEM
+files in the exhibit's folder, loaded into a server context that speaks TLS 1.2 or later, as the console's is."""
 
 from __future__ import annotations
 

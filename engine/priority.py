@@ -23,3 +23,16 @@ def lower_priority(niceness: int) -> None:
     for thread in _threads():
         with contextlib.suppress(OSError, AttributeError):
             os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + niceness)
+
+
+def idle_priority(fallback_niceness: int) -> str:
+    """Put every thread of this process in the idle scheduling class (``SCHED_IDLE``): it runs on what the other
+    processes leave, and any of them that wakes takes the core from it at once, which a nice value does not promise
+    under the kernel's EEVDF scheduler. Where that class is not there, :func:`lower_priority`. Says which."""
+    try:
+        for thread in _threads():
+            os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+        return "idle"
+    except (OSError, AttributeError):
+        lower_priority(fallback_niceness)
+        return f"nice {fallback_niceness}"

@@ -3,8 +3,8 @@ tests.bench.audience serve`` (the exhibit as ``launcher.py run --no-render --no-
 Mosquitto): the OSC bench's exhibit (an OSC float mapped to an MQTT device) plus a ``kind: audience`` sensor on
 loopback (``max_phones`` 3000, ``rate`` 10) with two tap pads, ``probe`` and ``lantern``, and a mapping from
 ``crowd.probe.taps`` to a second MQTT device's ``value``. Its audience server is the sensor's own process, as in a
-show. Phones are real WebSocket clients: ``tests.support.phones`` processes (the crowd, tapping ``lantern``) at
-the lowest CPU priority (they stand in for phones, which are other machines), and a
+show. Phones are real WebSocket clients: ``tests.support.phones`` processes (the crowd, tapping ``lantern``) in
+the idle scheduling class, as the audience server is (they stand in for phones, which are other machines), and a
 probe phone of the bench's own.
 Every clock is ``time.monotonic_ns()``, the same one in every process on Linux. The engine answers ``crowd`` on its
 stdin with the crowd's signals as the show holds them (the server's exact tap totals, the phones it counts).
@@ -469,12 +469,12 @@ def start_phones(
     children: Children, engine: AudienceEngine, name: str, phones: int, plan: AudiencePlan, seconds: float
 ) -> list[str]:
     """``phones`` spread over the plan's processes (fewer for a small crowd), each tapping ``lantern`` at the
-    plan's rate for ``seconds`` from its start, at the lowest CPU priority."""
+    plan's rate for ``seconds`` from its start, in the idle scheduling class (as the audience server is)."""
     processes = max(1, min(plan.processes, phones))
     names = []
     for index in range(processes):
         share = phones // processes + (1 if index < phones % processes else 0)
-        argv = ["nice", "-n", "19", sys.executable, "-m", "tests.support.phones", engine.url, "--phones", str(share)]
+        argv = ["chrt", "--idle", "0", sys.executable, "-m", "tests.support.phones", engine.url, "--phones", str(share)]
         argv += ["--rate", f"{plan.rate:g}", "--seconds", f"{seconds:.2f}", "--offer", CROWD_OFFER]
         names.append(f"{name}-phones-{index}")
         children.start(names[-1], argv, pipes=True, cwd=ROOT)
@@ -686,7 +686,8 @@ def audience_samples(audience: AudienceResults) -> list[str]:
         "audience: one engine process (the OSC bench's exhibit plus a `kind: audience` sensor on loopback, rate "
         f"{AGGREGATION_HZ:g} Hz, max_phones {MAX_PHONES:,}, run as `launcher.py run --no-render --no-console` does, "
         "on Mosquitto), its audience server in the sensor's own process; the crowd: real WebSocket clients "
-        f"(`tests.support.phones`, {plan.processes} processes at nice 19, stand-ins for phones, which are other "
+        f"(`tests.support.phones`, {plan.processes} processes in the idle scheduling class as the server is, "
+        "stand-ins for phones, which are other "
         f"machines, yet on the same 2 cores here) each tapping `{CROWD_OFFER}` {plan.rate:g} times a second; the "
         "server's tap totals read from the show's signals (exact counts)",
         f"audience_tap_to_signal_p50/_p99: {plan.taps} taps (after {plan.tap_warmup}) {low:g} to {high:g} s apart at "
